@@ -1,0 +1,106 @@
+// `hardneg reference-check`: recompute a golden fixture made by the official implementation and
+// compare. PREFIX.inputs.safetensors → one forward/backward case (graph, GNN, generation, losses,
+// gradients); PREFIX.train.inputs.safetensors → a training trajectory of T whole iterations.
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { Command } from '../main.ts';
+import { UserError } from '../errors.ts';
+import { initBackend, type BackendName } from '../../engine/backend.ts';
+import { readSafetensors, writeSafetensors } from '../../io/safetensors.ts';
+import type { HostTensor } from '../../io/host_tensor.ts';
+import { coreCaseFromTensors, computeCoreCase } from '../../reference/core_case.ts';
+import { compareTensor, expectedNames, formatReport, type ComparisonRow } from '../../reference/compare.ts';
+import { coreTolerance, type GapEntry } from '../../reference/core_tolerance.ts';
+
+const HELP = `usage: hardneg reference-check --fixture PREFIX --out OUT.safetensors [--json] [--all] [--backend NAME]
+
+Recomputes a fixture produced by the official GCA-HNG code and writes every tensor that the
+fixture's expected file names, in full, under the same names, to OUT.
+  PREFIX.inputs.safetensors + PREFIX.state.safetensors        one forward/backward case
+  PREFIX.train.inputs.safetensors + PREFIX.train.state0...     a training trajectory (T iterations)
+When PREFIX[.train].expected.safetensors exists, prints a per-tensor comparison (tolerances from
+PREFIX[.train].json when present) and exits 1 if any tensor is out of tolerance.
+
+options:
+  --fixture PREFIX   path prefix of the fixture files
+  --out FILE         where to write the computed tensors (safetensors, written atomically)
+  --all              list every tensor in the report, not only failures
+  --json             print the comparison as one JSON object
+  --backend NAME     auto | wasm | cpu | tensorflow | webgpu (default auto)`;
+
+function loadGaps(path: string): Record<string, GapEntry> | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const j = JSON.parse(readFileSync(path, 'utf8')) as { report?: { f32_vs_f64?: Record<string, GapEntry> } };
+    return j.report?.f32_vs_f64;
+  } catch {
+    throw new UserError(`${path}: not valid JSON`);
+  }
+}
+
+async function runCore(prefix: string): Promise<{ computed: Map<string, HostTensor>; rows?: ComparisonRow[] }> {
+  const inputs = readSafetensors(`${prefix}.inputs.safetensors`).tensors;
+  const statePath = `${prefix}.state.safetensors`;
+  if (!existsSync(statePath)) throw new UserError(`${statePath}: not found (a fixture needs PREFIX.inputs.safetensors and PREFIX.state.safetensors)`);
+  const state = readSafetensors(statePath).tensors;
+  let c;
+  try {
+    c = coreCaseFromTensors(inputs, state);
+  } catch (err) {
+    throw new UserError(`${prefix}.inputs.safetensors: ${(err as Error).message}`);
+  }
+  const computed = computeCoreCase(c);
+  const expectedPath = `${prefix}.expected.safetensors`;
+  if (!existsSync(expectedPath)) return { computed };
+  const expected = readSafetensors(expectedPath).tensors;
+  const gaps = loadGaps(`${prefix}.json`);
+  const rows = expectedNames(expected).map((n) => compareTensor(n, computed.get(n), expected, coreTolerance(n, gaps)));
+  return { computed, rows };
+}
+
+export const command: Command = {
+  summary: 'recompute an official-code fixture and compare, tensor by tensor',
+  help: HELP,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        fixture: { type: 'string' },
+        out: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        all: { type: 'boolean', default: false },
+        backend: { type: 'string', default: 'auto' },
+      },
+      strict: true,
+    });
+    if (!values.fixture) throw new UserError('--fixture PREFIX is required');
+    if (!values.out) throw new UserError('--out OUT.safetensors is required');
+    const prefix = values.fixture;
+    await initBackend(values.backend as BackendName);
+    const started = Date.now();
+    let result: { computed: Map<string, HostTensor>; rows?: ComparisonRow[] };
+    if (existsSync(`${prefix}.train.inputs.safetensors`)) {
+      const { runTrajectoryFixture } = await import('../../reference/trajectory_check.ts');
+      result = await runTrajectoryFixture(prefix);
+    } else if (existsSync(`${prefix}.inputs.safetensors`)) {
+      result = await runCore(prefix);
+    } else {
+      throw new UserError(`no fixture at '${prefix}': expected ${prefix}.inputs.safetensors or ${prefix}.train.inputs.safetensors`);
+    }
+    writeSafetensors(values.out, result.computed);
+    const seconds = (Date.now() - started) / 1000;
+    if (!result.rows) {
+      if (values.json) console.log(JSON.stringify({ fixture: prefix, out: values.out, compared: false, seconds }));
+      else console.log(`wrote ${result.computed.size} tensors to ${values.out} in ${seconds.toFixed(1)} s (no expected file to compare with)`);
+      return 0;
+    }
+    const failed = result.rows.filter((r) => !r.ok);
+    if (values.json) {
+      console.log(JSON.stringify({ fixture: prefix, out: values.out, compared: true, ok: failed.length === 0, seconds, tensors: result.rows.length, failures: failed, rows: values.all ? result.rows : undefined }));
+    } else {
+      console.log(formatReport(result.rows, !values.all));
+      console.log(`wrote ${result.computed.size} tensors to ${values.out} in ${seconds.toFixed(1)} s`);
+    }
+    return failed.length === 0 ? 0 : 1;
+  },
+};

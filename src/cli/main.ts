@@ -1,0 +1,66 @@
+// The hardneg command line: dispatches `hardneg <command> [options]` to one module per command.
+import { UserError } from './errors.ts';
+import { SafetensorsError } from '../io/safetensors.ts';
+import { NpyError } from '../io/npy.ts';
+
+export interface Command {
+  summary: string;
+  help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./commands/demo.ts')).command,
+  generate: async () => (await import('./commands/generate.ts')).command,
+  'reference-check': async () => (await import('./commands/reference_check.ts')).command,
+};
+
+/** Registers a command (used by modules that add commands, keeping this file the one index). */
+export function commandNames(): string[] {
+  return Object.keys(COMMANDS);
+}
+
+async function usage(): Promise<string> {
+  const lines = ['hardneg: deep metric learning with GCA-HNG hard negative generation', '', 'usage: hardneg <command> [options]', '', 'commands:'];
+  for (const name of Object.keys(COMMANDS)) {
+    const cmd = await (COMMANDS[name] as () => Promise<Command>)();
+    lines.push(`  ${name.padEnd(18)}${cmd.summary}`);
+  }
+  lines.push('', "Run 'hardneg <command> --help' for a command's options.");
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(await usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    console.log('0.1.0');
+    return 0;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    console.error(`hardneg: unknown command '${name}'. Commands: ${Object.keys(COMMANDS).join(', ')}`);
+    return 2;
+  }
+  const cmd = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(cmd.help);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof UserError || err instanceof SafetensorsError || err instanceof NpyError) {
+      console.error(`hardneg ${name}: ${err.message}`);
+      return err instanceof UserError ? err.exitCode : 2;
+    }
+    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`hardneg ${name}: ${err.message}. See 'hardneg ${name} --help'.`);
+      return 2;
+    }
+    throw err;
+  }
+}

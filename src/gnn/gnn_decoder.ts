@@ -1,0 +1,61 @@
+// The GNN of GCA-HNG (the official GNNDecoder): dim_red, then L layers of node update followed
+// by edge update (the edge update sees the new node features), then two heads:
+//   edge_para = σ(fc(BN₁(A)))  ∈ (0,1)^{E×D}: per-edge, per-channel interpolation weights;
+//   node_pred = cls(BN₂(h))    ∈ ℝ^{B×C}: node classification logits.
+import * as tf from '@tensorflow/tfjs';
+import { batchNorm1d } from '../nn/batch_norm.ts';
+import { linear } from '../nn/linear.ts';
+import type { StateDict } from '../models/state_dict.ts';
+import type { GnnShape } from './config.ts';
+import { edgeLayer, nodeLayer } from './names.ts';
+import { crossClassMask, nodeUpdate } from './node_update.ts';
+import { type DropoutSpec, edgeUpdate } from './edge_update.ts';
+import type { Recorder } from './recorder.ts';
+
+export interface GnnOptions {
+  /** Training mode: BatchNorm with batch statistics (and running-stat updates), dropout on. */
+  training: boolean;
+  /** Edge-attention dropout (official p = 0.1 in training). */
+  dropout?: DropoutSpec;
+  record?: Recorder;
+}
+
+export interface GnnOutput {
+  nodePred: tf.Tensor2D;
+  edgePara: tf.Tensor2D;
+}
+
+function bottleneck(sd: StateDict, name: string, x: tf.Tensor2D, training: boolean): tf.Tensor2D {
+  return batchNorm1d(x, {
+    weight: sd.get(`${name}.weight`),
+    bias: sd.get(`${name}.bias`),
+    runningMean: sd.get(`${name}.running_mean`),
+    runningVar: sd.get(`${name}.running_var`),
+    onTrack: () => sd.increment(`${name}.num_batches_tracked`),
+  }, training);
+}
+
+export function gnnForward(sd: StateDict, shape: GnnShape, z: tf.Tensor2D, edges0: tf.Tensor2D, opts: GnnOptions): GnnOutput {
+  return tf.tidy(() => {
+    const B = shape.P * shape.K;
+    const allowed = crossClassMask(shape.P, B);
+    const rec = opts.record;
+    let h = linear(z, sd.get('gnn.dim_red.weight'), sd.get('gnn.dim_red.bias')) as tf.Tensor2D;
+    rec?.('inter/dim_red', h);
+    let edges = edges0;
+    for (let l = 0; l < shape.L; l++) {
+      const tag = `inter/layer${l}/`;
+      h = nodeUpdate(sd, nodeLayer(l), h, edges, shape.H, allowed, rec, tag);
+      rec?.(`${tag}feats`, h);
+      edges = edgeUpdate(sd, edgeLayer(l), h, edges, opts.training ? opts.dropout : undefined, rec, tag);
+      rec?.(`${tag}edge_attr`, edges);
+    }
+    const b1 = bottleneck(sd, 'gnn.bottleneck1.0', edges, opts.training);
+    const b2 = bottleneck(sd, 'gnn.bottleneck2.0', h, opts.training);
+    rec?.('inter/bottleneck1', b1);
+    rec?.('inter/bottleneck2', b2);
+    const edgePara = tf.sigmoid(linear(b1, sd.get('gnn.fc.0.weight'), sd.get('gnn.fc.0.bias'))) as tf.Tensor2D;
+    const nodePred = linear(b2, sd.get('gnn.cls.0.weight'), sd.get('gnn.cls.0.bias')) as tf.Tensor2D;
+    return { nodePred, edgePara };
+  });
+}

@@ -1,0 +1,105 @@
+// The three objectives of one GCA-HNG iteration (ALGORITHM.md §6), as functions of the model's
+// current weights. They return scalars on the gradient tape of the caller plus what was made
+// on the way (for logging and golden comparisons).
+import * as tf from '@tensorflow/tfjs';
+import { correlationGraph } from '../graph/correlation_graph.ts';
+import { gnnForward } from '../gnn/gnn_decoder.ts';
+import type { GnnShape } from '../gnn/config.ts';
+import type { DropoutSpec } from '../gnn/edge_update.ts';
+import type { Recorder } from '../gnn/recorder.ts';
+import { generateHardNegatives, hardnessFactor } from '../generator/hard_negatives.ts';
+import { crossEntropy } from '../losses/cross_entropy.ts';
+import { npairLoss, npairSyntheticLoss } from '../losses/npair.ts';
+import { cosineTerm, diversityLoss, labelMix, simMask } from '../losses/generator_losses.ts';
+import { linear } from '../nn/linear.ts';
+import { detachedCopy } from '../nn/stop_gradient.ts';
+import type { StateDict } from '../models/state_dict.ts';
+import { type GcaHngLossConfig, OFFICIAL_FIXED } from './gca_hng_config.ts';
+
+export interface PassContext {
+  sd: StateDict;
+  shape: GnnShape;
+  loss: GcaHngLossConfig;
+  labels: readonly number[];
+  /** J_avg of the previous epoch (1e6 in the first). */
+  jAvg: number;
+  /** J_gen of the previous epoch (1e6 in the first). */
+  jGen: number;
+  /** The K(K−1) mixing uniforms of this pass. */
+  mixing: readonly number[];
+  training: boolean;
+  dropout?: DropoutSpec;
+  record?: Recorder;
+  /** Also produce the per-chunk negative blocks (diagnostics only). */
+  withAllNegatives?: boolean;
+}
+
+export function classifierLogits(sd: StateDict, x: tf.Tensor2D): tf.Tensor2D {
+  return linear(x, sd.get('softmax_classifier.weight'), sd.get('softmax_classifier.bias')) as tf.Tensor2D;
+}
+
+/** e_bj = exp(−β/J_gen): J_syn is weighted by 1 − e_bj. */
+export function synWeightComplement(beta: number, jGen: number): number {
+  return Math.exp(-beta / jGen);
+}
+
+/**
+ * Pass 1: J_metric = J_m + J_syn + J_gce on z (with its gradient). The GNN's edge weights enter
+ * the generation detached, so J_syn trains only the embedding and J_gce trains the GNN (and,
+ * through the node inputs and the graph, the embedding too: QUIRK 5).
+ */
+export function metricObjective(c: PassContext, z: tf.Tensor2D) {
+  const { P, K } = c.shape;
+  const rec = c.record;
+  const jM = npairLoss(z, c.labels, P, K);
+  const graph = correlationGraph(z);
+  rec?.('graph/W', graph.edges);
+  const gnn = gnnForward(c.sd, c.shape, z, graph.edges, {
+    training: c.training,
+    dropout: c.dropout,
+    record: rec ? (n, t) => rec(`gnn/${n}`, t) : undefined,
+  });
+  const jGce = crossEntropy(gnn.nodePred, c.labels);
+  const phi = hardnessFactor(c.loss.alpha, c.jAvg);
+  const gen = generateHardNegatives({
+    z, edgePara: detachedCopy(gnn.edgePara), P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives,
+  });
+  const eBj = synWeightComplement(c.loss.beta, c.jGen);
+  const jSynRaw = npairSyntheticLoss(gen.negatives, z, P, K);
+  const jSyn = tf.mul(jSynRaw, 1 - eBj) as tf.Scalar;
+  const jMetric = tf.add(tf.add(jM, jSyn), jGce) as tf.Scalar;
+  return { jMetric, jM, jSyn, jSynRaw, jGce, eBj, phi, nodePred: gnn.nodePred, edgePara: gnn.edgePara, negatives: gen.negatives, allNegatives: gen.allNegatives };
+}
+
+/** J_ce = 10·CE(classifier(sg(z)), y): trains only the softmax classifier. */
+export function softmaxObjective(sd: StateDict, z: tf.Tensor2D, labels: readonly number[]) {
+  const logits = classifierLogits(sd, z);
+  return { jSoftce: tf.mul(crossEntropy(logits, labels), OFFICIAL_FIXED.softmaxCeWeight) as tf.Scalar, logits };
+}
+
+/**
+ * Pass 2: the generator objective on sg(z), with the GNN's edge weights differentiable:
+ * J_gen = 0.5·(SOFTMAX_FACTOR·CE(classifier(G), y_mix) + DOT_WEIGHT·J_sim + DIV_WEIGHT·J_div).
+ */
+export function generatorObjective(c: PassContext, zDetached: tf.Tensor2D) {
+  const { P, K } = c.shape;
+  const B = P * K;
+  const rec = c.record;
+  const graph = correlationGraph(zDetached);
+  const gnn = gnnForward(c.sd, c.shape, zDetached, graph.edges, {
+    training: c.training,
+    dropout: c.dropout,
+    record: rec ? (n, t) => rec(`gnn2/${n}`, t) : undefined,
+  });
+  const phi = hardnessFactor(c.loss.alpha, c.jAvg);
+  const gen = generateHardNegatives({ z: zDetached, edgePara: gnn.edgePara, P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives });
+  const div = diversityLoss(gnn.edgePara, B);
+  const logitsMix = classifierLogits(c.sd, gen.negatives);
+  const jGence = tf.mul(crossEntropy(logitsMix, labelMix(c.labels, P, K)), c.loss.softmaxFactor) as tf.Scalar;
+  const sim = cosineTerm(gen.negatives, zDetached, P, K, simMask(P, K, c.loss.simMask));
+  const jGen = tf.mul(
+    tf.add(tf.add(jGence, tf.mul(sim.mean, c.loss.dotWeight)), tf.mul(div.value, c.loss.divWeight)),
+    OFFICIAL_FIXED.generatorFactor,
+  ) as tf.Scalar;
+  return { jGen, jGence, jDivRaw: div.raw, jDiv: div.value, sim, logitsMix, edgePara: gnn.edgePara, nodePred: gnn.nodePred, negatives: gen.negatives, allNegatives: gen.allNegatives };
+}

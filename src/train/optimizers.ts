@@ -1,0 +1,36 @@
+// The three AdamW optimizers of GCA-HNG as train.py builds them (ALGORITHM.md §2.3):
+// opt_c: [backbone @ BASE_LR, embedding head @ BASE_LR·EMBEDDING_RATIO], WEIGHT_DECAY;
+// opt_gnn: gnn.* @ GNN_LR, WEIGHT_DECAY; opt_s: softmax_classifier @ CLASSIFIER_LR, weight decay
+// 0.01 (AdamW's default, not configurable in the official code: QUIRK 9).
+import { AdamW } from '../optim/adamw.ts';
+import type { StateDict } from '../models/state_dict.ts';
+
+export interface SolverConfig {
+  baseLr: number;
+  embeddingRatio: number;
+  gnnLr: number;
+  classifierLr: number;
+  weightDecay: number;
+  /** Weight decay of the softmax classifier's optimizer (official: AdamW default 0.01). */
+  classifierWeightDecay: number;
+}
+
+export const BACKBONE_PREFIX = 'feature_extractor.backbone.';
+export const HEAD_PREFIX = 'feature_extractor.fc.';
+
+export interface Optimizers {
+  optC: AdamW;
+  optGnn: AdamW;
+  optS: AdamW;
+}
+
+export function createOptimizers(sd: StateDict, s: SolverConfig): Optimizers {
+  return {
+    optC: new AdamW(sd, [
+      { params: sd.trainable([BACKBONE_PREFIX]), lr: s.baseLr, weightDecay: s.weightDecay },
+      { params: sd.trainable([HEAD_PREFIX]), lr: s.baseLr * s.embeddingRatio, weightDecay: s.weightDecay },
+    ]),
+    optGnn: new AdamW(sd, [{ params: sd.trainable(['gnn.']), lr: s.gnnLr, weightDecay: s.weightDecay }]),
+    optS: new AdamW(sd, [{ params: sd.trainable(['softmax_classifier.']), lr: s.classifierLr, weightDecay: s.classifierWeightDecay }]),
+  };
+}

@@ -1,0 +1,5 @@
+// Where the golden fixtures produced by the official implementation live (copied from shared/golden).
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'golden');
