@@ -8,8 +8,9 @@ import { linear } from '../nn/linear.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import type { GnnShape } from './config.ts';
 import { edgeLayer, nodeLayer } from './names.ts';
-import { crossClassMask, nodeUpdate } from './node_update.ts';
-import { type DropoutSpec, edgeUpdate } from './edge_update.ts';
+import { type LayerParams, NODE_LAYER_PARAMS, nodeUpdate } from './node_update.ts';
+import { type DropoutSpec, EDGE_LAYER_PARAMS, dropoutMask, edgeUpdate } from './edge_update.ts';
+import { checkpoint } from '../nn/checkpoint.ts';
 import type { Recorder } from './recorder.ts';
 
 export interface GnnOptions {
@@ -35,19 +36,36 @@ function bottleneck(sd: StateDict, name: string, x: tf.Tensor2D, training: boole
   }, training);
 }
 
+function layerParams(sd: StateDict, prefix: string, names: readonly string[]): tf.Tensor[] {
+  return names.map((n) => sd.get(prefix + n));
+}
+
+function asParams(names: readonly string[], tensors: tf.Tensor[]): LayerParams {
+  return Object.fromEntries(names.map((n, i) => [n, tensors[i] as tf.Tensor]));
+}
+
 export function gnnForward(sd: StateDict, shape: GnnShape, z: tf.Tensor2D, edges0: tf.Tensor2D, opts: GnnOptions): GnnOutput {
   return tf.tidy(() => {
     const B = shape.P * shape.K;
-    const allowed = crossClassMask(shape.P, B);
     const rec = opts.record;
     let h = linear(z, sd.get('gnn.dim_red.weight'), sd.get('gnn.dim_red.bias')) as tf.Tensor2D;
     rec?.('inter/dim_red', h);
     let edges = edges0;
     for (let l = 0; l < shape.L; l++) {
       const tag = `inter/layer${l}/`;
-      h = nodeUpdate(sd, nodeLayer(l), h, edges, shape.H, allowed, rec, tag);
+      // Each layer is checkpointed: only its inputs stay on the gradient tape.
+      const nodeParams = layerParams(sd, nodeLayer(l), NODE_LAYER_PARAMS);
+      h = checkpoint(
+        (hIn, eIn, ...ps) => nodeUpdate(asParams(NODE_LAYER_PARAMS, ps), hIn as tf.Tensor2D, eIn as tf.Tensor2D, shape.P, shape.H, rec, tag),
+        [h, edges, ...nodeParams],
+      ) as tf.Tensor2D;
       rec?.(`${tag}feats`, h);
-      edges = edgeUpdate(sd, edgeLayer(l), h, edges, opts.training ? opts.dropout : undefined, rec, tag);
+      const mask = dropoutMask([B, B, 2], opts.training ? opts.dropout : undefined) as tf.Tensor3D;
+      const edgeParams = layerParams(sd, edgeLayer(l), EDGE_LAYER_PARAMS);
+      edges = checkpoint(
+        (hIn, eIn, mIn, ...ps) => edgeUpdate(asParams(EDGE_LAYER_PARAMS, ps), hIn as tf.Tensor2D, eIn as tf.Tensor2D, mIn as tf.Tensor3D, rec, tag),
+        [h, edges, mask, ...edgeParams],
+      ) as tf.Tensor2D;
       rec?.(`${tag}edge_attr`, edges);
     }
     const b1 = bottleneck(sd, 'gnn.bottleneck1.0', edges, opts.training);

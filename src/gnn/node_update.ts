@@ -4,11 +4,9 @@
 //  (b) h₁ = N(h + att);  (c) h₂ = N(h₁ + Σ_c GELU(edge_to_node(A))[r,c]) (sum over edges by source);
 //  (d) h₃ = N(h₂ + FFN(h₂)),  where N = LayerNorm∘GELU with ONE LayerNorm shared by all three.
 import * as tf from '@tensorflow/tfjs';
-import { gelu } from '../nn/activations.ts';
-import { layerNorm } from '../nn/layer_norm.ts';
+import { gelu, geluLayerNorm, geluSumOverTargets } from '../nn/fused.ts';
 import { linear } from '../nn/linear.ts';
 import { stopGradient } from '../nn/stop_gradient.ts';
-import type { StateDict } from '../models/state_dict.ts';
 import type { Recorder } from './recorder.ts';
 
 /** allowed[c, r] = 1 when source r may send to target c (different class slot), else 0. */
@@ -33,22 +31,30 @@ export function nullLogitSoftmax(scores: tf.Tensor3D, allowed: tf.Tensor2D): tf.
   });
 }
 
+/** Parameter names of a node layer (suffixes after `gnn.gnn.ℓ.node_model.layers.0.`), update_node excluded (never used). */
+export const NODE_LAYER_PARAMS = [
+  'att.q_linear.weight', 'att.q_linear.bias', 'att.k_linear.weight', 'att.k_linear.bias', 'att.v_linear.weight', 'att.v_linear.bias',
+  'att.out.weight', 'att.out.bias', 'edge_to_node.weight', 'edge_to_node.bias', 'linear1.weight', 'linear1.bias',
+  'linear2.weight', 'linear2.bias', 'norm.1.weight', 'norm.1.bias',
+] as const;
+
+export type LayerParams = Record<string, tf.Tensor>;
+
 export function nodeUpdate(
-  sd: StateDict,
-  prefix: string,
+  params: LayerParams,
   h: tf.Tensor2D,
   edges: tf.Tensor2D,
+  P: number,
   heads: number,
-  allowed: tf.Tensor2D,
   record?: Recorder,
   layerTag = '',
 ): tf.Tensor2D {
   return tf.tidy(() => {
     const [B, D] = h.shape;
     const dh = D / heads;
-    const p = (n: string) => sd.get(prefix + n);
+    const p = (n: string) => params[n] as tf.Tensor;
     const lin = (x: tf.Tensor, n: string) => linear(x, p(`${n}.weight`), p(`${n}.bias`));
-    const norm = (x: tf.Tensor) => layerNorm(gelu(x), p('norm.1.weight'), p('norm.1.bias'));
+    const norm = (x: tf.Tensor) => geluLayerNorm(x, p('norm.1.weight'), p('norm.1.bias'));
     const split = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, heads, dh]), [1, 0, 2]) as tf.Tensor3D; // [H,B,dh]
 
     const q = split(lin(h, 'att.q_linear'));
@@ -56,14 +62,14 @@ export function nodeUpdate(
     const v = split(lin(h, 'att.v_linear'));
     // scores[h, c, r] = ⟨q[c], k[r]⟩/√dh: the target's query against the source's key.
     const scores = tf.mul(tf.matMul(q, tf.transpose(k, [0, 2, 1])), 1 / Math.sqrt(dh)) as tf.Tensor3D;
-    const alpha = nullLogitSoftmax(scores, allowed);
+    const alpha = nullLogitSoftmax(scores, crossClassMask(P, B));
     if (record) record(`${layerTag}node_att`, tf.reshape(tf.transpose(alpha, [0, 2, 1]), [heads, B * B]));
     const gathered = tf.matMul(alpha, v); // [H, B(target), dh]
     const att = lin(tf.reshape(tf.transpose(gathered, [1, 0, 2]), [B, D]), 'att.out');
     const h1 = norm(tf.add(h, att));
 
-    const mu = gelu(lin(edges, 'edge_to_node'));
-    const msg = tf.sum(tf.reshape(mu, [B, B, D]), 1); // sum over targets c of edges (r, c)
+    // Σ_c GELU(edge_to_node(A))[(r, c)]: summed over the targets of each source r.
+    const msg = geluSumOverTargets(tf.reshape(lin(edges, 'edge_to_node'), [B, B, D]) as tf.Tensor3D);
     const h2 = norm(tf.add(h1, msg));
 
     const ffn = lin(gelu(lin(h2, 'linear1')), 'linear2');

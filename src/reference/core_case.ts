@@ -125,7 +125,9 @@ function evalMode(c: CoreCase, out: Map<string, HostTensor>): void {
 
 function trainMode(c: CoreCase, out: Map<string, HostTensor>): void {
   const sd = StateDict.fromHost(c.state);
-  const zVar = tf.variable(fromHost(c.z), true);
+  const zInit = fromHost(c.z);
+  const zVar = tf.variable(zInit, true);
+  zInit.dispose();
   const gnnParams = sd.trainable(['gnn.']);
   const classifierParams = sd.trainable(['softmax_classifier.']);
   const varsOf = (names: string[]) => names.map((n) => sd.get(n));

@@ -1,2 +1,117 @@
+// `hardneg generate`: the synthetic hard negatives of one batch from a trained GNN (eval mode).
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
 import type { Command } from '../main.ts';
-export const command: Command = { summary: 'generate', help: 'generate', async run() { return 0; } };
+import { UserError } from '../errors.ts';
+import { initBackend, type BackendName } from '../../engine/backend.ts';
+import { Random } from '../../engine/random.ts';
+import { readNpy, writeNpy } from '../../io/npy.ts';
+import { readSafetensors } from '../../io/safetensors.ts';
+import { toNumbers } from '../../io/host_tensor.ts';
+import { StateDict } from '../../models/state_dict.ts';
+import { generatorDims } from '../../models/checkpoint_shape.ts';
+import { inferChunkLayout } from '../../generator/chunk_layout.ts';
+import { correlationGraph } from '../../graph/correlation_graph.ts';
+import { gnnForward } from '../../gnn/gnn_decoder.ts';
+import { generateHardNegatives, hardnessFactor } from '../../generator/hard_negatives.ts';
+
+const HELP = `usage: hardneg generate --checkpoint CKPT.safetensors --embeddings Z.npy --labels Y.npy
+                        --heads H --alpha A --j-avg J [--random R.npy | --seed S] --out NEG.npy [--json]
+
+Writes the synthetic hard negatives of one batch: the first output of the generation step, with
+the GNN in evaluation mode (BatchNorm running statistics, no dropout).
+  --checkpoint   safetensors with the official names gnn.* (a GCA-HNG checkpoint)
+  --embeddings   float32 .npy [B, D], rows in the P×K chunk layout (row k·P + p = k-th sample of slot p)
+  --labels       integer .npy [B] in the same layout: labels[i] = labels[i mod P], P distinct classes
+  --heads        node-attention heads H of the checkpoint's GNN (D must be divisible by H)
+  --alpha        LOSS.ALPHA; hardness factor exp(−alpha / j-avg)
+  --j-avg        the average metric loss J_avg (1e6 at the start of training)
+  --random       .npy with the K(K−1) mixing uniforms (default: drawn from --seed, default 0)
+  --out          output .npy [K·P·P, D]: row k·P² + a·P + n is the negative for anchor (k, a) from slot n
+  --json         print a JSON summary`;
+
+function positiveNumber(flag: string, v: string | undefined, integer = false): number {
+  if (v === undefined) throw new UserError(`--${flag} is required`);
+  const n = Number(v);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || (flag !== 'alpha' && n <= 0)) {
+    throw new UserError(`--${flag}: expected a ${integer ? 'positive integer' : 'number'}${flag === 'alpha' ? '' : ' > 0'}, got '${v}'`);
+  }
+  return n;
+}
+
+export const command: Command = {
+  summary: 'write the synthetic hard negatives of one batch from a GCA-HNG checkpoint',
+  help: HELP,
+  async run(argv) {
+    const { values: v } = parseArgs({
+      args: argv,
+      options: {
+        checkpoint: { type: 'string' }, embeddings: { type: 'string' }, labels: { type: 'string' },
+        heads: { type: 'string' }, alpha: { type: 'string' }, 'j-avg': { type: 'string' },
+        random: { type: 'string' }, seed: { type: 'string', default: '0' }, out: { type: 'string' },
+        json: { type: 'boolean', default: false }, backend: { type: 'string', default: 'auto' },
+      },
+      strict: true,
+    });
+    for (const f of ['checkpoint', 'embeddings', 'labels', 'out'] as const) if (!v[f]) throw new UserError(`--${f} is required`);
+    const H = positiveNumber('heads', v.heads, true);
+    const alpha = positiveNumber('alpha', v.alpha);
+    const jAvg = positiveNumber('j-avg', v['j-avg']);
+
+    const ckptPath = v.checkpoint as string;
+    const tensors = readSafetensors(ckptPath).tensors;
+    let dims;
+    try {
+      dims = generatorDims(tensors, ckptPath);
+    } catch (err) {
+      throw new UserError((err as Error).message);
+    }
+    const z = readNpy(v.embeddings as string);
+    if (z.shape.length !== 2 || (z.dtype !== 'F32' && z.dtype !== 'F64')) {
+      throw new UserError(`${v.embeddings}: expected a float array [B, D], got ${z.dtype} [${z.shape.join(', ')}]`);
+    }
+    const [B, D] = z.shape as [number, number];
+    if (D !== dims.D) throw new UserError(`${v.embeddings}: embedding width ${D} does not match the checkpoint's D=${dims.D} (${ckptPath})`);
+    if (D % H !== 0) throw new UserError(`--heads ${H}: D=${D} is not divisible by it`);
+    const y = readNpy(v.labels as string);
+    const labels = toNumbers(y);
+    if (y.shape.length !== 1 || labels.length !== B || !labels.every(Number.isInteger)) {
+      throw new UserError(`${v.labels}: expected ${B} integer labels (one per embedding row), got ${y.dtype} [${y.shape.join(', ')}]`);
+    }
+    let layout;
+    try {
+      layout = inferChunkLayout(labels);
+    } catch (err) {
+      throw new UserError(`${v.labels}: ${(err as Error).message}`);
+    }
+    const { P, K } = layout;
+    let mixing: number[];
+    if (v.random) {
+      mixing = toNumbers(readNpy(v.random));
+      if (mixing.length !== K * (K - 1)) throw new UserError(`${v.random}: expected K(K−1) = ${K * (K - 1)} mixing values for K=${K}, got ${mixing.length}`);
+    } else {
+      const seed = Number(v.seed);
+      if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed: expected a non-negative integer, got '${v.seed}'`);
+      const rng = new Random(seed, 3);
+      mixing = Array.from({ length: K * (K - 1) }, () => rng.random());
+    }
+    const backend = await initBackend(v.backend as BackendName);
+    const sd = StateDict.fromHost(new Map([...tensors].filter(([n]) => n.startsWith('gnn.'))));
+    try {
+      const neg = tf.tidy(() => {
+        const zt = tf.tensor2d(Float32Array.from(z.data as Float32Array), [B, D]);
+        const { edges } = correlationGraph(zt);
+        const { edgePara } = gnnForward(sd, { P, K, D, H, L: dims.L, C: dims.C }, zt, edges, { training: false });
+        return generateHardNegatives({ z: zt, edgePara, P, K, phi: hardnessFactor(alpha, jAvg), mixing }).negatives;
+      });
+      const data = neg.dataSync() as Float32Array;
+      writeNpy(v.out as string, { dtype: 'F32', shape: [K * P * P, D], data: Float32Array.from(data) });
+      neg.dispose();
+      const summary = { out: v.out, P, K, D, L: dims.L, H, rows: K * P * P, phi: hardnessFactor(alpha, jAvg), backend };
+      console.log(v.json ? JSON.stringify(summary) : `wrote ${summary.rows} hard negatives [${summary.rows}, ${D}] to ${v.out} (P=${P}, K=${K}, φ=${summary.phi.toPrecision(4)})`);
+      return 0;
+    } finally {
+      sd.dispose();
+    }
+  },
+};

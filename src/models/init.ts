@@ -1,0 +1,67 @@
+// Fresh parameters with the official initialisation (ALGORITHM.md §2.2, §4.1), seeded:
+// PyTorch's default Linear init U(±1/√in) for weights and biases; Xavier-uniform weights and zero
+// biases for the attention projections of the node layers and the edge layers' q/k/v; LayerNorm
+// and BatchNorm weight 1, bias 0; running mean 0, variance 1.
+import * as tf from '@tensorflow/tfjs';
+import type { Random } from '../engine/random.ts';
+import type { GnnShape } from '../gnn/config.ts';
+import { gnnParameterShapes } from '../gnn/names.ts';
+import { HEAD_BN, HEAD_LINEAR } from './embedding_head.ts';
+import { StateDict } from './state_dict.ts';
+
+function uniform(rng: Random, n: number, bound: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (2 * rng.random() - 1) * bound;
+  return a;
+}
+
+/** LayerNorms and BatchNorms: weight 1, bias 0. */
+const NORM_LAYERS = /(\.norm\.1|\.linear\.2|^gnn\.bottleneck[12]\.0|^feature_extractor\.fc\.0)$/;
+const XAVIER = /(node_model\.layers\.0\.att\.(q_linear|k_linear|v_linear|out)|edge_model\.att\.(q_linear|k_linear|v_linear))\.(weight|bias)$/;
+
+function initialValue(name: string, shape: number[], rng: Random, fanIn: Map<string, number>): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (name.endsWith('.running_var')) return new Float32Array(n).fill(1);
+  if (name.endsWith('.running_mean')) return new Float32Array(n);
+  const layer = name.replace(/\.(weight|bias)$/, '');
+  if (NORM_LAYERS.test(layer)) return name.endsWith('.weight') ? new Float32Array(n).fill(1) : new Float32Array(n);
+  if (XAVIER.test(name)) {
+    if (name.endsWith('.bias')) return new Float32Array(n);
+    return uniform(rng, n, Math.sqrt(6 / ((shape[0] as number) + (shape[1] as number))));
+  }
+  return uniform(rng, n, 1 / Math.sqrt(fanIn.get(layer) ?? (shape[1] as number)));
+}
+
+function fill(sd: StateDict, shapes: Array<[string, number[]]>, rng: Random): void {
+  const fanIn = new Map<string, number>();
+  for (const [name, shape] of shapes) if (name.endsWith('.weight') && shape.length === 2) fanIn.set(name.replace(/\.weight$/, ''), shape[1] as number);
+  for (const [name, shape] of shapes) {
+    if (name.endsWith('.num_batches_tracked')) {
+      sd.setCounter(name, 0);
+      continue;
+    }
+    const t = tf.tensor(initialValue(name, shape, rng, fanIn), shape);
+    sd.set(name, t);
+    t.dispose();
+  }
+}
+
+/** GNN (`gnn.*`) and softmax classifier (`softmax_classifier.*`) of a GCA-HNG model. */
+export function initGenerator(sd: StateDict, shape: GnnShape, rng: Random): void {
+  fill(sd, [...gnnParameterShapes(shape.D, shape.L, shape.C), ['softmax_classifier.weight', [shape.C, shape.D]], ['softmax_classifier.bias', [shape.C]]], rng);
+}
+
+/** Embedding head BN1d(n_mid) → Linear(n_mid → D) under feature_extractor.fc.*. */
+export function initEmbeddingHead(sd: StateDict, nMid: number, D: number, rng: Random): void {
+  fill(sd, [
+    [`${HEAD_BN}.weight`, [nMid]], [`${HEAD_BN}.bias`, [nMid]], [`${HEAD_BN}.running_mean`, [nMid]],
+    [`${HEAD_BN}.running_var`, [nMid]], [`${HEAD_BN}.num_batches_tracked`, []],
+    [`${HEAD_LINEAR}.weight`, [D, nMid]], [`${HEAD_LINEAR}.bias`, [D]],
+  ], rng);
+}
+
+export function newGeneratorState(shape: GnnShape, rng: Random): StateDict {
+  const sd = new StateDict();
+  initGenerator(sd, shape, rng);
+  return sd;
+}

@@ -1,0 +1,143 @@
+// Fused operations with hand-written gradients. TensorFlow.js keeps, for every primitive op on
+// the gradient tape, the tensors its gradient needs; a GELU→LayerNorm block over the B²·4D edge
+// tensor alone would hold a dozen such tensors. These fused ops keep only their inputs and
+// recompute the rest in the backward pass, which is what lets a full-size GCA-HNG iteration fit
+// the wasm backend's 4 GB heap. Each one is checked against the composed primitive ops in tests.
+import * as tf from '@tensorflow/tfjs';
+
+type Args = (tf.Tensor | tf.GradSaveFunc)[];
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** Exact GELU from primitive ops (no custom gradient). */
+export function geluPrimitive(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+}
+
+/** d GELU/dx = Φ(x) + x·φ(x). */
+function geluDerivative(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const cdf = tf.mul(tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))), 0.5);
+    const pdf = tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), INV_SQRT_2PI);
+    return tf.add(cdf, tf.mul(x, pdf));
+  });
+}
+
+/** Exact GELU, x·½(1 + erf(x/√2)); keeps only x for the gradient. */
+export const gelu = tf.customGrad((...args: Args) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  save([x]);
+  return {
+    value: geluPrimitive(x),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, geluDerivative(saved[0] as tf.Tensor)),
+  };
+}) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/** LayerNorm over the last axis from primitive ops: (x − mean)/√(biased var + eps)·γ + β. */
+export function layerNormPrimitive(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): tf.Tensor {
+  const axis = x.rank - 1;
+  const centred = tf.sub(x, tf.mean(x, axis, true));
+  const variance = tf.mean(tf.square(centred), axis, true);
+  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), gamma), beta);
+}
+
+/** The backward pass of LayerNorm given its input g; returns [dg, dγ, dβ]. */
+function layerNormBackward(g: tf.Tensor, gamma: tf.Tensor, dy: tf.Tensor, eps: number): tf.Tensor[] {
+  const axis = g.rank - 1;
+  const width = g.shape[axis] as number;
+  const centred = tf.sub(g, tf.mean(g, axis, true));
+  const inv = tf.rsqrt(tf.add(tf.mean(tf.square(centred), axis, true), eps));
+  const xhat = tf.mul(centred, inv);
+  const lead = g.size / width;
+  const dGamma = tf.sum(tf.reshape(tf.mul(dy, xhat), [lead, width]), 0);
+  const dBeta = tf.sum(tf.reshape(dy, [lead, width]), 0);
+  const dxhat = tf.mul(dy, gamma);
+  const dg = tf.mul(inv, tf.sub(tf.sub(dxhat, tf.mean(dxhat, axis, true)), tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), axis, true))));
+  return [dg, dGamma, dBeta];
+}
+
+/** LayerNorm with a gradient that keeps only its input. */
+export const layerNorm = tf.customGrad((...args: Args) => {
+  const [x, gamma, beta, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([x, gamma]);
+  return {
+    value: layerNormPrimitive(x, gamma, beta),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => layerNormBackward(saved[0] as tf.Tensor, saved[1] as tf.Tensor, dy, 1e-5),
+  };
+}) as unknown as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
+
+/** LayerNorm(GELU(x)), the official GNN's `norm` block; keeps only x. */
+export const geluLayerNorm = tf.customGrad((...args: Args) => {
+  const [x, gamma, beta, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([x, gamma]);
+  return {
+    value: layerNormPrimitive(geluPrimitive(x), gamma, beta),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
+      const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, 1e-5) as [tf.Tensor, tf.Tensor, tf.Tensor];
+      return [tf.mul(dg, geluDerivative(sx)), dGamma, dBeta];
+    },
+  };
+}) as unknown as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
+
+/** y[r] = Σ_c GELU(x[r, c]) for x [B, B, D] (edge-to-node messages summed by source); keeps only x. */
+export const geluSumOverTargets = tf.customGrad((...args: Args) => {
+  const [x, save] = args as [tf.Tensor3D, tf.GradSaveFunc];
+  save([x]);
+  return {
+    value: tf.sum(geluPrimitive(x), 1),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const sx = saved[0] as tf.Tensor3D;
+      return tf.mul(tf.expandDims(dy, 1), geluDerivative(sx));
+    },
+  };
+}) as unknown as (x: tf.Tensor3D) => tf.Tensor2D;
+
+/**
+ * The edge model's two-key attention: for edge (r, c) with query q[r,c] ([B,B,D]) and node keys
+ * and values k, v ([B,D]): (a₁, a₂) = softmax(⟨q, k_r⟩·s, ⟨q, k_c⟩·s); u = m₁a₁·v_r + m₂a₂·v_c,
+ * with m the (scaled) dropout mask [B,B,2]. Keeps q, k, v and the mask.
+ */
+export function edgeAttentionWeights(q: tf.Tensor3D, key: tf.Tensor2D, scale: number): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [B, , D] = q.shape;
+    const sSource = tf.sum(tf.mul(q, tf.reshape(key, [B, 1, D])), 2, true);
+    const sTarget = tf.sum(tf.mul(q, tf.reshape(key, [1, B, D])), 2, true);
+    return tf.softmax(tf.mul(tf.concat([sSource, sTarget], 2), scale)) as tf.Tensor3D;
+  });
+}
+
+export function edgeAttention(q: tf.Tensor3D, key: tf.Tensor2D, value: tf.Tensor2D, mask: tf.Tensor3D, scale: number): tf.Tensor3D {
+  const op = tf.customGrad((...args: Args) => {
+    const [sq, sk, sv, sm, save] = args as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D, tf.GradSaveFunc];
+    save([sq, sk, sv, sm]);
+    const [B, , D] = sq.shape;
+    const w = tf.mul(edgeAttentionWeights(sq, sk, scale), sm);
+    const [w1, w2] = tf.split(w, 2, 2) as [tf.Tensor, tf.Tensor];
+    const value3 = tf.add(tf.mul(w1, tf.reshape(sv, [B, 1, D])), tf.mul(w2, tf.reshape(sv, [1, B, D])));
+    return {
+      value: value3 as tf.Tensor3D,
+      gradFunc: (du: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xq, xk, xv, xm] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
+        const a = edgeAttentionWeights(xq, xk, scale);
+        const [a1, a2] = tf.split(a, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
+        const [m1, m2] = tf.split(xm, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
+        const vSource = tf.reshape(xv, [B, 1, D]);
+        const vTarget = tf.reshape(xv, [1, B, D]);
+        const da1 = tf.mul(tf.sum(tf.mul(du, vSource), 2, true), m1);
+        const da2 = tf.mul(tf.sum(tf.mul(du, vTarget), 2, true), m2);
+        const dot = tf.add(tf.mul(a1, da1), tf.mul(a2, da2));
+        const ds1 = tf.mul(tf.mul(a1, tf.sub(da1, dot)), scale);
+        const ds2 = tf.mul(tf.mul(a2, tf.sub(da2, dot)), scale);
+        const w1b = tf.mul(a1, m1);
+        const w2b = tf.mul(a2, m2);
+        // Values: Σ_c w₁[r,c]·du[r,c] lands on node r, Σ_r w₂[r,c]·du[r,c] on node c.
+        const dv = tf.add(tf.sum(tf.mul(w1b, du), 1), tf.sum(tf.mul(w2b, du), 0));
+        const dq = tf.add(tf.mul(ds1, tf.reshape(xk, [B, 1, D])), tf.mul(ds2, tf.reshape(xk, [1, B, D])));
+        const dk = tf.add(tf.sum(tf.mul(ds1, xq), 1), tf.sum(tf.mul(ds2, xq), 0));
+        return [dq, dk, dv, tf.zerosLike(xm)];
+      },
+    };
+  }) as unknown as (q: tf.Tensor3D, k: tf.Tensor2D, v: tf.Tensor2D, m: tf.Tensor3D) => tf.Tensor3D;
+  return op(q, key, value, mask);
+}
