@@ -10,9 +10,12 @@ export interface Command {
 }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  start: async () => (await import('./commands/start.ts')).command,
+  train: async () => (await import('./commands/train.ts')).command,
   demo: async () => (await import('./commands/demo.ts')).command,
   generate: async () => (await import('./commands/generate.ts')).command,
   'reference-check': async () => (await import('./commands/reference_check.ts')).command,
+  evaluate: async () => (await import('./commands/evaluate.ts')).command,
 };
 
 /** Registers a command (used by modules that add commands, keeping this file the one index). */

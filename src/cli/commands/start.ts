@@ -1,0 +1,60 @@
+// `hardneg start` (what `npm start` runs): trains GCA-HNG and the `none` baseline on the embedded
+// Fashion-MNIST split with a fixed seed and prints them side by side.
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Command } from '../main.ts';
+import { UserError } from '../errors.ts';
+import { parseConfig } from '../../train/config.ts';
+import { writeRunConfig } from '../../train/trainer.ts';
+import type { EvalRecord } from '../../train/evaluate_model.ts';
+import { RUN_FILES } from '../../train/run_dir.ts';
+import { trainRun } from './train.ts';
+
+const HELP = `usage: hardneg start [--seed S] [--epochs N] [--out DIR] [--json]
+
+Trains GCA-HNG and the none baseline (same model and N-pair loss, no generated negatives) on the
+embedded Fashion-MNIST retrieval split (train on 5 classes, retrieve among the 5 others), with a
+fixed seed, and prints Recall@1/2/4/8, MAP@R, R-Precision, NMI and wall time side by side.
+Runs go to DIR/gca-hng and DIR/none (default runs/quickstart; those two runs are replaced).`;
+
+export function comparisonTable(rows: Array<{ method: string; r: EvalRecord | null; wall: number }>): string {
+  const header = ['method', 'R@1', 'R@2', 'R@4', 'R@8', 'MAP@R', 'RP', 'NMI', 'wall s'];
+  const lines = [header, ...rows.map(({ method, r, wall }) => [
+    method,
+    ...['1', '2', '4', '8'].map((k) => (r ? (100 * (r.recall[k] ?? NaN)).toFixed(2) : '-')),
+    r ? (100 * r.map_at_r).toFixed(2) : '-', r ? (100 * r.r_precision).toFixed(2) : '-',
+    r && r.nmi !== null ? (100 * r.nmi).toFixed(2) : '-', wall.toFixed(0),
+  ])];
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] as string).length)));
+  return lines.map((l) => l.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ')).join('\n');
+}
+
+export const command: Command = {
+  summary: 'train GCA-HNG and the baseline on the embedded dataset and compare (npm start)',
+  help: HELP,
+  async run(argv) {
+    const { values: v } = parseArgs({
+      args: argv,
+      options: { seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, out: { type: 'string', default: join('runs', 'quickstart') }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false } },
+      strict: true,
+    });
+    const seed = Number(v.seed);
+    if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed: expected a non-negative integer, got '${v.seed}'`);
+    const rows: Array<{ method: string; r: EvalRecord | null; wall: number }> = [];
+    for (const method of ['gca-hng', 'none'] as const) {
+      const overrides: Record<string, unknown> = { train: { method, seed, ...(v.epochs ? { epochs: Number(v.epochs) } : {}) } };
+      const config = parseConfig(overrides, 'start');
+      const dir = join(v.out, method);
+      for (const f of Object.values(RUN_FILES)) rmSync(join(dir, f), { force: true });
+      mkdirSync(dir, { recursive: true });
+      writeRunConfig(dir, config);
+      if (!v.json && !v.quiet) process.stderr.write(`training ${method} (seed ${seed}) → ${dir}\n`);
+      const result = await trainRun(config, dir, false, v.quiet || v.json);
+      rows.push({ method, r: result.final, wall: result.wallSeconds });
+    }
+    if (v.json) console.log(JSON.stringify(rows.map(({ method, r, wall }) => ({ method, final: r, wall_s: wall }))));
+    else console.log(`\nFashion-MNIST retrieval (unseen classes), seed ${seed}, final epoch:\n${comparisonTable(rows)}`);
+    return 0;
+  },
+};

@@ -1,0 +1,138 @@
+// `hardneg train`: train a metric model with GCA-HNG (or the `none` baseline) into a run directory.
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import type { Command } from '../main.ts';
+import { UserError } from '../errors.ts';
+import { ProgressBar } from '../progress.ts';
+import { initBackend } from '../../engine/backend.ts';
+import { ConfigError, applyOverrides, parseConfig, type TrainConfig } from '../../train/config.ts';
+import { RUN_FILES, isRunDir } from '../../train/run_dir.ts';
+import { runTraining, writeRunConfig, type TrainResult } from '../../train/trainer.ts';
+import { openTrainingData } from '../../train/datasets.ts';
+import { formatEval } from '../format.ts';
+
+const HELP = `usage: hardneg train --out RUN_DIR [--dataset fashion-mnist|folder] [--data-root DIR]
+                     [--method gca-hng|none] [--epochs N] [--seed S] [--config FILE.yaml]
+                     [--set key=value ...] [--overwrite] [--json]
+       hardneg train --resume RUN_DIR [--json]
+
+Trains backbone → BatchNorm1d → Linear embeddings with GCA-HNG hard negatives (or, with
+--method none, the same model and N-pair loss without them), evaluating on the test split.
+The run directory receives config.json (the resolved configuration), checkpoint.safetensors
+(resumable: weights, optimizer state, random streams, position in the epoch; written atomically),
+best.safetensors (best Recall@1) and model.safetensors (final weights) under the official
+parameter names, log.jsonl (one line per iteration and evaluation) and metrics.json.
+
+options:
+  --dataset NAME      fashion-mnist (embedded, default) or folder (DIR/train/<class>/*, DIR/test/<class>/*)
+  --data-root DIR     the folder dataset's directory
+  --method NAME       gca-hng (default) or none
+  --epochs N          training epochs
+  --seed S            seed of every random stream (initialisation, sampler, mixing, dropout, flips)
+  --config FILE.yaml  configuration file (keys as in config.json; unknown keys are refused)
+  --set key=value     override one key, e.g. --set loss.alpha=2 --set train.classesPerBatch=8
+  --out RUN_DIR       where to write the run (refused if it holds a run, unless --overwrite)
+  --overwrite         replace the run in --out
+  --resume RUN_DIR    continue an interrupted run exactly where its last checkpoint left it
+  --json              print metrics.json's content at the end
+  --quiet             no progress bar`;
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new UserError(`--config ${path}: cannot read the file`);
+  }
+  try {
+    const v = parseYaml(text) as unknown;
+    if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new Error('not a mapping');
+    return (v ?? {}) as Record<string, unknown>;
+  } catch (err) {
+    throw new UserError(`--config ${path}: not a YAML mapping (${(err as Error).message.split('\n')[0]})`);
+  }
+}
+
+export function resolveConfig(v: Record<string, unknown>): TrainConfig {
+  let raw: Record<string, unknown> = v.config ? readConfigFile(v.config as string) : {};
+  const flags: string[] = [];
+  if (v.dataset !== undefined) flags.push(`dataset.name=${v.dataset}`);
+  if (v['data-root'] !== undefined) flags.push(`dataset.root=${JSON.stringify(v['data-root'])}`);
+  if (v.method !== undefined) flags.push(`train.method=${v.method}`);
+  if (v.epochs !== undefined) flags.push(`train.epochs=${v.epochs}`);
+  if (v.seed !== undefined) flags.push(`train.seed=${v.seed}`);
+  if (v.backend !== undefined) flags.push(`backend=${v.backend}`);
+  try {
+    raw = applyOverrides(raw, [...flags, ...((v.set as string[] | undefined) ?? [])]);
+    const config = parseConfig(raw, v.config ? String(v.config) : 'configuration');
+    if (config.dataset.name === 'folder' && !config.dataset.root) throw new ConfigError("the folder dataset needs --data-root DIR (dataset.root)");
+    if (config.model.embeddingSize % config.model.attentionHeads !== 0) {
+      throw new ConfigError(`model.embeddingSize ${config.model.embeddingSize} must be divisible by model.attentionHeads ${config.model.attentionHeads}`);
+    }
+    return config;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UserError(err.message);
+    throw err;
+  }
+}
+
+export async function trainRun(config: TrainConfig, runDir: string, resume: boolean, quiet: boolean): Promise<TrainResult> {
+  await initBackend(config.backend);
+  const data = await openTrainingData(config, (msg) => { if (!quiet) process.stderr.write(`warning: ${msg}\n`); });
+  const bar = new ProgressBar(`${config.train.method} epoch`, quiet);
+  const result = await runTraining({
+    config, runDir, resume, train: data.train, test: data.test, backbone: data.backbone, sampler: data.sampler,
+    onIteration: ({ epoch, iteration, iterations, losses }) => {
+      const terms = Object.entries(losses).filter(([k]) => k.startsWith('J_')).map(([k, x]) => `${k} ${x.toFixed(3)}`).join(' ');
+      bar.update(iteration, iterations, `(${epoch + 1}/${config.train.epochs}) ${terms}`);
+      if (iteration === iterations) bar.done();
+    },
+    onEvaluation: (r) => { if (!quiet) process.stderr.write(`${formatEval(r)}\n`); },
+  });
+  return result;
+}
+
+export const command: Command = {
+  summary: 'train GCA-HNG (or the none baseline) into a resumable run directory',
+  help: HELP,
+  async run(argv) {
+    const { values: v } = parseArgs({
+      args: argv,
+      options: {
+        dataset: { type: 'string' }, 'data-root': { type: 'string' }, method: { type: 'string' },
+        epochs: { type: 'string' }, seed: { type: 'string' }, config: { type: 'string' },
+        set: { type: 'string', multiple: true }, out: { type: 'string' }, resume: { type: 'string' },
+        overwrite: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false }, backend: { type: 'string' },
+      },
+      strict: true,
+    });
+    let runDir: string;
+    let config: TrainConfig;
+    if (v.resume) {
+      runDir = v.resume;
+      if (v.out && v.out !== v.resume) throw new UserError('--resume continues the run in place; drop --out (or give the same directory)');
+      if (!isRunDir(runDir)) throw new UserError(`--resume ${runDir}: not a run directory (no ${RUN_FILES.config})`);
+      if (!existsSync(join(runDir, RUN_FILES.checkpoint))) throw new UserError(`--resume ${runDir}: no checkpoint yet; start the run again with --overwrite`);
+      if (v.set || v.config || v.epochs || v.method || v.dataset) throw new UserError('--resume uses the run\'s saved configuration; configuration flags are not allowed with it');
+      config = parseConfig(JSON.parse(readFileSync(join(runDir, RUN_FILES.config), 'utf8')), join(runDir, RUN_FILES.config));
+    } else {
+      if (!v.out) throw new UserError('--out RUN_DIR is required (or --resume RUN_DIR)');
+      runDir = v.out;
+      config = resolveConfig(v);
+      if (isRunDir(runDir)) {
+        if (!v.overwrite) throw new UserError(`--out ${runDir} already holds a run; use --resume ${runDir} to continue it or --overwrite to replace it`);
+        for (const f of Object.values(RUN_FILES)) rmSync(join(runDir, f), { force: true });
+      }
+      mkdirSync(runDir, { recursive: true });
+      writeRunConfig(runDir, config);
+    }
+    const result = await trainRun(config, runDir, Boolean(v.resume), v.quiet || v.json);
+    const metrics = { final: result.final, best: result.best, wall_s: result.wallSeconds };
+    if (v.json) console.log(JSON.stringify(metrics));
+    else console.log(`run finished in ${result.wallSeconds.toFixed(1)} s: ${runDir}\n  final ${result.final ? formatEval(result.final) : '-'}\n  best  ${result.best ? formatEval(result.best) : '-'}`);
+    return 0;
+  },
+};

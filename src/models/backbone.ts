@@ -1,0 +1,15 @@
+// The backbone interface: images (NHWC, float) → features [n, n_mid]. Pretrained ONNX and
+// frozen-feature backbones implement the same interface; their parameters (if any) live under
+// feature_extractor.backbone.* in the state dict.
+import type * as tf from '@tensorflow/tfjs';
+import type { Random } from '../engine/random.ts';
+import type { StateDict } from './state_dict.ts';
+
+export interface Backbone {
+  name: string;
+  /** Feature width n_mid. */
+  features: number;
+  /** Adds freshly initialised parameters to the state dict. */
+  init(sd: StateDict, rng: Random): void;
+  forward(sd: StateDict, images: tf.Tensor4D, training: boolean): tf.Tensor2D;
+}

@@ -1,0 +1,41 @@
+// A small convolutional backbone for small images trained from scratch (e.g. 28×28 Fashion-MNIST):
+// three 3×3 convolutions with ReLU (32, 64, 128 channels), 2×2 max-pooling after the first two,
+// then global average pooling → 128 features. Parameters live under feature_extractor.backbone.*.
+import * as tf from '@tensorflow/tfjs';
+import type { Random } from '../engine/random.ts';
+import { conv2dSame } from '../nn/conv2d.ts';
+import type { StateDict } from './state_dict.ts';
+import type { Backbone } from './backbone.ts';
+
+const PREFIX = 'feature_extractor.backbone.';
+const CHANNELS = [32, 64, 128];
+
+export function smallCnn(inputChannels: number): Backbone {
+  return {
+    name: 'small-cnn',
+    features: CHANNELS[CHANNELS.length - 1] as number,
+    init(sd: StateDict, rng: Random) {
+      let cin = inputChannels;
+      CHANNELS.forEach((cout, i) => {
+        // PyTorch's default Conv2d init: U(±1/√fan_in) for weights and bias.
+        const bound = 1 / Math.sqrt(cin * 9);
+        const w = tf.tensor4d(Float32Array.from({ length: cout * cin * 9 }, () => (2 * rng.random() - 1) * bound), [cout, cin, 3, 3]);
+        const b = tf.tensor1d(Float32Array.from({ length: cout }, () => (2 * rng.random() - 1) * bound));
+        sd.set(`${PREFIX}conv${i + 1}.weight`, w);
+        sd.set(`${PREFIX}conv${i + 1}.bias`, b);
+        tf.dispose([w, b]);
+        cin = cout;
+      });
+    },
+    forward(sd: StateDict, images: tf.Tensor4D) {
+      return tf.tidy(() => {
+        let x: tf.Tensor4D = images;
+        CHANNELS.forEach((_, i) => {
+          x = tf.relu(conv2dSame(x, sd.get(`${PREFIX}conv${i + 1}.weight`), sd.get(`${PREFIX}conv${i + 1}.bias`)));
+          if (i < CHANNELS.length - 1) x = tf.maxPool(x, 2, 2, 'valid');
+        });
+        return tf.mean(x, [1, 2]) as tf.Tensor2D;
+      });
+    },
+  };
+}

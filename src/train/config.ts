@@ -1,0 +1,137 @@
+// The training configuration: typed, validated where it enters (a YAML file, --set key=value),
+// unknown keys refused by name. Official config.py names are given in the comments; the defaults
+// are the official ones scaled to the embedded dataset where the official value cannot apply
+// (batch shape, embedding width, epochs).
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().nonnegative();
+
+export const TrainConfigSchema = z.strictObject({
+  dataset: z.strictObject({
+    /** 'fashion-mnist' (embedded) or 'folder' (DIR/train/<class>/*, DIR/test/<class>/*). */
+    name: z.enum(['fashion-mnist', 'folder']).default('fashion-mnist'),
+    root: z.string().nullable().default(null),
+    /** Side of the square images fed to the backbone (folder datasets are resized to it). */
+    imageSize: positiveInt.default(28),
+    /** Random horizontal flips in training (seeded). */
+    flip: z.boolean().default(false),
+  }).prefault({}),
+  model: z.strictObject({
+    backbone: z.enum(['small-cnn']).default('small-cnn'),
+    /** MODEL.EMBEDDING_SIZE */
+    embeddingSize: positiveInt.default(64),
+    /** MODEL.GNN_LAYER */
+    gnnLayers: positiveInt.default(1),
+    /** MODEL.ATT_HEAD */
+    attentionHeads: positiveInt.default(2),
+    /** MODEL.NORM */
+    normalize: z.boolean().default(false),
+  }).prefault({}),
+  train: z.strictObject({
+    method: z.enum(['gca-hng', 'none']).default('gca-hng'),
+    /** TRAIN.NUM_SAMPLED_CLASSES (P) */
+    classesPerBatch: positiveInt.min(2).default(5),
+    /** TRAIN.NUM_PER_CLASS (K) */
+    samplesPerClass: positiveInt.min(2).default(4),
+    /** TRAIN.EPOCHES */
+    epochs: positiveInt.default(3),
+    seed: z.number().int().nonnegative().default(0),
+    /** TEST.EVAL_EPOCH */
+    evalEvery: positiveInt.default(1),
+    /** Write a resumable checkpoint every this many iterations (and at every epoch end). */
+    checkpointEvery: positiveInt.default(25),
+    /** Cap on iterations per epoch (0: the sampler's ⌈N/B⌉ − 1). */
+    maxIterationsPerEpoch: z.number().int().nonnegative().default(0),
+  }).prefault({}),
+  loss: z.strictObject({
+    /** LOSS.ALPHA */
+    alpha: nonNegative.default(4),
+    /** LOSS.BETA */
+    beta: nonNegative.default(30),
+    /** LOSS.SOFTMAX_FACTOR */
+    softmaxFactor: nonNegative.default(20),
+    /** LOSS.DOT_WEIGHT */
+    dotWeight: nonNegative.default(10),
+    /** LOSS.DIV_WEIGHT */
+    divWeight: nonNegative.default(10),
+    /** Rows zeroed in J_sim: the official positions (QUIRK 1) or the same-class rows. */
+    simMask: z.enum(['reference', 'same-class']).default('reference'),
+    edgeDropout: z.number().min(0).max(0.99).default(0.1),
+  }).prefault({}),
+  solver: z.strictObject({
+    /** SOLVER.BASE_LR */
+    baseLr: z.number().positive().default(1e-3),
+    /** SOLVER.EMBEDDING_RATIO */
+    embeddingRatio: z.number().positive().default(1),
+    /** SOLVER.GNN_LR */
+    gnnLr: z.number().positive().default(3e-4),
+    /** SOLVER.CLASSIFIER_LR */
+    classifierLr: z.number().positive().default(1e-3),
+    /** SOLVER.WEIGHT_DECAY */
+    weightDecay: nonNegative.default(1e-4),
+    /** AdamW default of the official softmax-classifier optimizer (not configurable there). */
+    classifierWeightDecay: nonNegative.default(0.01),
+    /** SOLVER.LR_POLICY for the metric model; the GNN always follows a cosine over the epochs. */
+    lrPolicy: z.enum(['step', 'cos', 'exp', 'none']).default('step'),
+    /** SOLVER.METRIC_GAMMA */
+    metricGamma: z.number().positive().default(0.5),
+    /** SOLVER.METRIC_DECAY_STEPS */
+    metricDecaySteps: positiveInt.default(5),
+    /** SOLVER.GRAD_CLIP */
+    gradClip: z.boolean().default(true),
+    /** SOLVER.GRAD_L2_CLIP (element-wise clip value, despite the name) */
+    gradClipValue: z.number().positive().default(10),
+    /** SOLVER.WARM_UP_EPOCH: epochs with the backbone frozen. */
+    warmUpEpochs: z.number().int().nonnegative().default(0),
+  }).prefault({}),
+  eval: z.strictObject({
+    ks: z.array(positiveInt).nonempty().default([1, 2, 4, 8]),
+    semantics: z.enum(['textbook', 'official']).default('textbook'),
+    nmi: z.boolean().default(true),
+  }).prefault({}),
+  backend: z.enum(['auto', 'wasm', 'cpu', 'tensorflow', 'webgpu']).default('auto'),
+});
+
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+export class ConfigError extends Error {}
+
+function describe(issue: z.core.$ZodIssue): string {
+  const key = issue.path.join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (key ? `${key}.${k}` : k));
+    return `unknown configuration key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `'${k}'`).join(', ')}`;
+  }
+  return `'${key}': ${issue.message}`;
+}
+
+export function parseConfig(raw: unknown, source: string): TrainConfig {
+  const r = TrainConfigSchema.safeParse(raw ?? {});
+  if (!r.success) throw new ConfigError(`${source}: ${r.error.issues.map(describe).join('; ')}`);
+  return r.data;
+}
+
+/** Applies `a.b.c=value` overrides (values parsed as JSON when they can be, else as strings). */
+export function applyOverrides(raw: Record<string, unknown>, overrides: readonly string[]): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const o of overrides) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--set ${o}: expected key=value, e.g. train.epochs=3`);
+    const path = o.slice(0, eq).split('.');
+    const text = o.slice(eq + 1);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = text;
+    }
+    let node = out as Record<string, unknown>;
+    for (const key of path.slice(0, -1)) {
+      if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[path[path.length - 1] as string] = value;
+  }
+  return out;
+}

@@ -1,0 +1,30 @@
+// The metric model: backbone → BatchNorm1d → Linear (feature_extractor.*), plus, for GCA-HNG, the
+// GNN (gnn.*) and the softmax classifier (softmax_classifier.*), in one state dict.
+import * as tf from '@tensorflow/tfjs';
+import { Random } from '../engine/random.ts';
+import type { Backbone } from '../models/backbone.ts';
+import { embeddingHead } from '../models/embedding_head.ts';
+import { initEmbeddingHead, initGenerator } from '../models/init.ts';
+import { StateDict } from '../models/state_dict.ts';
+import type { GnnShape } from '../gnn/config.ts';
+
+export interface MetricModel {
+  sd: StateDict;
+  backbone: Backbone;
+  shape: GnnShape;
+  normalize: boolean;
+}
+
+export function createMetricModel(backbone: Backbone, shape: GnnShape, seed: number, normalize: boolean, withGenerator: boolean): MetricModel {
+  const sd = new StateDict();
+  const rng = new Random(seed, 11);
+  backbone.init(sd, rng);
+  initEmbeddingHead(sd, backbone.features, shape.D, rng);
+  if (withGenerator) initGenerator(sd, shape, rng);
+  return { sd, backbone, shape, normalize };
+}
+
+/** z = head(backbone(images)); `training` selects batch statistics in the head's BatchNorm. */
+export function embed(m: MetricModel, images: tf.Tensor4D, training: boolean): tf.Tensor2D {
+  return tf.tidy(() => embeddingHead(m.sd, m.backbone.forward(m.sd, images, training), training, m.normalize));
+}

@@ -1,0 +1,90 @@
+// A run directory: the resolved configuration, a resumable checkpoint (weights, optimizer state
+// and the trainer's own state in one atomically written safetensors file), the best and final
+// weights under the official names, a JSON-lines log and metrics.json.
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HostTensor } from '../io/host_tensor.ts';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { writeFileAtomic } from '../io/atomic_write.ts';
+import type { StateDict } from '../models/state_dict.ts';
+import type { Optimizers } from './optimizers.ts';
+
+export const RUN_FILES = {
+  config: 'config.json',
+  checkpoint: 'checkpoint.safetensors',
+  best: 'best.safetensors',
+  final: 'model.safetensors',
+  log: 'log.jsonl',
+  metrics: 'metrics.json',
+} as const;
+
+export function isRunDir(dir: string): boolean {
+  return existsSync(join(dir, RUN_FILES.config));
+}
+
+const OPTIMIZERS = ['opt_c', 'opt_gnn', 'opt_s'] as const;
+
+function optimizerList(o: Optimizers) {
+  return [['opt_c', o.optC], ['opt_gnn', o.optGnn], ['opt_s', o.optS]] as const;
+}
+
+/** Writes weights, optimizer moments and `trainerState` (JSON in the file's metadata) as one file. */
+export async function saveCheckpoint(dir: string, sd: StateDict, opts: Optimizers, trainerState: object): Promise<void> {
+  const tensors = new Map<string, HostTensor>();
+  for (const [name, t] of await sd.toHost()) tensors.set(`model/${name}`, t);
+  const gradBuffers: Record<string, string[]> = {};
+  for (const [name, opt] of optimizerList(opts)) {
+    for (const [k, t] of await opt.stateToHost()) tensors.set(`${name}/${k}`, t);
+    gradBuffers[name] = opt.gradBufferNames();
+  }
+  writeSafetensors(join(dir, RUN_FILES.checkpoint), tensors, { trainer_state: JSON.stringify({ ...trainerState, gradBuffers }) });
+}
+
+export interface LoadedCheckpoint<S> {
+  model: Map<string, HostTensor>;
+  optimizers: Record<(typeof OPTIMIZERS)[number], Map<string, HostTensor>>;
+  gradBuffers: Record<string, string[]>;
+  state: S;
+}
+
+export function loadCheckpoint<S>(dir: string): LoadedCheckpoint<S> {
+  const file = readSafetensors(join(dir, RUN_FILES.checkpoint));
+  const model = new Map<string, HostTensor>();
+  const optimizers = { opt_c: new Map(), opt_gnn: new Map(), opt_s: new Map() } as LoadedCheckpoint<S>['optimizers'];
+  for (const [name, t] of file.tensors) {
+    const slash = name.indexOf('/');
+    const group = name.slice(0, slash);
+    const rest = name.slice(slash + 1);
+    if (group === 'model') model.set(rest, t);
+    else if ((OPTIMIZERS as readonly string[]).includes(group)) optimizers[group as (typeof OPTIMIZERS)[number]].set(rest, t);
+  }
+  const raw = file.metadata.trainer_state;
+  if (!raw) throw new Error(`${join(dir, RUN_FILES.checkpoint)}: no trainer state in its metadata`);
+  const { gradBuffers, ...state } = JSON.parse(raw) as { gradBuffers: Record<string, string[]> };
+  return { model, optimizers, gradBuffers, state: state as S };
+}
+
+export function restoreOptimizers(opts: Optimizers, ckpt: LoadedCheckpoint<unknown>): void {
+  for (const [name, opt] of optimizerList(opts)) opt.loadState(ckpt.optimizers[name], ckpt.gradBuffers[name] ?? []);
+}
+
+/** Appends one JSON line to the run's log. */
+export function appendLog(dir: string, entry: object): void {
+  // A line cut short by a crash is dropped by truncateLog on resume.
+  appendFileSync(join(dir, RUN_FILES.log), `${JSON.stringify(entry)}\n`);
+}
+
+/** Drops log entries written after the checkpoint being resumed from (they will be redone). */
+export function truncateLog(dir: string, keepThroughStep: number): void {
+  const path = join(dir, RUN_FILES.log);
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      return ((JSON.parse(line) as { step?: number }).step ?? 0) <= keepThroughStep;
+    } catch {
+      return false;
+    }
+  });
+  writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
+}

@@ -1,0 +1,181 @@
+// The official epoch loop (ALGORITHM.md §6.7) around the GCA-HNG iteration, with exact resumption:
+// every `checkpointEvery` iterations and at each epoch's end the weights, optimizer state, random
+// streams, sampler state, running loss sums and position in the epoch are written atomically, so
+// a run killed at any moment and resumed ends exactly as the uninterrupted one.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Random } from '../engine/random.ts';
+import { writeFileAtomic } from '../io/atomic_write.ts';
+import { writeSafetensors } from '../io/safetensors.ts';
+import type { Backbone } from '../models/backbone.ts';
+import type { TrainConfig } from './config.ts';
+import { createMetricModel, embed, type MetricModel } from './metric_model.ts';
+import { createOptimizers, BACKBONE_PREFIX, type Optimizers } from './optimizers.ts';
+import { trainIteration, type IterationModel } from './iteration.ts';
+import { baselineIteration } from './baseline_iteration.ts';
+import { gnnLr, metricLr } from './schedules.ts';
+import { evaluateModel, type EvalRecord } from './evaluate_model.ts';
+import type { ImageSplit } from './image_split.ts';
+import { toChunkLayout } from '../samplers/chunk_reorder.ts';
+import { RUN_FILES, appendLog, loadCheckpoint, restoreOptimizers, saveCheckpoint, truncateLog } from './run_dir.ts';
+
+/** The class-balanced P×K sampler, as the trainer uses it. */
+export interface BatchSampler {
+  /** B indices in class-major order (the K samples of the first drawn class, then the next…). */
+  nextBatch(): number[];
+  batchesPerEpoch(): number;
+  state(): unknown;
+  restore(state: unknown): void;
+}
+
+export interface TrainerInputs {
+  config: TrainConfig;
+  runDir: string;
+  train: ImageSplit;
+  test: ImageSplit;
+  backbone: Backbone;
+  sampler: (seed: number) => BatchSampler;
+  resume: boolean;
+  /** Progress callback (the CLI draws a bar with it). */
+  onIteration?: (p: { epoch: number; iteration: number; iterations: number; losses: Record<string, number> }) => void;
+  onEvaluation?: (r: EvalRecord) => void;
+  /** Stop after this many iterations in this process (tests of interruption). */
+  stopAfterIterations?: number;
+}
+
+export interface TrainerState {
+  epoch: number;
+  iterationInEpoch: number;
+  globalStep: number;
+  jAvg: number;
+  jGen: number;
+  sumJm: number;
+  sumJgen: number;
+  countJ: number;
+  sampler: unknown;
+  rng: Record<string, { state: string; inc: string }>;
+  best: EvalRecord | null;
+  last: EvalRecord | null;
+  wallSeconds: number;
+}
+
+export interface TrainResult {
+  final: EvalRecord | null;
+  best: EvalRecord | null;
+  wallSeconds: number;
+  completed: boolean;
+}
+
+const J_START = 1e6;
+
+export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
+  const c = inp.config;
+  const P = c.train.classesPerBatch;
+  const K = c.train.samplesPerClass;
+  const shape = { P, K, D: c.model.embeddingSize, H: c.model.attentionHeads, L: c.model.gnnLayers, C: inp.train.numClasses };
+  const gca = c.train.method === 'gca-hng';
+  const model: MetricModel = createMetricModel(inp.backbone, shape, c.train.seed, c.model.normalize, gca);
+  const opts: Optimizers = createOptimizers(model.sd, {
+    baseLr: c.solver.baseLr, embeddingRatio: c.solver.embeddingRatio, gnnLr: c.solver.gnnLr,
+    classifierLr: c.solver.classifierLr, weightDecay: c.solver.weightDecay, classifierWeightDecay: c.solver.classifierWeightDecay,
+  });
+  const sampler = inp.sampler(c.train.seed);
+  const rng = { mixing: new Random(c.train.seed, 21), dropout: new Random(c.train.seed, 22), flip: new Random(c.train.seed, 23) };
+  let s: TrainerState = {
+    epoch: 0, iterationInEpoch: 0, globalStep: 0, jAvg: J_START, jGen: J_START, sumJm: 0, sumJgen: 0, countJ: 0,
+    sampler: null, rng: {}, best: null, last: null, wallSeconds: 0,
+  };
+  if (inp.resume) {
+    const ckpt = loadCheckpoint<TrainerState>(inp.runDir);
+    for (const [name, t] of ckpt.model) model.sd.load(name, t);
+    restoreOptimizers(opts, ckpt);
+    s = ckpt.state;
+    sampler.restore(s.sampler);
+    for (const [name, r] of Object.entries(rng)) r.setState(s.rng[name] as { state: string; inc: string });
+    truncateLog(inp.runDir, s.globalStep);
+  }
+  const started = Date.now() - s.wallSeconds * 1000;
+  const snapshot = (): TrainerState => ({
+    ...s, sampler: sampler.state(), wallSeconds: (Date.now() - started) / 1000,
+    rng: Object.fromEntries(Object.entries(rng).map(([k, r]) => [k, r.getState()])),
+  });
+  const checkpoint = () => saveCheckpoint(inp.runDir, model.sd, opts, snapshot());
+  const backboneParams = model.sd.trainable([BACKBONE_PREFIX]);
+  const iterations = c.train.maxIterationsPerEpoch > 0 ? Math.min(c.train.maxIterationsPerEpoch, sampler.batchesPerEpoch()) : sampler.batchesPerEpoch();
+  let doneHere = 0;
+
+  try {
+    while (s.epoch < c.train.epochs) {
+      const e = s.epoch;
+      opts.optC.setLearningRate(0, metricLr(c.solver.lrPolicy, c.solver.baseLr, e, c.solver.metricGamma, c.solver.metricDecaySteps));
+      opts.optC.setLearningRate(1, metricLr(c.solver.lrPolicy, c.solver.baseLr * c.solver.embeddingRatio, e, c.solver.metricGamma, c.solver.metricDecaySteps));
+      opts.optGnn.setLearningRate(0, gnnLr(c.solver.gnnLr, e, c.train.epochs));
+      // Warm-up: the backbone gets no gradient (requires_grad False), so AdamW skips it entirely.
+      const frozen = new Set(e < c.solver.warmUpEpochs ? backboneParams : []);
+      const iterModel: IterationModel = {
+        sd: model.sd, shape, loss: c.loss, optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, frozen,
+        clip: c.solver.gradClip ? c.solver.gradClipValue : null,
+        embed: (input) => embed(model, input as tf.Tensor4D, true),
+      };
+      while (s.iterationInEpoch < iterations) {
+        if (inp.stopAfterIterations !== undefined && doneHere >= inp.stopAfterIterations) return { final: null, best: s.best, wallSeconds: (Date.now() - started) / 1000, completed: false };
+        const idx = Array.from(toChunkLayout(sampler.nextBatch(), P, K));
+        const flips = c.dataset.flip ? idx.map(() => rng.flip.random() < 0.5) : undefined;
+        const input = await inp.train.images(idx, flips);
+        const labels = idx.map((i) => inp.train.labels[i] as number);
+        const draw = () => Array.from({ length: K * (K - 1) }, () => rng.mixing.random());
+        const batch = {
+          input, labels, jAvg: s.jAvg, jGen: s.jGen, mixingMetric: gca ? draw() : [], mixingGenerator: gca ? draw() : [],
+          dropout: { p: c.loss.edgeDropout, random: () => rng.dropout.random() },
+        };
+        const losses: Record<string, number> = gca ? { ...trainIteration(iterModel, batch) } : baselineIteration(iterModel, batch);
+        input.dispose();
+        s.sumJm += Math.max(losses.J_m as number, 1e-6);
+        s.sumJgen += gca ? Math.max(losses.J_gen as number, 1e-6) : 0;
+        s.countJ += 1;
+        s.globalStep += 1;
+        doneHere += 1;
+        appendLog(inp.runDir, { type: 'iteration', step: s.globalStep, epoch: e, iteration: s.iterationInEpoch, ...losses, lr: opts.optC.groups[1]?.lr, lr_gnn: opts.optGnn.groups[0]?.lr });
+        s.iterationInEpoch += 1;
+        inp.onIteration?.({ epoch: e, iteration: s.iterationInEpoch, iterations, losses });
+        if (s.globalStep % c.train.checkpointEvery === 0 && s.iterationInEpoch < iterations) await checkpoint();
+      }
+      // End of epoch: evaluate, then J_avg/J_gen become this epoch's means, then the schedulers step.
+      if ((e + 1) % c.train.evalEvery === 0 || e + 1 === c.train.epochs) {
+        const r = await evaluateModel(model, inp.test, e + 1, { ks: c.eval.ks, semantics: c.eval.semantics, nmi: c.eval.nmi, seed: c.train.seed });
+        s.last = r;
+        if (!s.best || (r.recall['1'] ?? 0) > (s.best.recall['1'] ?? 0)) {
+          s.best = r;
+          await writeWeights(model, join(inp.runDir, RUN_FILES.best));
+        }
+        appendLog(inp.runDir, { type: 'evaluation', step: s.globalStep, ...r });
+        inp.onEvaluation?.(r);
+      }
+      s.jAvg = s.countJ > 0 ? s.sumJm / s.countJ : s.jAvg;
+      s.jGen = gca && s.countJ > 0 ? s.sumJgen / s.countJ : s.jGen;
+      s.sumJm = s.sumJgen = s.countJ = 0;
+      s.iterationInEpoch = 0;
+      s.epoch = e + 1;
+      await checkpoint();
+    }
+    await writeWeights(model, join(inp.runDir, RUN_FILES.final));
+    const wallSeconds = (Date.now() - started) / 1000;
+    writeFileAtomic(join(inp.runDir, RUN_FILES.metrics), `${JSON.stringify({ final: s.last, best: s.best, wall_s: wallSeconds }, null, 2)}\n`);
+    return { final: s.last, best: s.best, wallSeconds, completed: true };
+  } finally {
+    opts.optC.dispose();
+    opts.optGnn.dispose();
+    opts.optS.dispose();
+    model.sd.dispose();
+  }
+}
+
+async function writeWeights(m: MetricModel, path: string): Promise<void> {
+  writeSafetensors(path, await m.sd.toHost());
+}
+
+/** Saves the resolved configuration of a new run. */
+export function writeRunConfig(runDir: string, config: TrainConfig): void {
+  writeFileSync(join(runDir, RUN_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+}

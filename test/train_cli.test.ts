@@ -1,0 +1,134 @@
+// Training end to end through the command line on a tiny image folder: a run killed with SIGKILL
+// mid-epoch and resumed ends exactly as the uninterrupted one; bad input is refused clearly.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { ROOT, hardneg } from './helpers/cli.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'hardneg-train-'));
+const data = join(tmp, 'data');
+
+/** Class c's images: a coloured square at a class-specific position on noise. */
+async function makeFolder(dir: string, split: string, classes: string[], perClass: number, seed: number): Promise<void> {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  for (const [c, name] of classes.entries()) {
+    mkdirSync(join(dir, split, name), { recursive: true });
+    for (let i = 0; i < perClass; i++) {
+      const px = Buffer.alloc(12 * 12 * 3);
+      for (let p = 0; p < px.length; p++) px[p] = Math.floor(rand() * 80);
+      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) {
+        const o = (((c * 2 + y) % 12) * 12 + ((c * 3 + x) % 12)) * 3;
+        px[o + (c % 3)] = 255;
+      }
+      await sharp(px, { raw: { width: 12, height: 12, channels: 3 } }).png().toFile(join(dir, split, name, `${i}.png`));
+    }
+  }
+}
+
+const CONFIG = [
+  '--set', 'dataset.imageSize=8', '--set', 'dataset.flip=true', '--set', 'model.embeddingSize=16',
+  '--set', 'train.classesPerBatch=3', '--set', 'train.samplesPerClass=2', '--set', 'train.checkpointEvery=1',
+  '--set', 'solver.warmUpEpochs=1', '--set', 'eval.ks=[1,2]',
+];
+
+function trainArgs(out: string): string[] {
+  return ['train', '--dataset', 'folder', '--data-root', data, '--epochs', '3', '--seed', '7', '--out', out, '--quiet', ...CONFIG];
+}
+
+async function killAfterIterations(args: string[], logPath: string, iterations: number): Promise<void> {
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'hardneg'), ...args], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const lines = existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').filter((l) => l.includes('"iteration"')).length : 0;
+    if (lines >= iterations) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGKILL');
+  await exited;
+}
+
+test('setup: a tiny image-folder dataset', async () => {
+  await makeFolder(data, 'train', ['a', 'b', 'c', 'd', 'e', 'f'], 5, 1);
+  await makeFolder(data, 'test', ['g', 'h', 'i', 'j'], 4, 2);
+});
+
+test('a run killed with SIGKILL mid-epoch and resumed ends with the same weights and metrics', async () => {
+  const whole = join(tmp, 'whole');
+  const r = hardneg(trainArgs(whole));
+  assert.equal(r.code, 0, r.stderr);
+  const interrupted = join(tmp, 'interrupted');
+  // 4 iterations per epoch: stop inside the second epoch (after warm-up, backbone training).
+  await killAfterIterations(trainArgs(interrupted), join(interrupted, 'log.jsonl'), 6);
+  assert.ok(!existsSync(join(interrupted, 'metrics.json')), 'the run was interrupted before finishing');
+  const resumed = hardneg(['train', '--resume', interrupted, '--quiet']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(readFileSync(join(interrupted, 'model.safetensors')), readFileSync(join(whole, 'model.safetensors')), 'final weights are identical');
+  const a = JSON.parse(readFileSync(join(whole, 'metrics.json'), 'utf8'));
+  const b = JSON.parse(readFileSync(join(interrupted, 'metrics.json'), 'utf8'));
+  assert.deepEqual(b.final, a.final);
+  assert.deepEqual(b.best, a.best);
+  for (const key of ['epoch', 'recall', 'map_at_r', 'r_precision', 'nmi']) assert.ok(key in a.final, `metrics.json final has ${key}`);
+  const iterLines = (p: string) => readFileSync(join(p, 'log.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"iteration"')).map((l) => JSON.parse(l));
+  assert.deepEqual(iterLines(interrupted).map((l) => l.J_metric), iterLines(whole).map((l) => l.J_metric), 'the log continues without gaps or repeats');
+});
+
+test('the none baseline trains with the same model and reports the same metrics', () => {
+  const r = hardneg([...trainArgs(join(tmp, 'none')), '--method', 'none', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const m = JSON.parse(r.stdout);
+  assert.equal(m.final.epoch, 3);
+  assert.ok(m.final.recall['1'] >= 0 && m.final.recall['1'] <= 1);
+});
+
+test('an --out directory that holds a run is refused unless --resume or --overwrite', () => {
+  const out = join(tmp, 'whole');
+  const r = hardneg(trainArgs(out));
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /already holds a run; use --resume .* or --overwrite/);
+});
+
+test('configuration mistakes name the key or value', () => {
+  let r = hardneg(['train', '--out', join(tmp, 'x1'), '--set', 'train.epochz=3']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown configuration key 'train\.epochz'/);
+  r = hardneg(['train', '--out', join(tmp, 'x2'), '--set', 'loss.alpha="high"']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /'loss\.alpha'/);
+  const yaml = join(tmp, 'c.yaml');
+  writeFileSync(yaml, 'model:\n  depth: 3\n');
+  r = hardneg(['train', '--out', join(tmp, 'x3'), '--config', yaml]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /c\.yaml: unknown configuration key 'model\.depth'/);
+  r = hardneg(['train', '--out', join(tmp, 'x4'), '--dataset', 'folder']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--data-root/);
+});
+
+test('an unreadable image is reported with its path; a class with fewer than K images is warned about', async () => {
+  const bad = join(tmp, 'bad');
+  await makeFolder(bad, 'train', ['a', 'b', 'c', 'd'], 3, 3);
+  await makeFolder(bad, 'test', ['e', 'f'], 3, 4);
+  writeFileSync(join(bad, 'train', 'a', 'broken.png'), 'not an image');
+  let r = hardneg(['train', '--dataset', 'folder', '--data-root', bad, '--out', join(tmp, 'bad-run'), '--quiet']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /train\/a\/broken\.png/);
+  const small = join(tmp, 'small');
+  await makeFolder(small, 'train', ['a', 'b', 'c', 'd'], 4, 5);
+  await makeFolder(small, 'train', ['z'], 1, 6);
+  await makeFolder(small, 'test', ['e', 'f'], 3, 7);
+  r = hardneg(['train', '--dataset', 'folder', '--data-root', small, '--out', join(tmp, 'small-run'), '--epochs', '1', ...CONFIG]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: class .*z.* fewer than K = 2.*with replacement/);
+  const empty = join(tmp, 'empty');
+  mkdirSync(join(empty, 'train'), { recursive: true });
+  mkdirSync(join(empty, 'test'), { recursive: true });
+  r = hardneg(['train', '--dataset', 'folder', '--data-root', empty, '--out', join(tmp, 'empty-run')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /empty|no image/i);
+});
