@@ -28,9 +28,10 @@ export async function embedSplit(m: MetricModel, split: ImageSplit, batchSize = 
 
 export async function evaluateModel(
   m: MetricModel, split: ImageSplit, epoch: number, opts: { ks: number[]; semantics: Semantics; nmi: boolean; seed: number },
-): Promise<EvalRecord> {
-  const x = asEmbeddings(await embedSplit(m, split), split.size, m.shape.D);
+): Promise<{ record: EvalRecord; embeddings: Float32Array }> {
+  const data = await embedSplit(m, split);
+  const x = asEmbeddings(data, split.size, m.shape.D);
   const r = await evaluateRetrieval(x, split.labels, { ks: opts.ks, semantics: opts.semantics });
   const nmi = opts.nmi ? await evaluateNmi(x, split.labels, { seed: opts.seed }) : null;
-  return { epoch, recall: r.recall, map_at_r: r.mapAtR, r_precision: r.rPrecision, nmi };
+  return { record: { epoch, recall: r.recall, map_at_r: r.mapAtR, r_precision: r.rPrecision, nmi }, embeddings: data };
 }

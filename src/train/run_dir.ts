@@ -16,6 +16,9 @@ export const RUN_FILES = {
   final: 'model.safetensors',
   log: 'log.jsonl',
   metrics: 'metrics.json',
+  /** Test-split embeddings [n, D] of the latest evaluation, and their labels. */
+  testEmbeddings: 'test_embeddings.npy',
+  testLabels: 'test_labels.npy',
 } as const;
 
 export function isRunDir(dir: string): boolean {

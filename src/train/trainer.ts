@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { Random } from '../engine/random.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
+import { writeNpy } from '../io/npy.ts';
+import { hardnessDiagnostics } from './diagnostics.ts';
 import type { Backbone } from '../models/backbone.ts';
 import type { TrainConfig } from './config.ts';
 import { createMetricModel, embed, type MetricModel } from './metric_model.ts';
@@ -104,6 +106,9 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const backboneParams = model.sd.trainable([BACKBONE_PREFIX]);
   const iterations = c.train.maxIterationsPerEpoch > 0 ? Math.min(c.train.maxIterationsPerEpoch, sampler.batchesPerEpoch()) : sampler.batchesPerEpoch();
   let doneHere = 0;
+  // A fixed probe batch for the diagnostics, from its own stream (training is not affected).
+  const probe = probeBatch(inp.train.labels, P, K, new Random(c.train.seed, 31));
+  const probeMixing = Array.from({ length: K * (K - 1) }, (_, i) => new Random(c.train.seed + i, 32).random());
 
   try {
     while (s.epoch < c.train.epochs) {
@@ -143,8 +148,16 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       }
       // End of epoch: evaluate, then J_avg/J_gen become this epoch's means, then the schedulers step.
       if ((e + 1) % c.train.evalEvery === 0 || e + 1 === c.train.epochs) {
-        const r = await evaluateModel(model, inp.test, e + 1, { ks: c.eval.ks, semantics: c.eval.semantics, nmi: c.eval.nmi, seed: c.train.seed });
+        const { record: r, embeddings } = await evaluateModel(model, inp.test, e + 1, { ks: c.eval.ks, semantics: c.eval.semantics, nmi: c.eval.nmi, seed: c.train.seed });
         s.last = r;
+        writeNpy(join(inp.runDir, RUN_FILES.testEmbeddings), { dtype: 'F32', shape: [inp.test.size, shape.D], data: embeddings });
+        writeNpy(join(inp.runDir, RUN_FILES.testLabels), { dtype: 'I32', shape: [inp.test.size], data: Int32Array.from(inp.test.labels) });
+        if (gca) {
+          const images = await inp.train.images(probe);
+          const d = hardnessDiagnostics(model, images, c.loss, s.jAvg, s.jGen, probeMixing);
+          images.dispose();
+          appendLog(inp.runDir, { type: 'diagnostics', step: s.globalStep, epoch: e + 1, ...d });
+        }
         if (!s.best || (r.recall['1'] ?? 0) > (s.best.recall['1'] ?? 0)) {
           s.best = r;
           await writeWeights(model, join(inp.runDir, RUN_FILES.best));
@@ -169,6 +182,18 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
     opts.optS.dispose();
     model.sd.dispose();
   }
+}
+
+/** P classes with at least K images each (or all classes), K images each, in chunk layout. */
+function probeBatch(labels: Int32Array, P: number, K: number, rng: Random): number[] {
+  const byClass = new Map<number, number[]>();
+  labels.forEach((y, i) => byClass.set(y, [...(byClass.get(y) ?? []), i]));
+  const classes = rng.shuffle([...byClass.keys()].sort((a, b) => a - b)).slice(0, P);
+  const rows = classes.map((c) => {
+    const idx = byClass.get(c) as number[];
+    return Array.from({ length: K }, (_, k) => idx[k % idx.length] as number);
+  });
+  return Array.from({ length: P * K }, (_, i) => (rows[i % P] as number[])[Math.floor(i / P)] as number);
 }
 
 async function writeWeights(m: MetricModel, path: string): Promise<void> {
