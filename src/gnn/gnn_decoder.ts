@@ -10,7 +10,11 @@ import type { GnnShape } from './config.ts';
 import { edgeLayer, nodeLayer } from './names.ts';
 import { type LayerParams, NODE_LAYER_PARAMS, nodeUpdate } from './node_update.ts';
 import { type DropoutSpec, EDGE_LAYER_PARAMS, dropoutMask, edgeUpdate } from './edge_update.ts';
-import { checkpoint } from '../nn/checkpoint.ts';
+import { segment } from '../nn/checkpoint.ts';
+import { gelu } from '../nn/fused.ts';
+
+/** The noglobal ablation's per-pair layer (not part of the official state dict). */
+export const PAIR_MLP = 'gnn.pair_mlp';
 import type { Recorder } from './recorder.ts';
 
 export interface GnnOptions {
@@ -19,6 +23,8 @@ export interface GnnOptions {
   /** Edge-attention dropout (official p = 0.1 in training). */
   dropout?: DropoutSpec;
   record?: Recorder;
+  /** The noglobal ablation: edges pass through a per-pair MLP layer instead of message passing. */
+  pairMlp?: boolean;
 }
 
 export interface GnnOutput {
@@ -53,21 +59,22 @@ export function gnnForward(sd: StateDict, shape: GnnShape, z: tf.Tensor2D, edges
     let edges = edges0;
     for (let l = 0; l < shape.L; l++) {
       const tag = `inter/layer${l}/`;
-      // Each layer is checkpointed: only its inputs stay on the gradient tape.
+      // Each layer is a segment of the tape: its intermediate gradients are freed layer by layer.
       const nodeParams = layerParams(sd, nodeLayer(l), NODE_LAYER_PARAMS);
-      h = checkpoint(
+      h = segment(
         (hIn, eIn, ...ps) => nodeUpdate(asParams(NODE_LAYER_PARAMS, ps), hIn as tf.Tensor2D, eIn as tf.Tensor2D, shape.P, shape.H, rec, tag),
         [h, edges, ...nodeParams],
       ) as tf.Tensor2D;
       rec?.(`${tag}feats`, h);
       const mask = dropoutMask([B, B, 2], opts.training ? opts.dropout : undefined) as tf.Tensor3D;
       const edgeParams = layerParams(sd, edgeLayer(l), EDGE_LAYER_PARAMS);
-      edges = checkpoint(
+      edges = segment(
         (hIn, eIn, mIn, ...ps) => edgeUpdate(asParams(EDGE_LAYER_PARAMS, ps), hIn as tf.Tensor2D, eIn as tf.Tensor2D, mIn as tf.Tensor3D, rec, tag),
         [h, edges, mask, ...edgeParams],
       ) as tf.Tensor2D;
       rec?.(`${tag}edge_attr`, edges);
     }
+    if (opts.pairMlp) edges = gelu(linear(edges, sd.get(`${PAIR_MLP}.weight`), sd.get(`${PAIR_MLP}.bias`))) as tf.Tensor2D;
     const b1 = bottleneck(sd, 'gnn.bottleneck1.0', edges, opts.training);
     const b2 = bottleneck(sd, 'gnn.bottleneck2.0', h, opts.training);
     rec?.('inter/bottleneck1', b1);

@@ -51,6 +51,11 @@ export function initGenerator(sd: StateDict, shape: GnnShape, rng: Random): void
   fill(sd, [...gnnParameterShapes(shape.D, shape.L, shape.C), ['softmax_classifier.weight', [shape.C, shape.D]], ['softmax_classifier.bias', [shape.C]]], rng);
 }
 
+/** The noglobal ablation's per-pair layer gnn.pair_mlp (Linear D→D, PyTorch's default init). */
+export function initPairMlp(sd: StateDict, D: number, rng: Random): void {
+  fill(sd, [['gnn.pair_mlp.weight', [D, D]], ['gnn.pair_mlp.bias', [D]]], rng);
+}
+
 /** Embedding head BN1d(n_mid) → Linear(n_mid → D) under feature_extractor.fc.*. */
 export function initEmbeddingHead(sd: StateDict, nMid: number, D: number, rng: Random): void {
   fill(sd, [

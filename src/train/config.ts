@@ -3,6 +3,7 @@
 // are the official ones scaled to the embedded dataset where the official value cannot apply
 // (batch shape, embedding width, epochs).
 import { z } from 'zod';
+import { GCA_METHODS } from './variants.ts';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -29,7 +30,8 @@ export const TrainConfigSchema = z.strictObject({
     normalize: z.boolean().default(false),
   }).prefault({}),
   train: z.strictObject({
-    method: z.enum(['gca-hng', 'none']).default('gca-hng'),
+    /** gca-hng, its ablations (docs/ablations.md), or none (the same model and N-pair loss alone). */
+    method: z.enum([...GCA_METHODS, 'none']).default('gca-hng'),
     /** TRAIN.NUM_SAMPLED_CLASSES (P) */
     classesPerBatch: positiveInt.min(2).default(5),
     /** TRAIN.NUM_PER_CLASS (K) */
@@ -58,6 +60,9 @@ export const TrainConfigSchema = z.strictObject({
     /** Rows zeroed in J_sim: the official positions (QUIRK 1) or the same-class rows. */
     simMask: z.enum(['reference', 'same-class']).default('reference'),
     edgeDropout: z.number().min(0).max(0.99).default(0.1),
+    /** 'official': φ = exp(−α/J_avg); 'adaptive': α is clamped each epoch so that φ stays in phiRange. */
+    hardness: z.enum(['official', 'adaptive']).default('official'),
+    phiRange: z.tuple([z.number().gt(0).lt(1), z.number().gt(0).lt(1)]).default([0.3, 0.7]),
   }).prefault({}),
   solver: z.strictObject({
     /** SOLVER.BASE_LR */

@@ -9,6 +9,7 @@ import { generateHardNegatives, hardnessFactor } from '../generator/hard_negativ
 import { synWeightComplement } from './objectives.ts';
 import type { GcaHngLossConfig } from './gca_hng_config.ts';
 import { embed, type MetricModel } from './metric_model.ts';
+import { type GcaVariant, OFFICIAL_VARIANT } from './variants.ts';
 
 export interface Histogram {
   /** Bin edges (bins + 1 values). */
@@ -58,14 +59,15 @@ function dist(a: Float32Array, i: number, b: Float32Array, j: number, D: number)
 }
 
 export function hardnessDiagnostics(
-  m: MetricModel, images: tf.Tensor4D, loss: GcaHngLossConfig, jAvg: number, jGen: number, mixing: number[],
+  m: MetricModel, images: tf.Tensor4D, loss: GcaHngLossConfig, jAvg: number, jGen: number, mixing: number[], variant: GcaVariant = OFFICIAL_VARIANT,
 ): HardnessDiagnostics {
   const { P, K, D } = m.shape;
   const phi = hardnessFactor(loss.alpha, jAvg);
   const [z, para, neg] = tf.tidy(() => {
     const zt = embed(m, images, false);
-    const { edgePara } = gnnForward(m.sd, m.shape, zt, correlationGraph(zt).edges, { training: false });
-    const g = generateHardNegatives({ z: zt, edgePara, P, K, phi, mixing }).negatives;
+    const { edgePara } = gnnForward(m.sd, m.shape, zt, correlationGraph(zt).edges, { training: false, pairMlp: !variant.global });
+    const weights = variant.flat ? tf.mul(tf.mean(edgePara, 1, true), tf.onesLike(edgePara)) as tf.Tensor2D : edgePara;
+    const g = generateHardNegatives({ z: zt, edgePara: weights, P, K, phi, mixing }).negatives;
     return [zt.dataSync() as Float32Array, edgePara.dataSync() as Float32Array, g.dataSync() as Float32Array];
   });
   const pos: number[] = [], real: number[] = [], gen: number[] = [];

@@ -10,6 +10,7 @@ import type { AdamW } from '../optim/adamw.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import type { GcaHngLossConfig } from './gca_hng_config.ts';
 import { generatorObjective, metricObjective, softmaxObjective } from './objectives.ts';
+import type { GcaVariant } from './variants.ts';
 
 export interface IterationModel {
   sd: StateDict;
@@ -24,6 +25,8 @@ export interface IterationModel {
   clip: number | null;
   /** Parameters of opt_c that receive no gradient now (the backbone during warm-up). */
   frozen?: ReadonlySet<string>;
+  /** An ablation of the official method. */
+  variant?: GcaVariant;
 }
 
 export interface IterationBatch {
@@ -35,6 +38,8 @@ export interface IterationBatch {
   mixingMetric: readonly number[];
   mixingGenerator: readonly number[];
   dropout?: DropoutSpec;
+  /** Hardness factor φ overriding exp(−α/J_avg) (the adaptive schedule). */
+  phi?: number;
 }
 
 /** The official forward's `metrics`, plus the constants it used. */
@@ -71,7 +76,7 @@ export function trainIteration(m: IterationModel, b: IterationBatch): IterationL
   const { sd } = m;
   const ctx = {
     sd, shape: m.shape, loss: m.loss, labels: b.labels, jAvg: b.jAvg, jGen: b.jGen,
-    training: true, dropout: b.dropout,
+    training: true, dropout: b.dropout, phi: b.phi, variant: m.variant,
   };
   m.optC.zeroGrad();
   m.optGnn.zeroGrad();

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Random } from '../engine/random.ts';
 import type { Backbone } from '../models/backbone.ts';
 import { embeddingHead } from '../models/embedding_head.ts';
-import { initEmbeddingHead, initGenerator } from '../models/init.ts';
+import { initEmbeddingHead, initGenerator, initPairMlp } from '../models/init.ts';
 import { StateDict } from '../models/state_dict.ts';
 import type { GnnShape } from '../gnn/config.ts';
 
@@ -15,12 +15,13 @@ export interface MetricModel {
   normalize: boolean;
 }
 
-export function createMetricModel(backbone: Backbone, shape: GnnShape, seed: number, normalize: boolean, withGenerator: boolean): MetricModel {
+export function createMetricModel(backbone: Backbone, shape: GnnShape, seed: number, normalize: boolean, withGenerator: boolean, pairMlp = false): MetricModel {
   const sd = new StateDict();
   const rng = new Random(seed, 11);
   backbone.init(sd, rng);
   initEmbeddingHead(sd, backbone.features, shape.D, rng);
   if (withGenerator) initGenerator(sd, shape, rng);
+  if (withGenerator && pairMlp) initPairMlp(sd, shape.D, rng);
   return { sd, backbone, shape, normalize };
 }
 

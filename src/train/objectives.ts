@@ -15,6 +15,7 @@ import { linear } from '../nn/linear.ts';
 import { detachedCopy } from '../nn/stop_gradient.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { type GcaHngLossConfig, OFFICIAL_FIXED } from './gca_hng_config.ts';
+import { type GcaVariant, OFFICIAL_VARIANT } from './variants.ts';
 
 export interface PassContext {
   sd: StateDict;
@@ -32,6 +33,16 @@ export interface PassContext {
   record?: Recorder;
   /** Also produce the per-chunk negative blocks (diagnostics only). */
   withAllNegatives?: boolean;
+  /** Hardness factor φ to use instead of exp(−α/J_avg) (the adaptive schedule). */
+  phi?: number;
+  /** An ablation of the official method (default: the official one). */
+  variant?: GcaVariant;
+}
+
+/** The edge weights the generation uses: per channel, or (flat ablation) each pair's mean over channels. */
+export function generationWeights(edgePara: tf.Tensor2D, v: GcaVariant): tf.Tensor2D {
+  if (!v.flat) return edgePara;
+  return tf.tidy(() => tf.mul(tf.mean(edgePara, 1, true), tf.onesLike(edgePara)) as tf.Tensor2D);
 }
 
 export function classifierLogits(sd: StateDict, x: tf.Tensor2D): tf.Tensor2D {
@@ -50,24 +61,28 @@ export function synWeightComplement(beta: number, jGen: number): number {
  */
 export function metricObjective(c: PassContext, z: tf.Tensor2D) {
   const { P, K } = c.shape;
+  const v = c.variant ?? OFFICIAL_VARIANT;
   const rec = c.record;
   const jM = npairLoss(z, c.labels, P, K);
-  const graph = correlationGraph(z);
+  // The nogce ablation feeds the GNN a detached copy, so J_gce trains the GNN only.
+  const gnnInput = v.gceToBackbone ? z : detachedCopy(z);
+  const graph = correlationGraph(gnnInput);
   rec?.('graph/W', graph.edges);
-  const gnn = gnnForward(c.sd, c.shape, z, graph.edges, {
+  const gnn = gnnForward(c.sd, c.shape, gnnInput, graph.edges, {
     training: c.training,
     dropout: c.dropout,
+    pairMlp: !v.global,
     record: rec ? (n, t) => rec(`gnn/${n}`, t) : undefined,
   });
   const jGce = crossEntropy(gnn.nodePred, c.labels);
-  const phi = hardnessFactor(c.loss.alpha, c.jAvg);
+  const phi = c.phi ?? hardnessFactor(c.loss.alpha, c.jAvg);
   const gen = generateHardNegatives({
-    z, edgePara: detachedCopy(gnn.edgePara), P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives,
+    z, edgePara: generationWeights(detachedCopy(gnn.edgePara), v), P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives,
   });
   const eBj = synWeightComplement(c.loss.beta, c.jGen);
   const jSynRaw = npairSyntheticLoss(gen.negatives, z, P, K);
-  const jSyn = tf.mul(jSynRaw, 1 - eBj) as tf.Scalar;
-  const jMetric = tf.add(tf.add(jM, jSyn), jGce) as tf.Scalar;
+  const jSyn = tf.mul(jSynRaw, v.syn ? 1 - eBj : 0) as tf.Scalar;
+  const jMetric = (v.syn ? tf.add(tf.add(jM, jSyn), jGce) : tf.add(jM, jGce)) as tf.Scalar;
   return { jMetric, jM, jSyn, jSynRaw, jGce, eBj, phi, nodePred: gnn.nodePred, edgePara: gnn.edgePara, negatives: gen.negatives, allNegatives: gen.allNegatives };
 }
 
@@ -86,13 +101,15 @@ export function generatorObjective(c: PassContext, zDetached: tf.Tensor2D) {
   const B = P * K;
   const rec = c.record;
   const graph = correlationGraph(zDetached);
+  const v = c.variant ?? OFFICIAL_VARIANT;
   const gnn = gnnForward(c.sd, c.shape, zDetached, graph.edges, {
     training: c.training,
     dropout: c.dropout,
+    pairMlp: !v.global,
     record: rec ? (n, t) => rec(`gnn2/${n}`, t) : undefined,
   });
-  const phi = hardnessFactor(c.loss.alpha, c.jAvg);
-  const gen = generateHardNegatives({ z: zDetached, edgePara: gnn.edgePara, P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives });
+  const phi = c.phi ?? hardnessFactor(c.loss.alpha, c.jAvg);
+  const gen = generateHardNegatives({ z: zDetached, edgePara: generationWeights(gnn.edgePara, v), P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives });
   const div = diversityLoss(gnn.edgePara, B);
   const logitsMix = classifierLogits(c.sd, gen.negatives);
   const jGence = tf.mul(crossEntropy(logitsMix, labelMix(c.labels, P, K)), c.loss.softmaxFactor) as tf.Scalar;

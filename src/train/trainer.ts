@@ -10,6 +10,8 @@ import { writeFileAtomic } from '../io/atomic_write.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { writeNpy } from '../io/npy.ts';
 import { hardnessDiagnostics } from './diagnostics.ts';
+import { isGcaMethod, variantOf } from './variants.ts';
+import { effectiveAlpha, epochPhi } from './hardness_schedule.ts';
 import type { Backbone } from '../models/backbone.ts';
 import type { TrainConfig } from './config.ts';
 import { createMetricModel, embed, type MetricModel } from './metric_model.ts';
@@ -75,9 +77,11 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const c = inp.config;
   const P = c.train.classesPerBatch;
   const K = c.train.samplesPerClass;
-  const shape = { P, K, D: c.model.embeddingSize, H: c.model.attentionHeads, L: c.model.gnnLayers, C: inp.train.numClasses };
-  const gca = c.train.method === 'gca-hng';
-  const model: MetricModel = createMetricModel(inp.backbone, shape, c.train.seed, c.model.normalize, gca);
+  const gca = isGcaMethod(c.train.method);
+  const variant = isGcaMethod(c.train.method) ? variantOf(c.train.method) : undefined;
+  const shape = { P, K, D: c.model.embeddingSize, H: c.model.attentionHeads, L: variant && !variant.global ? 0 : c.model.gnnLayers, C: inp.train.numClasses };
+  const model: MetricModel = createMetricModel(inp.backbone, shape, c.train.seed, c.model.normalize, gca, variant !== undefined && !variant.global);
+  const hardness = { kind: c.loss.hardness, alpha: c.loss.alpha, phiRange: c.loss.phiRange } as const;
   const opts: Optimizers = createOptimizers(model.sd, {
     baseLr: c.solver.baseLr, embeddingRatio: c.solver.embeddingRatio, gnnLr: c.solver.gnnLr,
     classifierLr: c.solver.classifierLr, weightDecay: c.solver.weightDecay, classifierWeightDecay: c.solver.classifierWeightDecay,
@@ -119,7 +123,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       // Warm-up: the backbone gets no gradient (requires_grad False), so AdamW skips it entirely.
       const frozen = new Set(e < c.solver.warmUpEpochs ? backboneParams : []);
       const iterModel: IterationModel = {
-        sd: model.sd, shape, loss: c.loss, optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, frozen,
+        sd: model.sd, shape, loss: c.loss, optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, frozen, variant,
         clip: c.solver.gradClip ? c.solver.gradClipValue : null,
         embed: (input) => embed(model, input as tf.Tensor4D, true),
       };
@@ -133,6 +137,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
         const batch = {
           input, labels, jAvg: s.jAvg, jGen: s.jGen, mixingMetric: gca ? draw() : [], mixingGenerator: gca ? draw() : [],
           dropout: { p: c.loss.edgeDropout, random: () => rng.dropout.random() },
+          phi: hardness.kind === 'adaptive' ? epochPhi(hardness, s.jAvg) : undefined,
         };
         const losses: Record<string, number> = gca ? { ...trainIteration(iterModel, batch) } : baselineIteration(iterModel, batch);
         input.dispose();
@@ -154,7 +159,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
         writeNpy(join(inp.runDir, RUN_FILES.testLabels), { dtype: 'I32', shape: [inp.test.size], data: Int32Array.from(inp.test.labels) });
         if (gca) {
           const images = await inp.train.images(probe);
-          const d = hardnessDiagnostics(model, images, c.loss, s.jAvg, s.jGen, probeMixing);
+          const d = hardnessDiagnostics(model, images, { ...c.loss, alpha: effectiveAlpha(hardness, s.jAvg) }, s.jAvg, s.jGen, probeMixing, variant);
           images.dispose();
           appendLog(inp.runDir, { type: 'diagnostics', step: s.globalStep, epoch: e + 1, ...d });
         }
