@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   generate: async () => (await import('./commands/generate.ts')).command,
   'reference-check': async () => (await import('./commands/reference_check.ts')).command,
   evaluate: async () => (await import('./commands/evaluate.ts')).command,
+  data: async () => (await import('./commands/data.ts')).command,
 };
 
 /** Registers a command (used by modules that add commands, keeping this file the one index). */
