@@ -1,0 +1,239 @@
+// The hard-negative generation baselines: a registry (name → factory with typed options) and the
+// compatibility rules between a generation method and a base loss, each refusal with a reason a
+// person can act on. 'gca-hng' is listed for the rules only (it is built in src/train/).
+import * as tf from '@tensorflow/tfjs';
+import type { Random } from '../engine/random.ts';
+import { type MetricLoss, isPairLoss, isProxyLoss } from '../losses/metric/base.ts';
+import { lossInfo } from '../losses/metric/index.ts';
+import type { StateDict } from '../models/state_dict.ts';
+import { type GeneratorContext, type HardNegativeGenerator, type LossRequirement, type Objective, tidyObjective } from './common.ts';
+import { DAML_DEFAULTS, Daml, type DamlOptions } from './daml.ts';
+import { EMBEDDING_EXPANSION_DEFAULTS, EmbeddingExpansion, type EmbeddingExpansionOptions } from './embedding_expansion.ts';
+import { HDML_DEFAULTS, Hdml, type HdmlOptions } from './hdml.ts';
+import { PROXY_SYNTHESIS_DEFAULTS, ProxySynthesis, type ProxySynthesisOptions } from './proxy_synthesis.ts';
+import { SymmetricalSynthesis } from './symmetrical_synthesis.ts';
+
+export type { GeneratorContext, HardNegativeGenerator, LossRequirement, Objective };
+export { Daml, EmbeddingExpansion, Hdml, ProxySynthesis, SymmetricalSynthesis };
+export type { DamlOptions, EmbeddingExpansionOptions, HdmlOptions, ProxySynthesisOptions };
+export { BlockMean, HDML_INITIAL_J, hdmlCandidates, hdmlFactor, hdmlMatrix } from './hdml.ts';
+export { HPHN_MARGIN, embeddingExpansionMatrix, expandEmbeddings } from './embedding_expansion.ts';
+export { reflectAboutAxis, symmetricPoints, symmetricalSynthesisMatrix } from './symmetrical_synthesis.ts';
+export { proxySynthesis, sampleBeta, sampleGamma } from './proxy_synthesis.ts';
+export { damlGenerate, damlGeneratorLoss, initDamlGenerator } from './daml.ts';
+export { mineGroups, nextSameClass, pairWithinClass, selectRows, tidyObjective } from './common.ts';
+
+/** The baseline "generator": the base loss on the real batch. */
+export class NoGeneration implements HardNegativeGenerator {
+  readonly name = 'none';
+  readonly requires = 'any';
+  readonly parameterPrefixes: readonly string[] = [];
+  objective(loss: MetricLoss, ctx: GeneratorContext): Objective {
+    return tidyObjective(() => {
+      const total = loss.compute(ctx.embeddings, ctx.labels);
+      return { total, terms: { J_m: total } };
+    });
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export type NoOptions = {};
+
+export interface GeneratorOptionsMap {
+  none: NoOptions;
+  hdml: HdmlOptions;
+  ee: EmbeddingExpansionOptions;
+  symm: NoOptions;
+  ps: ProxySynthesisOptions;
+  daml: DamlOptions;
+}
+
+export type GeneratorName = keyof GeneratorOptionsMap;
+/** Every method the comparison knows, GCA-HNG included. */
+export type MethodName = GeneratorName | 'gca-hng';
+
+export interface GeneratorInstanceMap {
+  none: NoGeneration;
+  hdml: Hdml;
+  ee: EmbeddingExpansion;
+  symm: SymmetricalSynthesis;
+  ps: ProxySynthesis;
+  daml: Daml;
+}
+
+/** What a generator with parameters needs (DAML). */
+export interface GeneratorEnv {
+  sd?: StateDict;
+  embeddingSize?: number;
+  /** Seeded stream for initialising parameters not in the StateDict yet. */
+  rng?: Random;
+}
+
+export interface GeneratorInfo<N extends GeneratorName = GeneratorName> {
+  readonly name: N;
+  readonly requires: LossRequirement;
+  readonly hasParameters: boolean;
+  readonly description: string;
+  readonly source: string;
+  readonly defaults: Readonly<GeneratorOptionsMap[N]>;
+  create(options: GeneratorOptionsMap[N] | undefined, env: GeneratorEnv): GeneratorInstanceMap[N];
+}
+
+const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
+  none: {
+    name: 'none', requires: 'any', hasParameters: false, defaults: {},
+    description: 'no generation: the base loss on the real batch', source: '—',
+    create: () => new NoGeneration(),
+  },
+  hdml: {
+    name: 'hdml', requires: 'pair', hasParameters: false, defaults: HDML_DEFAULTS,
+    description: 'hardness-aware interpolation of negatives towards the anchor (no generator network)',
+    source: 'Zheng et al. CVPR 2019; wzzheng/HDML lib/HDML.py Pulling',
+    create: (o) => new Hdml(o),
+  },
+  ee: {
+    name: 'ee', requires: 'pair', hasParameters: false, defaults: EMBEDDING_EXPANSION_DEFAULTS,
+    description: 'internal points between same-class pairs, then hard negative pair mining',
+    source: 'Ko & Gu CVPR 2020; clovaai/embedding-expansion',
+    create: (o) => new EmbeddingExpansion(o),
+  },
+  symm: {
+    name: 'symm', requires: 'pair', hasParameters: false, defaults: {},
+    description: 'symmetric points of same-class pairs about each other\'s axis, then hard negative pair mining',
+    source: 'Gu & Ko AAAI 2020; clovaai/symmetrical-synthesis',
+    create: () => new SymmetricalSynthesis(),
+  },
+  ps: {
+    name: 'ps', requires: 'proxy', hasParameters: false, defaults: PROXY_SYNTHESIS_DEFAULTS,
+    description: 'synthetic classes by mixing embeddings and their proxies with λ ~ Beta(α, α)',
+    source: 'Gu, Ko & Kim AAAI 2021; navervision/proxy-synthesis',
+    create: (o) => new ProxySynthesis(o),
+  },
+  daml: {
+    name: 'daml', requires: 'pair', hasParameters: true, defaults: DAML_DEFAULTS,
+    description: 'an MLP generator of hard negatives trained with hardness, regularisation and adversarial terms',
+    source: 'Duan et al. CVPR 2018 (no official code; weights as in GeDML\'s DAMLCollector)',
+    create: (o, env) => {
+      if (!env.sd || env.embeddingSize === undefined) throw new Error('daml has parameters: give it a StateDict (sd) and embeddingSize (and an rng to initialise them)');
+      return new Daml({ sd: env.sd, embeddingSize: env.embeddingSize, rng: env.rng }, o);
+    },
+  },
+};
+
+const ALIASES: Record<string, MethodName> = {
+  baseline: 'none', embedding_expansion: 'ee', 'embedding-expansion': 'ee',
+  symmetrical_synthesis: 'symm', 'symmetrical-synthesis': 'symm', symmetric: 'symm',
+  proxy_synthesis: 'ps', 'proxy-synthesis': 'ps', gca_hng: 'gca-hng', gcahng: 'gca-hng',
+};
+
+export const GENERATOR_NAMES: readonly GeneratorName[] = Object.keys(REGISTRY) as GeneratorName[];
+export const METHOD_NAMES: readonly MethodName[] = [...GENERATOR_NAMES, 'gca-hng'];
+
+export function resolveMethodName(name: string): MethodName {
+  const key = name.trim().toLowerCase();
+  if ((METHOD_NAMES as readonly string[]).includes(key)) return key as MethodName;
+  const alias = ALIASES[key];
+  if (alias) return alias;
+  throw new Error(`unknown method '${name}': expected one of ${METHOD_NAMES.join(', ')}`);
+}
+
+export function generatorInfo(name: string): GeneratorInfo {
+  const m = resolveMethodName(name);
+  if (m === 'gca-hng') throw new Error("gca-hng is not a registry generator: it is trained by the GCA-HNG trainer (src/train/)");
+  return REGISTRY[m] as unknown as GeneratorInfo;
+}
+
+export function listGenerators(): GeneratorInfo[] {
+  return GENERATOR_NAMES.map((n) => REGISTRY[n] as unknown as GeneratorInfo);
+}
+
+export function createGenerator<N extends GeneratorName>(name: N, options?: GeneratorOptionsMap[N], env?: GeneratorEnv): GeneratorInstanceMap[N];
+export function createGenerator(name: string, options?: object, env?: GeneratorEnv): HardNegativeGenerator;
+export function createGenerator(name: string, options?: object, env: GeneratorEnv = {}): HardNegativeGenerator {
+  return generatorInfo(name).create(options as never, env);
+}
+
+/** The base losses GCA-HNG is built for (N-pair officially; Proxy-Anchor and Multi-Similarity per issue 6 item 3). */
+export const GCA_HNG_LOSSES: readonly string[] = ['npair', 'proxy-anchor', 'multi-similarity'];
+
+/** What is known of the batch, for the rules that depend on it. */
+export interface BatchShape {
+  /** Samples per class in a batch (K of the P×K layout). */
+  samplesPerClass?: number;
+  /** Classes per batch (P). */
+  classesPerBatch?: number;
+}
+
+export type Compatibility = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Whether `method` can run with base loss `loss` (and the batch shape, when given). Refusals say why:
+ *  - none: any loss.
+ *  - hdml, daml: pair-based losses only (they replace an anchor's negatives in its pairs; a proxy
+ *    loss has no anchor–negative pairs); ≥ 2 samples per class (each anchor needs a positive).
+ *  - ee, symm: pair-based losses only (their hard negative pair mining works on sample pairs);
+ *    an even number of samples per class (they pair samples within a class).
+ *  - ps: proxy-based losses only (it mixes class proxies); ≥ 2 classes per batch (it mixes
+ *    neighbouring rows of different classes).
+ *  - gca-hng: npair, proxy-anchor or multi-similarity; ≥ 2 samples and ≥ 2 classes per batch.
+ */
+export function checkCompatibility(method: string, loss: string, batch: BatchShape = {}): Compatibility {
+  let m: MethodName;
+  let info;
+  try {
+    m = resolveMethodName(method);
+    info = lossInfo(loss);
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
+  const K = batch.samplesPerClass;
+  const P = batch.classesPerBatch;
+  const lossKind = info.isPairBased ? 'pair-based' : 'proxy-based';
+  if (m === 'gca-hng') {
+    if (!GCA_HNG_LOSSES.includes(info.name)) return { ok: false, reason: `GCA-HNG is built on ${GCA_HNG_LOSSES.join(', ')}; '${info.name}' is not one of them` };
+    if (K !== undefined && K < 2) return { ok: false, reason: 'GCA-HNG needs at least 2 samples per class (its positives come from the next chunk)' };
+    if (P !== undefined && P < 2) return { ok: false, reason: 'GCA-HNG needs at least 2 classes per batch (its negatives come from the other classes)' };
+    return { ok: true };
+  }
+  const g = REGISTRY[m];
+  if (g.requires === 'pair' && !info.isPairBased) {
+    const why = m === 'ee' || m === 'symm'
+      ? 'its hard negative pair mining selects the hardest pair between two classes\' synthetic and real samples'
+      : 'it replaces each anchor\'s negatives inside its anchor–negative pairs';
+    return { ok: false, reason: `${m} needs a pair-based loss: ${why}, and '${info.name}' is ${lossKind} (it compares samples with class proxies, not with each other)` };
+  }
+  if (g.requires === 'proxy' && !info.isProxyBased) {
+    return { ok: false, reason: `ps (Proxy Synthesis) needs a proxy-based loss: it synthesises classes by mixing class proxies, and '${info.name}' is ${lossKind} (it has no proxies)` };
+  }
+  if ((m === 'ee' || m === 'symm') && K !== undefined && K % 2 !== 0) {
+    return { ok: false, reason: `${m} pairs the samples of each class, so it needs an even number of samples per class; the batch has ${K}` };
+  }
+  if ((m === 'hdml' || m === 'daml') && K !== undefined && K < 2) {
+    return { ok: false, reason: `${m} needs at least 2 samples per class (each anchor needs a positive)` };
+  }
+  if (m === 'ps' && P !== undefined && P < 2) {
+    return { ok: false, reason: 'ps mixes each sample with the previous row, which must be of another class: it needs at least 2 classes per batch' };
+  }
+  if (info.name === 'npair' && K !== undefined && K < 2) {
+    return { ok: false, reason: 'the N-pair loss needs at least 2 samples per class' };
+  }
+  return { ok: true };
+}
+
+/** Throws the refusal reason when the combination makes no sense. */
+export function assertCompatible(method: string, loss: string, batch?: BatchShape): void {
+  const c = checkCompatibility(method, loss, batch);
+  if (!c.ok) throw new Error(`${method} + ${loss}: ${c.reason}`);
+}
+
+/** The method's objective on one batch, after checking the method against the loss instance. */
+export function generatorObjective(gen: HardNegativeGenerator, loss: MetricLoss, ctx: GeneratorContext): Objective {
+  if (gen.requires === 'pair' && !isPairLoss(loss)) throw new Error(`${gen.name} needs a pair-based loss, got '${loss.name}'`);
+  if (gen.requires === 'proxy' && !isProxyLoss(loss)) throw new Error(`${gen.name} needs a proxy-based loss, got '${loss.name}'`);
+  return gen.objective(loss, ctx);
+}
+
+/** Disposes the tensors of an objective (outside a gradient function). */
+export function disposeObjective(o: Objective): void {
+  tf.dispose([o.total, ...Object.values(o.terms)]);
+}
