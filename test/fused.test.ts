@@ -51,12 +51,3 @@ test('a checkpointed function has the same gradients, also inside an outer gradi
   const x = r([4, 4], 11), w = r([4, 4], 12);
   compareGrads((a, b) => tf.square(checkpoint(fn, [a, b as tf.Tensor])), (a, b) => tf.square(fn(a, b as tf.Tensor)), [x, w], 'checkpoint');
 });
-
-test('3×3 convolution: tf.conv2d forward with a patches weight gradient equals the patches form', async () => {
-  const { conv2dSame, conv2dByPatches } = await import('../src/nn/conv2d.ts');
-  compareGrads(
-    (x, w, b) => conv2dSame(x as tf.Tensor4D, w as tf.Tensor, b as tf.Tensor),
-    (x, w, b) => conv2dByPatches(x as tf.Tensor4D, w as tf.Tensor, b as tf.Tensor),
-    [r([2, 5, 6, 3], 13), r([4, 3, 3, 3], 14), r([4], 15)], 'conv2d',
-  );
-});

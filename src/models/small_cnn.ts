@@ -3,7 +3,8 @@
 // then global average pooling → 128 features. Parameters live under feature_extractor.backbone.*.
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
-import { conv2dSame } from '../nn/conv2d.ts';
+import { conv2d } from '../nn/conv2d_general.ts';
+import { maxPool2d } from '../nn/pooling.ts';
 import type { StateDict } from './state_dict.ts';
 import type { Backbone } from './backbone.ts';
 
@@ -31,8 +32,9 @@ export function smallCnn(inputChannels: number): Backbone {
       return tf.tidy(() => {
         let x: tf.Tensor4D = images;
         CHANNELS.forEach((_, i) => {
-          x = tf.relu(conv2dSame(x, sd.get(`${PREFIX}conv${i + 1}.weight`), sd.get(`${PREFIX}conv${i + 1}.bias`)));
-          if (i < CHANNELS.length - 1) x = tf.maxPool(x, 2, 2, 'valid');
+          x = tf.relu(conv2d(x, sd.get(`${PREFIX}conv${i + 1}.weight`), sd.get(`${PREFIX}conv${i + 1}.bias`), { stride: 1, padding: 1 }));
+          // Our max-pool, not tf.maxPool: the wasm backend's MaxPoolGrad loses gradient.
+          if (i < CHANNELS.length - 1) x = maxPool2d(x, 2, { stride: 2 });
         });
         return tf.mean(x, [1, 2]) as tf.Tensor2D;
       });

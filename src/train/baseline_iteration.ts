@@ -1,22 +1,32 @@
-// One iteration of the `none` method: the same model and N-pair loss J_m, no generated negatives,
-// no GNN: zero opt_c, backward J_m, clip, step.
+// One iteration of a method other than GCA-HNG: the base loss alone (`none`) or a baseline
+// generator (hdml, ee, symm, ps, daml) around it: zero opt_c, backward the method's objective,
+// clip, step. Proxies and a generator's own parameters are in opt_c's extra groups.
 import * as tf from '@tensorflow/tfjs';
-import { npairLoss } from '../losses/npair.ts';
+import type { Random } from '../engine/random.ts';
+import type { HardNegativeGenerator } from '../generators/index.ts';
+import type { MetricLoss } from '../losses/metric/index.ts';
 import type { IterationBatch, IterationModel } from './iteration.ts';
 
-export function baselineIteration(m: IterationModel, b: IterationBatch): { J_m: number } {
+export function baselineIteration(
+  m: IterationModel, b: IterationBatch, generator: HardNegativeGenerator, loss: MetricLoss, rng: Random,
+): Record<string, number> {
   m.optC.zeroGrad();
   const names = m.optC.params().filter((n) => !m.frozen?.has(n));
   const vars = names.map((n) => m.sd.get(n));
-  const { value, grads } = tf.variableGrads(() => npairLoss(m.embed(b.input), b.labels, m.shape.P, m.shape.K), vars);
+  const terms: Record<string, number> = {};
+  const { value, grads } = tf.variableGrads(() => {
+    const o = generator.objective(loss, { embeddings: m.embed(b.input), labels: b.labels, rng, jAvg: b.jAvg });
+    for (const [k, t] of Object.entries(o.terms)) terms[k] = t.dataSync()[0] as number;
+    return o.total;
+  }, vars);
   for (const v of vars) {
     const g = grads[v.name];
     if (g) m.optC.accumulate(m.sd.nameOf(v) as string, g);
   }
-  const jM = value.dataSync()[0] as number;
+  const total = value.dataSync()[0] as number;
   value.dispose();
   Object.values(grads).forEach((g) => g.dispose());
   if (m.clip !== null) m.optC.clipGradValue(m.clip);
   m.optC.step();
-  return { J_m: jM };
+  return { J_m: terms.J_m ?? total, ...terms, J_total: total };
 }

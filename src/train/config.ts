@@ -30,8 +30,11 @@ export const TrainConfigSchema = z.strictObject({
     normalize: z.boolean().default(false),
   }).prefault({}),
   train: z.strictObject({
-    /** gca-hng, its ablations (docs/ablations.md), or none (the same model and N-pair loss alone). */
-    method: z.enum([...GCA_METHODS, 'none']).default('gca-hng'),
+    /**
+     * gca-hng, its ablations (docs/ablations.md), none (the base loss alone), or a baseline
+     * generator: hdml, ee, symm, ps, daml (docs/losses_and_baselines.md).
+     */
+    method: z.enum([...GCA_METHODS, 'none', 'hdml', 'ee', 'symm', 'ps', 'daml']).default('gca-hng'),
     /** TRAIN.NUM_SAMPLED_CLASSES (P) */
     classesPerBatch: positiveInt.min(2).default(5),
     /** TRAIN.NUM_PER_CLASS (K) */
@@ -47,6 +50,8 @@ export const TrainConfigSchema = z.strictObject({
     maxIterationsPerEpoch: z.number().int().nonnegative().default(0),
   }).prefault({}),
   loss: z.strictObject({
+    /** The base metric loss (official: npair). GCA-HNG also runs on proxy-anchor and multi-similarity. */
+    base: z.enum(['npair', 'triplet', 'contrastive', 'multi-similarity', 'proxy-anchor', 'proxy-nca']).default('npair'),
     /** LOSS.ALPHA */
     alpha: nonNegative.default(4),
     /** LOSS.BETA */
@@ -77,6 +82,8 @@ export const TrainConfigSchema = z.strictObject({
     weightDecay: nonNegative.default(1e-4),
     /** AdamW default of the official softmax-classifier optimizer (not configurable there). */
     classifierWeightDecay: nonNegative.default(0.01),
+    /** Learning-rate multiplier of the loss's proxies (Proxy-Anchor's official ×100). */
+    proxyLrMultiplier: z.number().positive().default(100),
     /** SOLVER.LR_POLICY for the metric model; the GNN always follows a cosine over the epochs. */
     lrPolicy: z.enum(['step', 'cos', 'exp', 'none']).default('step'),
     /** SOLVER.METRIC_GAMMA */

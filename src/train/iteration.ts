@@ -11,6 +11,7 @@ import type { StateDict } from '../models/state_dict.ts';
 import type { GcaHngLossConfig } from './gca_hng_config.ts';
 import { generatorObjective, metricObjective, softmaxObjective } from './objectives.ts';
 import type { GcaVariant } from './variants.ts';
+import type { MetricLoss } from '../losses/metric/index.ts';
 
 export interface IterationModel {
   sd: StateDict;
@@ -27,6 +28,8 @@ export interface IterationModel {
   frozen?: ReadonlySet<string>;
   /** An ablation of the official method. */
   variant?: GcaVariant;
+  /** A base loss other than N-pair (see PassContext.baseLoss). */
+  baseLoss?: MetricLoss;
 }
 
 export interface IterationBatch {
@@ -76,7 +79,7 @@ export function trainIteration(m: IterationModel, b: IterationBatch): IterationL
   const { sd } = m;
   const ctx = {
     sd, shape: m.shape, loss: m.loss, labels: b.labels, jAvg: b.jAvg, jGen: b.jGen,
-    training: true, dropout: b.dropout, phi: b.phi, variant: m.variant,
+    training: true, dropout: b.dropout, phi: b.phi, variant: m.variant, baseLoss: m.baseLoss,
   };
   m.optC.zeroGrad();
   m.optGnn.zeroGrad();

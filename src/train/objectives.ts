@@ -12,6 +12,7 @@ import { crossEntropy } from '../losses/cross_entropy.ts';
 import { npairLoss, npairSyntheticLoss } from '../losses/npair.ts';
 import { cosineTerm, diversityLoss, labelMix, simMask } from '../losses/generator_losses.ts';
 import { linear } from '../nn/linear.ts';
+import type { MetricLoss } from '../losses/metric/index.ts';
 import { detachedCopy } from '../nn/stop_gradient.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { type GcaHngLossConfig, OFFICIAL_FIXED } from './gca_hng_config.ts';
@@ -37,6 +38,12 @@ export interface PassContext {
   phi?: number;
   /** An ablation of the official method (default: the official one). */
   variant?: GcaVariant;
+  /**
+   * A base loss other than the official N-pair (proxy-anchor, multi-similarity): J_m is that loss
+   * on z, and J_syn that loss on z together with the synthetic negatives, each labelled with the
+   * class of the real negative it was generated from (the class of slot n).
+   */
+  baseLoss?: MetricLoss;
 }
 
 /** The edge weights the generation uses: per channel, or (flat ablation) each pair's mean over channels. */
@@ -63,7 +70,8 @@ export function metricObjective(c: PassContext, z: tf.Tensor2D) {
   const { P, K } = c.shape;
   const v = c.variant ?? OFFICIAL_VARIANT;
   const rec = c.record;
-  const jM = npairLoss(z, c.labels, P, K);
+  const custom = c.baseLoss && c.baseLoss.name !== 'npair' ? c.baseLoss : undefined;
+  const jM = custom ? custom.compute(z, c.labels) : npairLoss(z, c.labels, P, K);
   // The nogce ablation feeds the GNN a detached copy, so J_gce trains the GNN only.
   const gnnInput = v.gceToBackbone ? z : detachedCopy(z);
   const graph = correlationGraph(gnnInput);
@@ -80,7 +88,9 @@ export function metricObjective(c: PassContext, z: tf.Tensor2D) {
     z, edgePara: generationWeights(detachedCopy(gnn.edgePara), v), P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives,
   });
   const eBj = synWeightComplement(c.loss.beta, c.jGen);
-  const jSynRaw = npairSyntheticLoss(gen.negatives, z, P, K);
+  const jSynRaw = custom
+    ? custom.compute(tf.concat([z, gen.negatives]) as tf.Tensor2D, [...c.labels, ...labelMix(c.labels, P, K)])
+    : npairSyntheticLoss(gen.negatives, z, P, K);
   const jSyn = tf.mul(jSynRaw, v.syn ? 1 - eBj : 0) as tf.Scalar;
   const jMetric = (v.syn ? tf.add(tf.add(jM, jSyn), jGce) : tf.add(jM, jGce)) as tf.Scalar;
   return { jMetric, jM, jSyn, jSynRaw, jGce, eBj, phi, nodePred: gnn.nodePred, edgePara: gnn.edgePara, negatives: gen.negatives, allNegatives: gen.allNegatives };

@@ -13,7 +13,14 @@ export interface SolverConfig {
   weightDecay: number;
   /** Weight decay of the softmax classifier's optimizer (official: AdamW default 0.01). */
   classifierWeightDecay: number;
+  /** Learning-rate multiplier of loss proxies (loss.*), in opt_c (Proxy-Anchor's official 100). */
+  proxyLrMultiplier?: number;
 }
+
+/** opt_c's groups: the two official ones, then loss proxies and baseline generators' parameters. */
+export const OPT_C_GROUPS = { backbone: 0, head: 1, proxies: 2, generator: 3 } as const;
+export const PROXY_PREFIX = 'loss.';
+export const GENERATOR_PREFIX = 'daml.';
 
 export const BACKBONE_PREFIX = 'feature_extractor.backbone.';
 export const HEAD_PREFIX = 'feature_extractor.fc.';
@@ -29,6 +36,8 @@ export function createOptimizers(sd: StateDict, s: SolverConfig): Optimizers {
     optC: new AdamW(sd, [
       { params: sd.trainable([BACKBONE_PREFIX]), lr: s.baseLr, weightDecay: s.weightDecay },
       { params: sd.trainable([HEAD_PREFIX]), lr: s.baseLr * s.embeddingRatio, weightDecay: s.weightDecay },
+      { params: sd.trainable([PROXY_PREFIX]), lr: s.baseLr * (s.proxyLrMultiplier ?? 100), weightDecay: s.weightDecay },
+      { params: sd.trainable([GENERATOR_PREFIX]), lr: s.baseLr, weightDecay: s.weightDecay },
     ]),
     optGnn: new AdamW(sd, [{ params: sd.trainable(['gnn.']), lr: s.gnnLr, weightDecay: s.weightDecay }]),
     optS: new AdamW(sd, [{ params: sd.trainable(['softmax_classifier.']), lr: s.classifierLr, weightDecay: s.classifierWeightDecay }]),

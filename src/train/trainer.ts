@@ -15,7 +15,10 @@ import { effectiveAlpha, epochPhi } from './hardness_schedule.ts';
 import type { Backbone } from '../models/backbone.ts';
 import type { TrainConfig } from './config.ts';
 import { createMetricModel, embed, type MetricModel } from './metric_model.ts';
-import { createOptimizers, BACKBONE_PREFIX, type Optimizers } from './optimizers.ts';
+import { createOptimizers, BACKBONE_PREFIX, OPT_C_GROUPS, type Optimizers } from './optimizers.ts';
+import { createLoss } from '../losses/metric/index.ts';
+import { checkCompatibility, createGenerator } from '../generators/index.ts';
+import { UserError } from '../cli/errors.ts';
 import { trainIteration, type IterationModel } from './iteration.ts';
 import { baselineIteration } from './baseline_iteration.ts';
 import { gnnLr, metricLr } from './schedules.ts';
@@ -82,12 +85,19 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const shape = { P, K, D: c.model.embeddingSize, H: c.model.attentionHeads, L: variant && !variant.global ? 0 : c.model.gnnLayers, C: inp.train.numClasses };
   const model: MetricModel = createMetricModel(inp.backbone, shape, c.train.seed, c.model.normalize, gca, variant !== undefined && !variant.global);
   const hardness = { kind: c.loss.hardness, alpha: c.loss.alpha, phiRange: c.loss.phiRange } as const;
+  const compat = checkCompatibility(gca ? 'gca-hng' : c.train.method, c.loss.base, { samplesPerClass: K, classesPerBatch: P });
+  if (!compat.ok) throw new UserError(`method ${c.train.method} with loss ${c.loss.base}: ${compat.reason}`);
+  // Loss proxies and a baseline generator's parameters join the state dict (and opt_c) by name.
+  const baseLoss = createLoss(c.loss.base, undefined, { sd: model.sd, numClasses: shape.C, embeddingSize: shape.D, rng: new Random(c.train.seed, 12) });
+  const generator = gca ? undefined : createGenerator(c.train.method, undefined, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, 13) });
+  const generatorRng = new Random(c.train.seed, 24);
   const opts: Optimizers = createOptimizers(model.sd, {
     baseLr: c.solver.baseLr, embeddingRatio: c.solver.embeddingRatio, gnnLr: c.solver.gnnLr,
     classifierLr: c.solver.classifierLr, weightDecay: c.solver.weightDecay, classifierWeightDecay: c.solver.classifierWeightDecay,
+    proxyLrMultiplier: c.solver.proxyLrMultiplier,
   });
   const sampler = inp.sampler(c.train.seed);
-  const rng = { mixing: new Random(c.train.seed, 21), dropout: new Random(c.train.seed, 22), flip: new Random(c.train.seed, 23) };
+  const rng = { mixing: new Random(c.train.seed, 21), dropout: new Random(c.train.seed, 22), flip: new Random(c.train.seed, 23), generator: generatorRng };
   let s: TrainerState = {
     epoch: 0, iterationInEpoch: 0, globalStep: 0, jAvg: J_START, jGen: J_START, sumJm: 0, sumJgen: 0, countJ: 0,
     sampler: null, rng: {}, best: null, last: null, wallSeconds: 0,
@@ -117,13 +127,16 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   try {
     while (s.epoch < c.train.epochs) {
       const e = s.epoch;
-      opts.optC.setLearningRate(0, metricLr(c.solver.lrPolicy, c.solver.baseLr, e, c.solver.metricGamma, c.solver.metricDecaySteps));
-      opts.optC.setLearningRate(1, metricLr(c.solver.lrPolicy, c.solver.baseLr * c.solver.embeddingRatio, e, c.solver.metricGamma, c.solver.metricDecaySteps));
+      const lrC = (base: number) => metricLr(c.solver.lrPolicy, base, e, c.solver.metricGamma, c.solver.metricDecaySteps);
+      opts.optC.setLearningRate(OPT_C_GROUPS.backbone, lrC(c.solver.baseLr));
+      opts.optC.setLearningRate(OPT_C_GROUPS.head, lrC(c.solver.baseLr * c.solver.embeddingRatio));
+      opts.optC.setLearningRate(OPT_C_GROUPS.proxies, lrC(c.solver.baseLr * c.solver.proxyLrMultiplier));
+      opts.optC.setLearningRate(OPT_C_GROUPS.generator, lrC(c.solver.baseLr));
       opts.optGnn.setLearningRate(0, gnnLr(c.solver.gnnLr, e, c.train.epochs));
       // Warm-up: the backbone gets no gradient (requires_grad False), so AdamW skips it entirely.
       const frozen = new Set(e < c.solver.warmUpEpochs ? backboneParams : []);
       const iterModel: IterationModel = {
-        sd: model.sd, shape, loss: c.loss, optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, frozen, variant,
+        sd: model.sd, shape, loss: c.loss, optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, frozen, variant, baseLoss,
         clip: c.solver.gradClip ? c.solver.gradClipValue : null,
         embed: (input) => embed(model, input as tf.Tensor4D, true),
       };
@@ -139,7 +152,9 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
           dropout: { p: c.loss.edgeDropout, random: () => rng.dropout.random() },
           phi: hardness.kind === 'adaptive' ? epochPhi(hardness, s.jAvg) : undefined,
         };
-        const losses: Record<string, number> = gca ? { ...trainIteration(iterModel, batch) } : baselineIteration(iterModel, batch);
+        const losses: Record<string, number> = generator
+          ? baselineIteration(iterModel, batch, generator, baseLoss, rng.generator)
+          : { ...trainIteration(iterModel, batch) };
         input.dispose();
         s.sumJm += Math.max(losses.J_m as number, 1e-6);
         s.sumJgen += gca ? Math.max(losses.J_gen as number, 1e-6) : 0;
