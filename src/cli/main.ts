@@ -12,6 +12,7 @@ export interface Command {
 const COMMANDS: Record<string, () => Promise<Command>> = {
   start: async () => (await import('./commands/start.ts')).command,
   train: async () => (await import('./commands/train.ts')).command,
+  compare: async () => (await import('./commands/compare.ts')).command,
   demo: async () => (await import('./commands/demo.ts')).command,
   generate: async () => (await import('./commands/generate.ts')).command,
   'reference-check': async () => (await import('./commands/reference_check.ts')).command,

@@ -1,0 +1,139 @@
+// `hardneg compare`: a grid of methods × base losses × seeds, each cell a normal (resumable) run
+// directory, summarised as results.json and a mean ± std table in Markdown and CSV.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Command } from '../main.ts';
+import { UserError } from '../errors.ts';
+import { writeFileAtomic } from '../../io/atomic_write.ts';
+import { checkCompatibility } from '../../generators/index.ts';
+import { parseConfig, type TrainConfig } from '../../train/config.ts';
+import { RUN_FILES, isRunDir } from '../../train/run_dir.ts';
+import { writeRunConfig } from '../../train/trainer.ts';
+import type { EvalRecord } from '../../train/evaluate_model.ts';
+import { isGcaMethod } from '../../train/variants.ts';
+import { resolveConfig, trainRun } from './train.ts';
+
+const HELP = `usage: hardneg compare --out DIR [--dataset NAME] [--data-root DIR] [--methods none,hdml,ee,symm,ps,daml,gca-hng]
+                       [--losses npair,proxy-anchor,multi-similarity] [--seeds N] [--epochs N]
+                       [--config FILE.yaml] [--set key=value ...] [--json] [--quiet]
+
+Trains every combination of method, base loss and seed (0..N−1) as its own run directory under
+DIR/cells/, skipping finished cells and resuming interrupted ones, then writes DIR/results.json
+(one entry per cell: method, loss, seed, metrics = metrics.json's best, wall_s), DIR/results.md and
+DIR/results.csv (mean ± std per metric over seeds). A combination that makes no sense (e.g. Proxy
+Synthesis with a pair loss) is refused with the reason, not run. Methods: none, hdml, ee, symm, ps,
+daml, gca-hng and its ablations (gca-hng-nosyn, -nogce, -flat, -noglobal).`;
+
+export interface CellResult {
+  method: string;
+  loss: string;
+  seed: number;
+  metrics: EvalRecord | null;
+  wall_s: number;
+}
+
+function list(flag: string, v: string | undefined, fallback: string[]): string[] {
+  const items = (v ?? fallback.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UserError(`--${flag}: expected a comma-separated list`);
+  return items;
+}
+
+const ALIASES: Record<string, string> = { ms: 'multi-similarity', pa: 'proxy-anchor', 'proxy_anchor': 'proxy-anchor', 'n-pair': 'npair' };
+
+function meanStd(xs: number[]): string {
+  const v = xs.filter((x) => Number.isFinite(x));
+  if (v.length === 0) return '-';
+  const m = v.reduce((a, b) => a + b, 0) / v.length;
+  const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1)) : 0;
+  return `${(100 * m).toFixed(2)} ± ${(100 * sd).toFixed(2)}`;
+}
+
+export function summaryTable(results: CellResult[], ks: number[]): { markdown: string; csv: string } {
+  const columns = [...ks.map((k) => `R@${k}`), 'MAP@R', 'RP', 'NMI'];
+  const groups = new Map<string, CellResult[]>();
+  for (const r of results) {
+    const key = `${r.method}\u0000${r.loss}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const rows: string[][] = [];
+  for (const [key, cells] of groups) {
+    const [method, loss] = key.split('\u0000') as [string, string];
+    const ms = cells.map((c) => c.metrics).filter((m): m is EvalRecord => m !== null);
+    rows.push([
+      method, loss, String(ms.length),
+      ...ks.map((k) => meanStd(ms.map((m) => m.recall[String(k)] ?? NaN))),
+      meanStd(ms.map((m) => m.map_at_r)), meanStd(ms.map((m) => m.r_precision)), meanStd(ms.map((m) => m.nmi ?? NaN)),
+    ]);
+  }
+  const header = ['method', 'loss', 'seeds', ...columns];
+  const markdown = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  const csvRows = [[...header.slice(0, 3), ...columns.flatMap((c) => [`${c}_mean`, `${c}_std`])]];
+  for (const r of rows) {
+    csvRows.push([...r.slice(0, 3), ...r.slice(3).flatMap((cell) => (cell === '-' ? ['', ''] : cell.split(' ± ')))]);
+  }
+  return { markdown, csv: csvRows.map((r) => r.join(',')).join('\n') };
+}
+
+export const command: Command = {
+  summary: 'train a grid of methods × losses × seeds and tabulate mean ± std',
+  help: HELP,
+  async run(argv) {
+    const { values: v } = parseArgs({
+      args: argv,
+      options: {
+        dataset: { type: 'string' }, 'data-root': { type: 'string' }, methods: { type: 'string' }, losses: { type: 'string' },
+        seeds: { type: 'string', default: '1' }, epochs: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true },
+        out: { type: 'string' }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false }, backend: { type: 'string' },
+      },
+      strict: true,
+    });
+    if (!v.out) throw new UserError('--out DIR is required');
+    const seeds = Number(v.seeds);
+    if (!Number.isInteger(seeds) || seeds < 1) throw new UserError(`--seeds: expected a positive integer, got '${v.seeds}'`);
+    const methods = list('methods', v.methods, ['none', 'gca-hng']);
+    const losses = list('losses', v.losses, ['npair']).map((l) => ALIASES[l] ?? l);
+    const base = resolveConfig({ ...v, method: undefined, seed: undefined });
+    mkdirSync(join(v.out, 'cells'), { recursive: true });
+    const results: CellResult[] = [];
+    const refused: Array<{ method: string; loss: string; reason: string }> = [];
+    for (const method of methods) {
+      for (const loss of losses) {
+        const compat = checkCompatibility(isGcaMethod(method) ? 'gca-hng' : method, loss, { samplesPerClass: base.train.samplesPerClass, classesPerBatch: base.train.classesPerBatch });
+        if (!compat.ok) {
+          refused.push({ method, loss, reason: compat.reason });
+          if (!v.quiet) process.stderr.write(`refused ${method} × ${loss}: ${compat.reason}\n`);
+          continue;
+        }
+        for (let seed = 0; seed < seeds; seed++) {
+          let config: TrainConfig;
+          try {
+            config = parseConfig({ ...base, train: { ...base.train, method, seed }, loss: { ...base.loss, base: loss } }, `cell ${method} × ${loss}`);
+          } catch (err) {
+            throw new UserError((err as Error).message);
+          }
+          const dir = join(v.out, 'cells', `${method}__${loss}__seed${seed}`);
+          const metricsPath = join(dir, RUN_FILES.metrics);
+          if (!existsSync(metricsPath)) {
+            const resume = isRunDir(dir) && existsSync(join(dir, RUN_FILES.checkpoint));
+            if (!resume) {
+              mkdirSync(dir, { recursive: true });
+              writeRunConfig(dir, config);
+            }
+            if (!v.quiet) process.stderr.write(`${resume ? 'resuming' : 'training'} ${method} × ${loss}, seed ${seed} → ${dir}\n`);
+            await trainRun(resume ? parseConfig(JSON.parse(readFileSync(join(dir, RUN_FILES.config), 'utf8')), dir) : config, dir, resume, v.quiet || v.json);
+          }
+          const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { best: EvalRecord | null; wall_s: number };
+          results.push({ method, loss, seed, metrics: m.best, wall_s: m.wall_s });
+        }
+      }
+    }
+    const table = summaryTable(results, base.eval.ks);
+    writeFileAtomic(join(v.out, 'results.json'), `${JSON.stringify({ results, refused }, null, 2)}\n`);
+    writeFileAtomic(join(v.out, 'results.md'), `${table.markdown}\n`);
+    writeFileAtomic(join(v.out, 'results.csv'), `${table.csv}\n`);
+    if (v.json) console.log(JSON.stringify({ results, refused }));
+    else console.log(`${table.markdown}${refused.length ? `\n\nrefused:\n${refused.map((r) => `  ${r.method} × ${r.loss}: ${r.reason}`).join('\n')}` : ''}`);
+    return 0;
+  },
+};
