@@ -261,8 +261,9 @@ export function cachedFeatureImageSplit(cache: FeatureCache): ImageSplit {
     size: split.size,
     labels: split.labels,
     numClasses: split.classNames.length,
-    images(indices, flips) {
-      const b = split.loadSync(indices, flips);
+    images(indices, augment) {
+      // Augmentation of cached features: an odd seed selects the mirrored image's features.
+      const b = split.loadSync(indices, augment?.map((seed) => (seed & 1) === 1));
       return Promise.resolve(tf.tensor4d(b.pixels, b.shape));
     },
   };

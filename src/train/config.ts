@@ -10,16 +10,34 @@ const nonNegative = z.number().nonnegative();
 
 export const TrainConfigSchema = z.strictObject({
   dataset: z.strictObject({
-    /** 'fashion-mnist' (embedded) or 'folder' (DIR/train/<class>/*, DIR/test/<class>/*). */
-    name: z.enum(['fashion-mnist', 'folder']).default('fashion-mnist'),
+    /**
+     * 'fashion-mnist' (embedded), 'folder' (DIR/train/<class>/*, DIR/test/<class>/*), or a benchmark
+     * as distributed: cub200, cars196, sop, inshop (README, "Benchmark datasets").
+     */
+    name: z.enum(['fashion-mnist', 'folder', 'cub200', 'cars196', 'sop', 'inshop']).default('fashion-mnist'),
     root: z.string().nullable().default(null),
-    /** Side of the square images fed to the backbone (folder datasets are resized to it). */
+    /** Side of the square images fed to the small CNN (folder datasets are resized to it). */
     imageSize: positiveInt.default(28),
-    /** Random horizontal flips in training (seeded). */
+    /** Random horizontal flips in training (seeded); the paper's pipeline always flips. */
     flip: z.boolean().default(false),
   }).prefault({}),
   model: z.strictObject({
-    backbone: z.enum(['small-cnn']).default('small-cnn'),
+    /**
+     * small-cnn (from scratch, small images); resnet50 / googlenet (torchvision layouts, the paper's
+     * 224-px pipeline, weights from model.weights); onnx (frozen-feature mode: features of
+     * model.onnx cached once, then only the head and GCA-HNG train); dino-vits16 (not supported yet).
+     */
+    backbone: z.enum(['small-cnn', 'resnet50', 'googlenet', 'onnx', 'dino-vits16']).default('small-cnn'),
+    /** torchvision weights as safetensors (docs/backbones.md); null trains the backbone from scratch. */
+    weights: z.string().nullable().default(null),
+    /** The ONNX image model of frozen-feature mode. */
+    onnx: z.string().nullable().default(null),
+    /** Image side the ONNX model takes (evaluation transform: Resize ⌊side·256/224⌉ + CenterCrop side). */
+    onnxInputSize: positiveInt.default(224),
+    /** Where frozen features are cached (keyed by model, dataset and transform). */
+    featureCache: z.string().default('runs/feature-cache'),
+    /** MODEL.POOLING (ResNet-50): global average + max pooling; false: average only. */
+    pooling: z.boolean().default(true),
     /** MODEL.EMBEDDING_SIZE */
     embeddingSize: positiveInt.default(64),
     /** MODEL.GNN_LAYER */
@@ -94,6 +112,8 @@ export const TrainConfigSchema = z.strictObject({
     gradClip: z.boolean().default(true),
     /** SOLVER.GRAD_L2_CLIP (element-wise clip value, despite the name) */
     gradClipValue: z.number().positive().default(10),
+    /** SOLVER.BN_FREEZE: BatchNorm2d layers of a torchvision backbone use and keep their running statistics. */
+    bnFreeze: z.boolean().default(true),
     /** SOLVER.WARM_UP_EPOCH: epochs with the backbone frozen. */
     warmUpEpochs: z.number().int().nonnegative().default(0),
   }).prefault({}),

@@ -1,12 +1,28 @@
-// Opens the configured dataset for training: its two class-disjoint splits as the trainer's
-// ImageSplits, the backbone that fits their images, and the class-balanced sampler.
+// Opens the configured dataset and backbone for training: the two class-disjoint splits as the
+// trainer's ImageSplits, the backbone that fits their images, and the class-balanced sampler.
+//   small-cnn on fashion-mnist / folder: small images in memory, optional seeded flips;
+//   resnet50 / googlenet: the paper's 224-px pipeline (seeded RandomResizedCrop + flip in training,
+//     Resize 256 + CenterCrop 224 for evaluation), torchvision weights from model.weights;
+//   onnx (frozen-feature mode): features of the evaluation transform (and of mirrored images, for
+//     flips) extracted once with onnxruntime and cached; the head and GCA-HNG train on the cache.
+import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { DatasetSplit } from '../data/dataset.ts';
+import type { Dataset, DatasetSplit } from '../data/dataset.ts';
 import { loadFashionMnist } from '../data/fashion_mnist.ts';
 import { openImageFolder } from '../data/image_folder.ts';
+import { openBenchmark } from '../data/benchmarks.ts';
+import type { FileSplit } from '../data/pipeline.ts';
+import { IMAGENET_NORMALIZATION, PAPER_TEST_TRANSFORM, type TestTransform } from '../data/transforms.ts';
+import { cachedFeatureImageSplit, extractFeatures } from '../data/feature_cache.ts';
 import { BalancedBatchSampler, type SamplerState } from '../samplers/balanced_batch_sampler.ts';
 import type { Backbone } from '../models/backbone.ts';
 import { smallCnn } from '../models/small_cnn.ts';
+import { resnet50 } from '../models/resnet50.ts';
+import { googlenet } from '../models/googlenet.ts';
+import { OnnxModelError, featureIdentityBackbone } from '../models/onnx_backbone.ts';
+import { loadTorchvisionSafetensors, type TorchvisionBackbone } from '../models/torchvision.ts';
+import type { StateDict } from '../models/state_dict.ts';
+import { UserError } from '../cli/errors.ts';
 import type { TrainConfig } from './config.ts';
 import type { ImageSplit } from './image_split.ts';
 import type { BatchSampler } from './trainer.ts';
@@ -24,14 +40,37 @@ function flipRows(pixels: Float32Array, shape: readonly number[], flips: readonl
   });
 }
 
-export function asImageSplit(split: DatasetSplit): ImageSplit {
+/** Resize 256 + CenterCrop 224, or the same proportions for an ONNX model of another input side. */
+function evaluationTransform(c: TrainConfig): TestTransform {
+  if (c.model.backbone !== 'onnx' || c.model.onnxInputSize === 224) return PAPER_TEST_TRANSFORM;
+  const size = c.model.onnxInputSize;
+  return { kind: 'test', resize: Math.round((size * 256) / 224), size };
+}
+
+/** Small images held in memory: augmentation is a flip for odd seeds. */
+export function asImageSplit(split: DatasetSplit, queryCount?: number): ImageSplit {
   return {
     size: split.size,
     labels: split.labels,
     numClasses: split.classNames.length,
-    async images(indices, flips) {
+    queryCount,
+    async images(indices, augment) {
       const batch = await split.load(indices);
-      if (flips) flipRows(batch.pixels, batch.shape, flips);
+      if (augment) flipRows(batch.pixels, batch.shape, augment.map((s) => (s & 1) === 1));
+      return tf.tensor4d(batch.pixels, batch.shape);
+    },
+  };
+}
+
+/** Files through the paper's pipeline: seeded random resized crop + flip in training. */
+function pipelineSplit(split: FileSplit, queryCount?: number): ImageSplit {
+  return {
+    size: split.size,
+    labels: split.labels,
+    numClasses: split.classNames.length,
+    queryCount,
+    async images(indices, augment) {
+      const batch = augment ? await split.loadTrain(indices, augment) : await split.load(indices);
       return tf.tensor4d(batch.pixels, batch.shape);
     },
   };
@@ -41,27 +80,71 @@ export interface TrainingData {
   train: ImageSplit;
   test: ImageSplit;
   backbone: Backbone;
+  /** Loads pretrained backbone weights into a freshly initialised state dict (if configured). */
+  loadWeights?: (sd: StateDict) => void;
   sampler: (seed: number) => BatchSampler;
 }
 
+async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boolean): Promise<{ ds: Dataset; queryCount?: number; files: boolean }> {
+  const root = c.dataset.root as string;
+  const transform = evaluationTransform(c);
+  switch (c.dataset.name) {
+    case 'fashion-mnist':
+      if (paper) throw new UserError(`model.backbone ${c.model.backbone} needs 224-px colour images; fashion-mnist is 28×28 grayscale (use small-cnn)`);
+      return { ds: loadFashionMnist({ normalize: true }), files: false };
+    case 'folder':
+      if (paper) return { ds: await openBenchmark('folder', root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn }), files: true };
+      return { ds: await openImageFolder(root, { size: c.dataset.imageSize, channels: 3, normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, onWarning: warn }), files: false };
+    default: {
+      if (!paper) throw new UserError(`dataset ${c.dataset.name} needs a 224-px backbone (resnet50, googlenet or onnx), not ${c.model.backbone}`);
+      const ds = await openBenchmark(c.dataset.name, root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn });
+      return { ds, queryCount: ds.query?.size, files: true };
+    }
+  }
+}
+
 export async function openTrainingData(c: TrainConfig, warn: (message: string) => void): Promise<TrainingData> {
-  const ds = c.dataset.name === 'fashion-mnist'
-    ? loadFashionMnist({ normalize: true })
-    : await openImageFolder(c.dataset.root as string, { size: c.dataset.imageSize, channels: 3, normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, onWarning: warn });
-  const labels = ds.train.labels;
-  const classNames = ds.train.classNames;
+  if (c.model.backbone === 'dino-vits16') {
+    throw new UserError('the DINO ViT-S/16 backbone is not supported yet; export it to ONNX and use frozen-feature mode (model.backbone=onnx, model.onnx=FILE)');
+  }
+  const paper = c.model.backbone !== 'small-cnn';
+  if (paper && !c.dataset.root && c.dataset.name !== 'fashion-mnist') throw new UserError(`dataset ${c.dataset.name} needs --data-root DIR`);
+  const { ds, queryCount, files } = await openDataset(c, warn, paper);
+  const sampler = (seed: number): BatchSampler => {
+    const s = new BalancedBatchSampler(ds.train.labels, { P: c.train.classesPerBatch, K: c.train.samplesPerClass, seed, onWarning: warn, classNames: ds.train.classNames });
+    return { nextBatch: () => Array.from(s.nextBatch()), batchesPerEpoch: () => s.batchesPerEpoch(), state: () => s.state(), restore: (st) => s.restore(st as SamplerState) };
+  };
+  if (c.model.backbone === 'small-cnn') {
+    return { train: asImageSplit(ds.train), test: asImageSplit(ds.test, queryCount), backbone: smallCnn(ds.train.imageShape[2]), sampler };
+  }
+  if (c.model.backbone === 'onnx') {
+    if (!c.model.onnx) throw new UserError('frozen-feature mode needs model.onnx=FILE (an ONNX image model)');
+    const t = evaluationTransform(c);
+    const common = { cacheDir: c.model.featureCache, modelPath: c.model.onnx, dataset: { name: c.dataset.name, root: resolve(c.dataset.root ?? '') }, transform: `resize${t.resize}-centercrop${t.size}-imagenet` };
+    const progress = (what: string) => (done: number, total: number) => { if (done === total || done % 512 === 0) warn(`extracting ${what} features: ${done}/${total}`); };
+    let train, test;
+    try {
+      train = await extractFeatures({ ...common, split: ds.train, flips: true, onProgress: progress('train') });
+      test = await extractFeatures({ ...common, split: ds.test, onProgress: progress('test') });
+    } catch (err) {
+      if (err instanceof OnnxModelError) throw new UserError(`${err.message}${/expects input/.test(err.message) ? ' (set model.onnxInputSize to its image side)' : ''}`);
+      throw err;
+    }
+    const trainSplit = cachedFeatureImageSplit(train);
+    const testSplit = { ...cachedFeatureImageSplit(test), queryCount };
+    return { train: trainSplit, test: testSplit, backbone: featureIdentityBackbone(train.width), sampler };
+  }
+  const backbone: TorchvisionBackbone = c.model.backbone === 'resnet50'
+    ? resnet50({ bnFreeze: c.solver.bnFreeze, pooling: c.model.pooling })
+    : googlenet({ bnFreeze: c.solver.bnFreeze });
+  if (!files) throw new UserError(`${c.model.backbone} needs image files`);
+  const weights = c.model.weights;
+  if (!weights) warn(`model.weights is not set: ${c.model.backbone} starts from random weights (the paper fine-tunes ImageNet weights; docs/backbones.md)`);
   return {
-    train: asImageSplit(ds.train),
-    test: asImageSplit(ds.test),
-    backbone: smallCnn(ds.train.imageShape[2]),
-    sampler: (seed) => {
-      const s = new BalancedBatchSampler(labels, { P: c.train.classesPerBatch, K: c.train.samplesPerClass, seed, onWarning: warn, classNames });
-      return {
-        nextBatch: () => Array.from(s.nextBatch()),
-        batchesPerEpoch: () => s.batchesPerEpoch(),
-        state: () => s.state(),
-        restore: (st) => s.restore(st as SamplerState),
-      };
-    },
+    train: pipelineSplit(ds.train as FileSplit),
+    test: pipelineSplit(ds.test as FileSplit, queryCount),
+    backbone,
+    loadWeights: weights ? (sd) => { loadTorchvisionSafetensors(sd, backbone, weights); } : undefined,
+    sampler,
   };
 }

@@ -1,7 +1,7 @@
 // Evaluation of a metric model on a test split: embeddings in evaluation mode (BatchNorm running
 // statistics), then Recall@k, MAP@R, R-Precision and NMI.
 import * as tf from '@tensorflow/tfjs';
-import { embeddings as asEmbeddings, evaluateNmi, evaluateRetrieval, type Semantics } from '../metrics/index.ts';
+import { embeddings as asEmbeddings, evaluateInShop, evaluateNmi, evaluateRetrieval, type Semantics } from '../metrics/index.ts';
 import { embed, type MetricModel } from './metric_model.ts';
 import type { ImageSplit } from './image_split.ts';
 
@@ -30,8 +30,13 @@ export async function evaluateModel(
   m: MetricModel, split: ImageSplit, epoch: number, opts: { ks: number[]; semantics: Semantics; nmi: boolean; seed: number },
 ): Promise<{ record: EvalRecord; embeddings: Float32Array }> {
   const data = await embedSplit(m, split);
-  const x = asEmbeddings(data, split.size, m.shape.D);
-  const r = await evaluateRetrieval(x, split.labels, { ks: opts.ks, semantics: opts.semantics });
+  const D = m.shape.D;
+  const x = asEmbeddings(data, split.size, D);
+  const q = split.queryCount;
+  // In-Shop: queries against the gallery (the official protocol); otherwise the set against itself.
+  const r = q !== undefined
+    ? await evaluateInShop(asEmbeddings(data.subarray(0, q * D), q, D), split.labels.subarray(0, q), asEmbeddings(data.subarray(q * D), split.size - q, D), split.labels.subarray(q), { ks: opts.ks })
+    : await evaluateRetrieval(x, split.labels, { ks: opts.ks, semantics: opts.semantics });
   const nmi = opts.nmi ? await evaluateNmi(x, split.labels, { seed: opts.seed }) : null;
   return { record: { epoch, recall: r.recall, map_at_r: r.mapAtR, r_precision: r.rPrecision, nmi }, embeddings: data };
 }

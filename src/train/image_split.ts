@@ -6,6 +6,12 @@ export interface ImageSplit {
   /** Contiguous class indices 0..C−1, one per image. */
   labels: Int32Array;
   numClasses: number;
-  /** Images at the given indices, [n, H, W, C], normalised for the backbone. */
-  images(indices: readonly number[], flips?: readonly boolean[]): Promise<tf.Tensor4D>;
+  /**
+   * Images at the given indices, [n, H, W, C], normalised for the backbone. With `augment` (one
+   * seed per image, training only) each image gets its seeded augmentation: the paper's random
+   * resized crop and flip, or just a flip (odd seed) for small images and cached features.
+   */
+  images(indices: readonly number[], augment?: readonly number[]): Promise<tf.Tensor4D>;
+  /** In-Shop: the first `queryCount` images are queries, the rest the gallery. */
+  queryCount?: number;
 }

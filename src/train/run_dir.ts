@@ -21,8 +21,9 @@ export const RUN_FILES = {
   testLabels: 'test_labels.npy',
 } as const;
 
+/** A directory holding a run: its configuration and at least a log line (a start that failed before training holds no run). */
 export function isRunDir(dir: string): boolean {
-  return existsSync(join(dir, RUN_FILES.config));
+  return existsSync(join(dir, RUN_FILES.config)) && [RUN_FILES.checkpoint, RUN_FILES.log, RUN_FILES.metrics].some((f) => existsSync(join(dir, f)));
 }
 
 const OPTIMIZERS = ['opt_c', 'opt_gnn', 'opt_s'] as const;

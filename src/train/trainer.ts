@@ -13,6 +13,7 @@ import { hardnessDiagnostics } from './diagnostics.ts';
 import { isGcaMethod, variantOf } from './variants.ts';
 import { effectiveAlpha, epochPhi } from './hardness_schedule.ts';
 import type { Backbone } from '../models/backbone.ts';
+import type { StateDict } from '../models/state_dict.ts';
 import type { TrainConfig } from './config.ts';
 import { createMetricModel, embed, type MetricModel } from './metric_model.ts';
 import { createOptimizers, BACKBONE_PREFIX, OPT_C_GROUPS, type Optimizers } from './optimizers.ts';
@@ -44,6 +45,8 @@ export interface TrainerInputs {
   backbone: Backbone;
   sampler: (seed: number) => BatchSampler;
   resume: boolean;
+  /** Loads pretrained backbone weights into the fresh state dict. */
+  loadWeights?: (sd: StateDict) => void;
   /** Progress callback (the CLI draws a bar with it). */
   onIteration?: (p: { epoch: number; iteration: number; iterations: number; losses: Record<string, number> }) => void;
   onEvaluation?: (r: EvalRecord) => void;
@@ -84,6 +87,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const variant = isGcaMethod(c.train.method) ? variantOf(c.train.method) : undefined;
   const shape = { P, K, D: c.model.embeddingSize, H: c.model.attentionHeads, L: variant && !variant.global ? 0 : c.model.gnnLayers, C: inp.train.numClasses };
   const model: MetricModel = createMetricModel(inp.backbone, shape, c.train.seed, c.model.normalize, gca, variant !== undefined && !variant.global);
+  inp.loadWeights?.(model.sd);
   const hardness = { kind: c.loss.hardness, alpha: c.loss.alpha, phiRange: c.loss.phiRange } as const;
   const compat = checkCompatibility(gca ? 'gca-hng' : c.train.method, c.loss.base, { samplesPerClass: K, classesPerBatch: P });
   if (!compat.ok) throw new UserError(`method ${c.train.method} with loss ${c.loss.base}: ${compat.reason}`);
@@ -143,8 +147,9 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       while (s.iterationInEpoch < iterations) {
         if (inp.stopAfterIterations !== undefined && doneHere >= inp.stopAfterIterations) return { final: null, best: s.best, wallSeconds: (Date.now() - started) / 1000, completed: false };
         const idx = Array.from(toChunkLayout(sampler.nextBatch(), P, K));
-        const flips = c.dataset.flip ? idx.map(() => rng.flip.random() < 0.5) : undefined;
-        const input = await inp.train.images(idx, flips);
+        // One seed per image drives its augmentation (the paper's crop + flip, or a flip).
+        const augment = c.dataset.flip || c.model.backbone !== 'small-cnn' ? idx.map(() => rng.flip.nextUint32()) : undefined;
+        const input = await inp.train.images(idx, augment);
         const labels = idx.map((i) => inp.train.labels[i] as number);
         const draw = () => Array.from({ length: K * (K - 1) }, () => rng.mixing.random());
         const batch = {

@@ -84,7 +84,7 @@ export const command: Command = {
       options: {
         dataset: { type: 'string' }, 'data-root': { type: 'string' }, methods: { type: 'string' }, losses: { type: 'string' },
         seeds: { type: 'string', default: '1' }, epochs: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true },
-        out: { type: 'string' }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false }, backend: { type: 'string' },
+        preset: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false }, backend: { type: 'string' },
       },
       strict: true,
     });

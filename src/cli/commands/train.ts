@@ -1,5 +1,6 @@
 // `hardneg train`: train a metric model with GCA-HNG (or the `none` baseline) into a run directory.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -13,7 +14,7 @@ import { runTraining, writeRunConfig, type TrainResult } from '../../train/train
 import { openTrainingData } from '../../train/datasets.ts';
 import { formatEval } from '../format.ts';
 
-const HELP = `usage: hardneg train --out RUN_DIR [--dataset fashion-mnist|folder] [--data-root DIR]
+const HELP = `usage: hardneg train --out RUN_DIR [--dataset NAME] [--data-root DIR] [--preset NAME]
                      [--method gca-hng|none] [--epochs N] [--seed S] [--config FILE.yaml]
                      [--set key=value ...] [--overwrite] [--json]
        hardneg train --resume RUN_DIR [--json]
@@ -26,11 +27,14 @@ best.safetensors (best Recall@1) and model.safetensors (final weights) under the
 parameter names, log.jsonl (one line per iteration and evaluation) and metrics.json.
 
 options:
-  --dataset NAME      fashion-mnist (embedded, default) or folder (DIR/train/<class>/*, DIR/test/<class>/*)
+  --dataset NAME      fashion-mnist (embedded, default), folder (DIR/train/<class>/*, DIR/test/<class>/*),
+                      cub200, cars196, sop or inshop (as distributed; see the README)
   --data-root DIR     the folder dataset's directory
   --method NAME       gca-hng (default) or none
   --epochs N          training epochs
   --seed S            seed of every random stream (initialisation, sampler, mixing, dropout, flips)
+  --preset NAME       one of the 12 official configurations: g-, res-, dino- × cub200, cars196, sop,
+                      inshop (configs/presets/); --config and --set apply on top
   --config FILE.yaml  configuration file (keys as in config.json; unknown keys are refused)
   --set key=value     override one key, e.g. --set loss.alpha=2 --set train.classesPerBatch=8
   --out RUN_DIR       where to write the run (refused if it holds a run, unless --overwrite)
@@ -55,8 +59,31 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
 }
 
+export const PRESETS_DIR = fileURLToPath(new URL('../../../configs/presets/', import.meta.url));
+
+export function presetNames(): string[] {
+  return readdirSync(PRESETS_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
+}
+
+/** Deep merge of plain objects (b over a). */
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+      ? merge(prev as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
 export function resolveConfig(v: Record<string, unknown>): TrainConfig {
-  let raw: Record<string, unknown> = v.config ? readConfigFile(v.config as string) : {};
+  let raw: Record<string, unknown> = {};
+  if (v.preset) {
+    const name = String(v.preset);
+    if (!presetNames().includes(name)) throw new UserError(`--preset ${name}: unknown preset; presets: ${presetNames().join(', ')}`);
+    raw = readConfigFile(join(PRESETS_DIR, `${name}.yaml`));
+  }
+  if (v.config) raw = merge(raw, readConfigFile(v.config as string));
   const flags: string[] = [];
   if (v.dataset !== undefined) flags.push(`dataset.name=${v.dataset}`);
   if (v['data-root'] !== undefined) flags.push(`dataset.root=${JSON.stringify(v['data-root'])}`);
@@ -68,6 +95,9 @@ export function resolveConfig(v: Record<string, unknown>): TrainConfig {
     raw = applyOverrides(raw, [...flags, ...((v.set as string[] | undefined) ?? [])]);
     const config = parseConfig(raw, v.config ? String(v.config) : 'configuration');
     if (config.dataset.name === 'folder' && !config.dataset.root) throw new ConfigError("the folder dataset needs --data-root DIR (dataset.root)");
+    if (config.model.backbone === 'dino-vits16') {
+      throw new ConfigError(`the DINO ViT-S/16 backbone${v.preset ? ` of preset ${v.preset}` : ''} is not supported yet; export it to ONNX and train in frozen-feature mode (--set model.backbone=onnx --set model.onnx=FILE)`);
+    }
     if (config.model.embeddingSize % config.model.attentionHeads !== 0) {
       throw new ConfigError(`model.embeddingSize ${config.model.embeddingSize} must be divisible by model.attentionHeads ${config.model.attentionHeads}`);
     }
@@ -83,7 +113,7 @@ export async function trainRun(config: TrainConfig, runDir: string, resume: bool
   const data = await openTrainingData(config, (msg) => { if (!quiet) process.stderr.write(`warning: ${msg}\n`); });
   const bar = new ProgressBar(`${config.train.method} epoch`, quiet);
   const result = await runTraining({
-    config, runDir, resume, train: data.train, test: data.test, backbone: data.backbone, sampler: data.sampler,
+    config, runDir, resume, train: data.train, test: data.test, backbone: data.backbone, sampler: data.sampler, loadWeights: data.loadWeights,
     onIteration: ({ epoch, iteration, iterations, losses }) => {
       const terms = Object.entries(losses).filter(([k]) => k.startsWith('J_')).map(([k, x]) => `${k} ${x.toFixed(3)}`).join(' ');
       bar.update(iteration, iterations, `(${epoch + 1}/${config.train.epochs}) ${terms}`);
@@ -101,7 +131,7 @@ export const command: Command = {
     const { values: v } = parseArgs({
       args: argv,
       options: {
-        dataset: { type: 'string' }, 'data-root': { type: 'string' }, method: { type: 'string' },
+        dataset: { type: 'string' }, 'data-root': { type: 'string' }, method: { type: 'string' }, preset: { type: 'string' },
         epochs: { type: 'string' }, seed: { type: 'string' }, config: { type: 'string' },
         set: { type: 'string', multiple: true }, out: { type: 'string' }, resume: { type: 'string' },
         overwrite: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
@@ -116,7 +146,7 @@ export const command: Command = {
       if (v.out && v.out !== v.resume) throw new UserError('--resume continues the run in place; drop --out (or give the same directory)');
       if (!isRunDir(runDir)) throw new UserError(`--resume ${runDir}: not a run directory (no ${RUN_FILES.config})`);
       if (!existsSync(join(runDir, RUN_FILES.checkpoint))) throw new UserError(`--resume ${runDir}: no checkpoint yet; start the run again with --overwrite`);
-      if (v.set || v.config || v.epochs || v.method || v.dataset) throw new UserError('--resume uses the run\'s saved configuration; configuration flags are not allowed with it');
+      if (v.set || v.config || v.preset || v.epochs || v.method || v.dataset) throw new UserError('--resume uses the run\'s saved configuration; configuration flags are not allowed with it');
       config = parseConfig(JSON.parse(readFileSync(join(runDir, RUN_FILES.config), 'utf8')), join(runDir, RUN_FILES.config));
     } else {
       if (!v.out) throw new UserError('--out RUN_DIR is required (or --resume RUN_DIR)');
