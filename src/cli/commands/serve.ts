@@ -121,6 +121,7 @@ export const command: Command = {
     const actualPort = typeof address === 'object' && address ? address.port : port;
     const shownHost = host.includes(':') ? `[${host}]` : host;
     console.log(`serving ${model.runs.length} run${model.runs.length > 1 ? 's' : ''} (${names}) at http://${shownHost}:${actualPort}/ (Ctrl-C to stop)`);
+    if (!LOOPBACK.has(host)) process.stderr.write(`warning: --host ${host} is not this machine only: whoever can reach it can read these runs\n`);
     // The first reading (neighbour search and UMAP map of each run) starts now; the first page waits for it.
     update().catch((err: unknown) => process.stderr.write(`hardneg serve: ${(err as Error).message}\n`));
 
