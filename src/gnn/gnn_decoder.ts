@@ -10,7 +10,7 @@ import type { GnnShape } from './config.ts';
 import { edgeLayer, nodeLayer } from './names.ts';
 import { type LayerParams, NODE_LAYER_PARAMS, nodeUpdate } from './node_update.ts';
 import { type DropoutSpec, EDGE_LAYER_PARAMS, dropoutMask, edgeUpdate } from './edge_update.ts';
-import { segment } from '../nn/checkpoint.ts';
+import { checkpoint } from '../nn/checkpoint.ts';
 import { gelu } from '../nn/fused.ts';
 
 /** The noglobal ablation's per-pair layer (not part of the official state dict). */
@@ -59,16 +59,16 @@ export function gnnForward(sd: StateDict, shape: GnnShape, z: tf.Tensor2D, edges
     let edges = edges0;
     for (let l = 0; l < shape.L; l++) {
       const tag = `inter/layer${l}/`;
-      // Each layer is a segment of the tape: its intermediate gradients are freed layer by layer.
+      // Each layer is checkpointed: only its inputs stay on the gradient tape.
       const nodeParams = layerParams(sd, nodeLayer(l), NODE_LAYER_PARAMS);
-      h = segment(
+      h = checkpoint(
         (hIn, eIn, ...ps) => nodeUpdate(asParams(NODE_LAYER_PARAMS, ps), hIn as tf.Tensor2D, eIn as tf.Tensor2D, shape.P, shape.H, rec, tag),
         [h, edges, ...nodeParams],
       ) as tf.Tensor2D;
       rec?.(`${tag}feats`, h);
       const mask = dropoutMask([B, B, 2], opts.training ? opts.dropout : undefined) as tf.Tensor3D;
       const edgeParams = layerParams(sd, edgeLayer(l), EDGE_LAYER_PARAMS);
-      edges = segment(
+      edges = checkpoint(
         (hIn, eIn, mIn, ...ps) => edgeUpdate(asParams(EDGE_LAYER_PARAMS, ps), hIn as tf.Tensor2D, eIn as tf.Tensor2D, mIn as tf.Tensor3D, rec, tag),
         [h, edges, mask, ...edgeParams],
       ) as tf.Tensor2D;
