@@ -5,13 +5,7 @@
 import { pathToFileURL } from 'node:url';
 import { embeddings, evaluateRetrieval, seededRandom } from '../src/metrics/index.ts';
 
-export interface BenchResult {
-  case: string;
-  median_ms: number;
-  min_ms: number;
-  runs: number;
-  peak_rss_mb: number;
-}
+import type { BenchResult } from './timing.ts';
 
 export async function benchEvaluate(options: { rows?: number; dim?: number; classes?: number; runs?: number } = {}): Promise<BenchResult> {
   const { rows = 100_000, dim = 512, classes = 1000, runs = 1 } = options;
