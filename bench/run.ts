@@ -1,25 +1,150 @@
-// `npm run bench -- [--case NAME] [--runs N] [--json]`: long measurements, never part of `npm test`.
-// Cases: iteration-small, iteration-cub, iteration-sop.
+// `npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--backend NAME] [--json]`:
+// long measurements, never part of `npm test`. Prints one line per case; with --json one object
+// per line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}.
+//
+// Cases:
+//   iteration-{small,cub,sop}          one GCA-HNG training iteration (bench/iteration.ts)
+//   iteration-{small,cub,sop}-pytorch  the same iteration in PyTorch (bench/pytorch_iteration.py;
+//                                      needs Debian's python3-torch, reported as skipped without it)
+//   evaluate-100k                      Recall@1,2,4,8 + MAP@R of 100,000 × 512 embeddings (bench/evaluate.ts)
+//   pipeline                           training image pipeline, images/s (bench/pipeline.ts)
+//
+// Every case runs in a process of its own, so its peak RSS is its own (the wasm heap never
+// shrinks). --threads sets the thread count of both sides: our native kernels (HARDNEG_THREADS)
+// and PyTorch (torch.set_num_threads, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS). --rounds R repeats
+// the whole list R times, alternating the cases, and reports the median of the round medians:
+// on a shared machine this compares ours and PyTorch's under the same background load.
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../src/engine/backend.ts';
+import { initBackend, type BackendName } from '../src/engine/backend.ts';
+import { nativeStatus } from '../src/engine/native_kernels.ts';
+import { benchEvaluate } from './evaluate.ts';
 import { benchIteration, ITERATION_SHAPES } from './iteration.ts';
+import { benchPipeline } from './pipeline.ts';
 import type { BenchResult } from './timing.ts';
 
-const CASES: Record<string, (runs: number) => Promise<BenchResult>> = {};
-for (const name of Object.keys(ITERATION_SHAPES)) CASES[`iteration-${name}`] = (runs) => benchIteration(name, runs);
+const here = dirname(fileURLToPath(import.meta.url));
+const PYTHON = '/usr/bin/python3';
+
+type Result = BenchResult & { [extra: string]: unknown };
+
+/** Cases measured in this process (the child side). */
+const LOCAL: Record<string, (runs: number) => Promise<Result>> = {
+  'evaluate-100k': async (runs) => ({ ...(await benchEvaluate({ runs })) }),
+  // The training image pipeline (bench/pipeline.ts): images/s of the paper's train transform.
+  pipeline: async (runs) => ({ ...(await benchPipeline({ runs })) }),
+};
+for (const name of Object.keys(ITERATION_SHAPES)) LOCAL[`iteration-${name}`] = async (runs) => ({ ...(await benchIteration(name, runs)) });
+
+const PYTORCH_CASES = Object.keys(ITERATION_SHAPES).map((name) => `iteration-${name}-pytorch`);
+const CASES = [...Object.keys(ITERATION_SHAPES).flatMap((name) => [`iteration-${name}`, `iteration-${name}-pytorch`]), 'evaluate-100k', 'pipeline'];
 
 const { values } = parseArgs({
-  options: { case: { type: 'string', multiple: true }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, backend: { type: 'string', default: 'auto' } },
+  options: {
+    case: { type: 'string', multiple: true },
+    runs: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '1' },
+    threads: { type: 'string', default: String(availableParallelism()) },
+    json: { type: 'boolean', default: false },
+    backend: { type: 'string', default: 'auto' },
+    child: { type: 'boolean', default: false },
+  },
 });
-const backend = await initBackend(values.backend as 'auto');
-const selected = values.case ?? Object.keys(CASES);
-for (const name of selected) {
-  const run = CASES[name];
-  if (!run) {
-    console.error(`unknown case '${name}'; cases: ${Object.keys(CASES).join(', ')}`);
+const runs = Number(values.runs);
+const rounds = Number(values.rounds);
+const threads = Number(values.threads);
+for (const [flag, v] of [['--runs', runs], ['--rounds', rounds], ['--threads', threads]] as const) {
+  if (!Number.isInteger(v) || v < 1) {
+    console.error(`${flag} must be a positive integer`);
     process.exit(2);
   }
-  const r = await run(Number(values.runs));
-  if (values.json) console.log(JSON.stringify({ ...r, backend }));
-  else console.log(`${r.case.padEnd(20)} median ${r.median_ms.toFixed(1)} ms  min ${r.min_ms.toFixed(1)} ms  runs ${r.runs}  peak RSS ${r.peak_rss_mb} MB  (${backend})`);
+}
+const selected = values.case ?? CASES;
+const unknown = selected.filter((c) => !CASES.includes(c));
+if (unknown.length > 0) {
+  console.error(`unknown case '${unknown[0]}'; cases: ${CASES.join(', ')}`);
+  process.exit(2);
+}
+
+if (values.child) {
+  // One case, measured here; the parent reads the JSON line.
+  const backend = await initBackend(values.backend as BackendName);
+  const native = nativeStatus();
+  const r = await (LOCAL[selected[0] as string] as (runs: number) => Promise<Result>)(runs);
+  // The process's high-water mark, as PyTorch's side reports it (ru_maxrss), not a sampled one.
+  const peak = Math.max(r.peak_rss_mb, Math.round(process.resourceUsage().maxRSS / 1024));
+  console.log(JSON.stringify({ ...r, peak_rss_mb: peak, backend, native: native.active, threads: native.active ? native.threads : 1 }));
+  process.exit(0);
+}
+
+function torchAvailable(): boolean {
+  return spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+}
+
+function runChild(name: string): Result {
+  const env = { ...process.env, HARDNEG_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  const pytorch = PYTORCH_CASES.includes(name);
+  const cmd = pytorch
+    ? [PYTHON, join(here, 'pytorch_iteration.py'), '--shape', name.replace(/^iteration-|-pytorch$/g, ''), '--runs', String(runs), '--threads', String(threads)]
+    : [process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--case', name, '--runs', String(runs), '--backend', String(values.backend)];
+  const r = spawnSync(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (r.status !== 0 || !line) throw new Error(`bench case ${name} failed (exit ${r.status ?? r.signal})`);
+  return JSON.parse(line) as Result;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+const hasTorch = selected.some((c) => PYTORCH_CASES.includes(c)) && torchAvailable();
+const results = new Map<string, Result[]>();
+for (let round = 0; round < rounds; round++) {
+  for (const name of selected) {
+    if (PYTORCH_CASES.includes(name) && !hasTorch) continue;
+    results.set(name, [...(results.get(name) ?? []), runChild(name)]);
+  }
+}
+
+const summary = new Map<string, Result>();
+for (const name of selected) {
+  const rs = results.get(name);
+  if (!rs) {
+    const skipped = { case: name, skipped: `PyTorch not available (${PYTHON} cannot import torch; Debian: apt-get install python3-torch)` };
+    console.log(values.json ? JSON.stringify(skipped) : `${name.padEnd(24)} skipped: ${skipped.skipped}`);
+    continue;
+  }
+  const r: Result = {
+    ...(rs[rs.length - 1] as Result),
+    case: name,
+    median_ms: Math.round(median(rs.map((x) => x.median_ms)) * 10) / 10,
+    min_ms: Math.min(...rs.map((x) => x.min_ms)),
+    runs: rs.reduce((a, x) => a + x.runs, 0),
+    peak_rss_mb: Math.max(...rs.map((x) => x.peak_rss_mb)),
+    rounds,
+  };
+  summary.set(name, r);
+  if (values.json) {
+    console.log(JSON.stringify(r));
+  } else {
+    const extra = Object.entries(r)
+      .filter(([k]) => !['case', 'median_ms', 'min_ms', 'runs', 'peak_rss_mb', 'rounds', 'losses'].includes(k))
+      .map(([k, v]) => `${k} ${String(v).split(' ')[0]}`)
+      .join('  ');
+    console.log(`${name.padEnd(24)} median ${r.median_ms.toFixed(1)} ms  min ${r.min_ms.toFixed(1)} ms  runs ${r.runs}  peak RSS ${r.peak_rss_mb} MB  ${extra}`);
+  }
+}
+
+// Ours against PyTorch where both were measured in this run.
+for (const name of Object.keys(ITERATION_SHAPES)) {
+  const ours = summary.get(`iteration-${name}`);
+  const theirs = summary.get(`iteration-${name}-pytorch`);
+  if (!ours || !theirs) continue;
+  const ratio = { case: `iteration-${name} vs pytorch`, time_ratio: Math.round((ours.median_ms / theirs.median_ms) * 100) / 100, rss_ratio: Math.round((ours.peak_rss_mb / theirs.peak_rss_mb) * 100) / 100, threads };
+  console.log(values.json ? JSON.stringify(ratio) : `${ratio.case.padEnd(24)} time ×${ratio.time_ratio}  peak RSS ×${ratio.rss_ratio}  (${threads} threads)`);
 }

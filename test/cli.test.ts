@@ -90,3 +90,13 @@ test('help and unknown commands', () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /unknown command 'frobnicate'/);
 });
+
+test('an unavailable or unknown --backend is a one-line error with what to install, exit 2', () => {
+  const webgpu = hardneg(['demo', '--backend', 'webgpu']);
+  assert.equal(webgpu.code, 2, webgpu.stderr);
+  assert.match(webgpu.stderr, /backend 'webgpu' is not available.*npm install @tensorflow\/tfjs-backend-webgpu/);
+  assert.doesNotMatch(webgpu.stderr, /\n\s+at /);
+  const unknown = hardneg(['demo', '--backend', 'cuda']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown backend 'cuda': expected one of auto, tensorflow, wasm, cpu, webgpu/);
+});

@@ -1,8 +1,11 @@
 // Chooses the TensorFlow.js backend: tfjs-node when the user has it installed, otherwise wasm
-// (SIMD, XNNPACK), with the pure-JS cpu backend as the last resort.
+// (SIMD, XNNPACK) with the native kernels of the optional addon when it is built (see
+// native_kernels.ts), with the pure-JS cpu backend as the last resort.
 import * as tf from '@tensorflow/tfjs';
+import { enableNativeKernels } from './native_kernels.ts';
 
 export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
+export const BACKENDS: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'];
 
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'];
 
@@ -17,6 +20,24 @@ async function tryImport(specifier: string): Promise<boolean> {
   }
 }
 
+/**
+ * WebGPU in Node needs a navigator.gpu; Node has none of its own. When the Dawn bindings (the npm
+ * package `webgpu`) are installed they provide one. Unverified here: no GPU on our machines.
+ */
+async function ensureNavigatorGpu(): Promise<boolean> {
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  if (g.navigator?.gpu) return true;
+  try {
+    const specifier = 'webgpu';
+    const dawn = (await import(specifier)) as { create: (flags: string[]) => unknown; globals: object };
+    Object.assign(globalThis, dawn.globals);
+    Object.defineProperty(globalThis, 'navigator', { value: { ...(g.navigator ?? {}), gpu: dawn.create([]) }, configurable: true, writable: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function trySet(name: string): Promise<boolean> {
   try {
     return await tf.setBackend(name);
@@ -25,19 +46,40 @@ async function trySet(name: string): Promise<boolean> {
   }
 }
 
+const INSTALL_HINTS: Record<string, string> = {
+  tensorflow: 'npm install @tensorflow/tfjs-node-gpu (NVIDIA GPU, CUDA) or @tensorflow/tfjs-node (CPU)',
+  webgpu: 'npm install @tensorflow/tfjs-backend-webgpu webgpu (WebGPU through the Dawn bindings)',
+  wasm: 'npm install @tensorflow/tfjs-backend-wasm',
+};
+
+/** The requested backend cannot run here: a user's choice, reported without a stack trace. */
+export class BackendUnavailableError extends Error {
+  constructor(requested: string, tried: string[], expected?: string) {
+    const hint = INSTALL_HINTS[requested];
+    super(
+      expected
+        ? `unknown backend '${requested}': ${expected}`
+        : `backend '${requested}' is not available (tried ${tried.join(', ')})${hint ? `; to use it: ${hint}` : ''}; or use --backend auto`,
+    );
+    this.name = 'BackendUnavailableError';
+  }
+}
+
 /** Initialises the backend once per process and returns the name actually in use. */
 export async function initBackend(requested: BackendName = 'auto'): Promise<string> {
+  if (!BACKENDS.includes(requested)) throw new BackendUnavailableError(String(requested), [], `expected one of ${BACKENDS.join(', ')}`);
   if (initialised !== null && (requested === 'auto' || requested === initialised)) return initialised;
   const order: string[] = requested === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [requested];
   for (const name of order) {
     if (name === 'tensorflow' && !(await tryImport('@tensorflow/tfjs-node-gpu')) && !(await tryImport('@tensorflow/tfjs-node'))) continue;
     if (name === 'wasm' && !(await tryImport('@tensorflow/tfjs-backend-wasm'))) continue;
-    if (name === 'webgpu' && !(await tryImport('@tensorflow/tfjs-backend-webgpu'))) continue;
+    if (name === 'webgpu' && !((await ensureNavigatorGpu()) && (await tryImport('@tensorflow/tfjs-backend-webgpu')))) continue;
     if (await trySet(name)) {
       await tf.ready();
+      if (name === 'wasm') enableNativeKernels();
       initialised = name;
       return name;
     }
   }
-  throw new Error(`backend '${requested}' is not available (tried ${order.join(', ')}); install its package or use --backend auto`);
+  throw new BackendUnavailableError(requested, order);
 }

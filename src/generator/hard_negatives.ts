@@ -52,18 +52,22 @@ export function generateHardNegatives(inp: HardNegativeInput): HardNegatives {
     const anchors = tf.reshape(chunks, [K, P, 1, D]);
     const positives = tf.reshape(tf.concat([tf.slice(chunks, [1, 0, 0], [K - 1, P, D]), tf.slice(chunks, [0, 0, 0], [1, P, D])], 0), [K, P, 1, D]);
     const dPos = pairwiseDistance(anchors, positives); // [K, P, 1, 1]
+    // The candidates of every negative chunk m at once: node m·P + n of the batch is y = Z[m, n],
+    // pulled with the edge weight Λ[k, a, m·P + n] (the same element-wise operations per m as one
+    // chunk at a time, in far fewer ops).
+    const y = tf.reshape(inp.z, [1, 1, B, D]);
+    const dNeg = pairwiseDistance(anchors, y); // [K, P, B, 1]
     const lambda = tf.mul(tf.reshape(inp.edgePara, [K, P, B, D]), Math.fround(inp.phi));
+    const ratio = tf.div(tf.add(dPos, tf.mul(tf.sub(dNeg, dPos), lambda)), dNeg);
+    const pulled = tf.add(anchors, tf.mul(tf.sub(y, anchors), ratio));
+    const keep = stopGradient(tf.cast(tf.greaterEqual(dPos, dNeg), 'float32'));
+    const candidates = tf.add(tf.mul(keep, y), tf.mul(tf.sub(1, keep), pulled)); // [K, P, B, D]
+    const perChunk = Array.from({ length: K }, (_, m) => tf.slice(candidates, [0, 0, m * P, 0], [K, P, P, D]));
 
     let mixed: tf.Tensor | null = null;
     const blocks: tf.Tensor[] = [];
     for (let m = 0; m < K; m++) {
-      const y = tf.reshape(tf.slice(chunks, [m, 0, 0], [1, P, D]), [1, 1, P, D]);
-      const dNeg = pairwiseDistance(anchors, y); // [K, P, P, 1]
-      const lam = tf.slice(lambda, [0, 0, m * P, 0], [K, P, P, D]);
-      const ratio = tf.div(tf.add(dPos, tf.mul(tf.sub(dNeg, dPos), lam)), dNeg);
-      const pulled = tf.add(anchors, tf.mul(tf.sub(y, anchors), ratio));
-      const keep = stopGradient(tf.cast(tf.greaterEqual(dPos, dNeg), 'float32'));
-      const candidate = tf.add(tf.mul(keep, y), tf.mul(tf.sub(1, keep), pulled));
+      const candidate = perChunk[m] as tf.Tensor;
       if (mixed === null) {
         mixed = candidate;
       } else {

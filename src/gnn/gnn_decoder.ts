@@ -10,7 +10,8 @@ import type { GnnShape } from './config.ts';
 import { edgeLayer, nodeLayer } from './names.ts';
 import { type LayerParams, NODE_LAYER_PARAMS, nodeUpdate } from './node_update.ts';
 import { type DropoutSpec, EDGE_LAYER_PARAMS, dropoutMask, edgeUpdate } from './edge_update.ts';
-import { checkpoint } from '../nn/checkpoint.ts';
+import { checkpoint, segment } from '../nn/checkpoint.ts';
+import { nativeKernelsActive } from '../engine/native_kernels.ts';
 import { gelu } from '../nn/fused.ts';
 
 /** The noglobal ablation's per-pair layer (not part of the official state dict). */
@@ -57,18 +58,22 @@ export function gnnForward(sd: StateDict, shape: GnnShape, z: tf.Tensor2D, edges
     let h = linear(z, sd.get('gnn.dim_red.weight'), sd.get('gnn.dim_red.bias')) as tf.Tensor2D;
     rec?.('inter/dim_red', h);
     let edges = edges0;
+    // Each layer is one node of the caller's gradient tape: a segment (activations kept,
+    // intermediate gradients freed layer by layer), except on the pure wasm path, whose heap is
+    // capped at 4 GB: there a checkpoint (only the inputs kept, the layer recomputed for its
+    // gradient). Both give the same gradients.
+    const layerOp = tf.getBackend() === 'wasm' && !nativeKernelsActive() ? checkpoint : segment;
     for (let l = 0; l < shape.L; l++) {
       const tag = `inter/layer${l}/`;
-      // Each layer is checkpointed: only its inputs stay on the gradient tape.
       const nodeParams = layerParams(sd, nodeLayer(l), NODE_LAYER_PARAMS);
-      h = checkpoint(
+      h = layerOp(
         (hIn, eIn, ...ps) => nodeUpdate(asParams(NODE_LAYER_PARAMS, ps), hIn as tf.Tensor2D, eIn as tf.Tensor2D, shape.P, shape.H, rec, tag),
         [h, edges, ...nodeParams],
       ) as tf.Tensor2D;
       rec?.(`${tag}feats`, h);
       const mask = dropoutMask([B, B, 2], opts.training ? opts.dropout : undefined) as tf.Tensor3D;
       const edgeParams = layerParams(sd, edgeLayer(l), EDGE_LAYER_PARAMS);
-      edges = checkpoint(
+      edges = layerOp(
         (hIn, eIn, mIn, ...ps) => edgeUpdate(asParams(EDGE_LAYER_PARAMS, ps), hIn as tf.Tensor2D, eIn as tf.Tensor2D, mIn as tf.Tensor3D, rec, tag),
         [h, edges, mask, ...edgeParams],
       ) as tf.Tensor2D;

@@ -8,8 +8,9 @@ import { blockTransposed, knnWorkerPool, sharedCopy } from './knn_pool.ts';
 import { mergeRows, runRowTask, runSymmetricTask, taskCount, type KnnOutput, type KnnPlan } from './knn_tasks.ts';
 import type { PositivesFirst } from './tile_scan.ts';
 import { TopKStore } from './topk_store.ts';
+import { loadNativeAddon, nativeStatus, type NativeAddon } from '../engine/native_kernels.ts';
 
-export type KnnEngine = 'auto' | 'js' | 'wasm';
+export type KnnEngine = 'auto' | 'js' | 'wasm' | 'native';
 
 export interface KnnOptions {
   /** Neighbours per query; clipped to the number of candidates. */
@@ -20,9 +21,13 @@ export interface KnnOptions {
   bias?: Float64Array;
   /** Ties between equal scores go to gallery items whose label equals the query's. */
   positivesFirst?: PositivesFirst;
-  /** 'js': this thread, float64 sums; 'wasm': worker threads, float32 matrix products; 'auto': wasm for large searches. */
+  /**
+   * 'js': this thread, float64 sums; 'wasm': worker threads, float32 matrix products; 'native':
+   * the OpenBLAS addon (native/), float32 products, HARDNEG_THREADS threads; 'auto': native for
+   * large searches when the addon is built, else wasm.
+   */
   engine?: KnnEngine;
-  /** Worker threads for 'wasm' (default: available cores, at most 8). */
+  /** Worker threads for 'wasm' (default: available cores, at most 8); 'native' uses the addon's thread count. */
   threads?: number;
 }
 
@@ -57,12 +62,17 @@ export async function nearestNeighbours(queries: Embeddings, gallery: Embeddings
   const skipSelf = self && options.excludeSelf === true;
   const k = Math.max(0, Math.min(Math.floor(options.k), g.rows - (skipSelf ? 1 : 0)));
   const work = (queries.rows * g.rows * queries.dim) / (self ? 2 : 1);
-  const engine = options.engine === undefined || options.engine === 'auto' ? (work >= WASM_MIN_WORK ? 'wasm' : 'js') : options.engine;
+  const auto = options.engine === undefined || options.engine === 'auto';
+  const addon = auto || options.engine === 'native' ? loadNativeAddon() : null;
+  if (options.engine === 'native' && !addon) throw new Error(`knn: engine 'native' is not available: ${nativeStatus().reason}`);
+  const engine = auto ? (work >= WASM_MIN_WORK ? (addon ? 'native' : 'wasm') : 'js') : (options.engine as Exclude<KnnEngine, 'auto'>);
   const threads = Math.max(1, Math.floor(options.threads ?? Math.min(availableParallelism(), DEFAULT_MAX_THREADS)));
-  const symmetric = self && !options.bias && (engine === 'js' ? 1 : threads) * queries.rows * k * 12 <= SYMMETRIC_MAX_BYTES;
+  const storeCopies = engine === 'js' ? 1 : engine === 'native' ? nativeStatus().threads : threads;
+  const symmetric = self && !options.bias && storeCopies * queries.rows * k * 12 <= SYMMETRIC_MAX_BYTES;
   const base = { queryCount: queries.rows, galleryCount: g.rows, k, symmetric, skipSelf, bias: options.bias ?? null, tie: options.positivesFirst ?? null };
 
   let out: KnnOutput | null = null;
+  if (engine === 'native' && addon && queries.rows > 0 && g.rows > 0) out = await searchNative(addon, base, queries, g);
   if (engine === 'wasm' && queries.rows > 0 && g.rows > 0) {
     const block = symmetric ? Math.min(2048, Math.max(256, Math.ceil(queries.rows / (2 * threads)))) : 0;
     const plan: KnnPlan = symmetric
@@ -79,6 +89,16 @@ export async function nearestNeighbours(queries: Embeddings, gallery: Embeddings
     out = searchInThisThread({ ...base, queryBlock: block, galleryBlock: symmetric ? block : 1024 }, queries, g);
   }
   return { rows: queries.rows, k, indices: out.indices, scores: out.scores };
+}
+
+async function searchNative(addon: NativeAddon, plan: Omit<KnnPlan, 'queryBlock' | 'galleryBlock'>, queries: Embeddings, gallery: Embeddings): Promise<KnnOutput> {
+  const out: KnnOutput = { indices: new Int32Array(plan.queryCount * plan.k), scores: new Float64Array(plan.queryCount * plan.k) };
+  const params = Float64Array.of(plan.queryCount, plan.galleryCount, queries.dim, plan.k, plan.symmetric ? 1 : 0, plan.skipSelf ? 1 : 0);
+  const tie = plan.tie;
+  const f32 = (x: Embeddings): Float32Array => (x.data instanceof Float32Array ? x.data : Float32Array.from(x.data));
+  const q = f32(queries);
+  await addon.knn(q, queries === gallery ? q : f32(gallery), params, plan.bias, tie?.queryLabels ?? null, tie?.galleryLabels ?? null, out.indices, out.scores);
+  return out;
 }
 
 function searchInThisThread(plan: KnnPlan, queries: Embeddings, gallery: Embeddings): KnnOutput {

@@ -3,9 +3,22 @@
 // tensor alone would hold a dozen such tensors. These fused ops keep only their inputs and
 // recompute the rest in the backward pass, which is what lets a full-size GCA-HNG iteration fit
 // the wasm backend's 4 GB heap. Each one is checked against the composed primitive ops in tests.
+// With the native kernels active (src/engine/native_kernels.ts) each forward and backward is one
+// multi-threaded kernel; otherwise they are composed from primitive ops, as written below.
 import * as tf from '@tensorflow/tfjs';
+import { NATIVE_OPS, nativeKernelsActive } from '../engine/native_kernels.ts';
 
 type Args = (tf.Tensor | tf.GradSaveFunc)[];
+
+function runNative(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number | boolean> = {}): tf.Tensor {
+  return tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;
+}
+
+function runNativeMulti(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number | boolean> = {}): tf.Tensor[] {
+  return tf.engine().runKernel(name, inputs, attrs) as unknown as tf.Tensor[];
+}
+
+const LN_EPS = 1e-5;
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
@@ -27,9 +40,13 @@ function geluDerivative(x: tf.Tensor): tf.Tensor {
 export const gelu = tf.customGrad((...args: Args) => {
   const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
   save([x]);
+  const native = nativeKernelsActive();
   return {
-    value: geluPrimitive(x),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, geluDerivative(saved[0] as tf.Tensor)),
+    value: native ? runNative(NATIVE_OPS.gelu, { x }) : geluPrimitive(x),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const sx = saved[0] as tf.Tensor;
+      return native ? runNative(NATIVE_OPS.geluGrad, { x: sx, dy }) : tf.mul(dy, geluDerivative(sx));
+    },
   };
 }) as unknown as (x: tf.Tensor) => tf.Tensor;
 
@@ -60,9 +77,14 @@ function layerNormBackward(g: tf.Tensor, gamma: tf.Tensor, dy: tf.Tensor, eps: n
 export const layerNorm = tf.customGrad((...args: Args) => {
   const [x, gamma, beta, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([x, gamma]);
+  const native = nativeKernelsActive();
   return {
-    value: layerNormPrimitive(x, gamma, beta),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => layerNormBackward(saved[0] as tf.Tensor, saved[1] as tf.Tensor, dy, 1e-5),
+    value: native ? runNative(NATIVE_OPS.layerNorm, { x, gamma, beta }, { eps: LN_EPS, gelu: false }) : layerNormPrimitive(x, gamma, beta),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
+      if (native) return runNativeMulti(NATIVE_OPS.layerNormGrad, { x: sx, gamma: sGamma, dy }, { eps: LN_EPS, gelu: false });
+      return layerNormBackward(sx, sGamma, dy, LN_EPS);
+    },
   };
 }) as unknown as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
 
@@ -70,11 +92,13 @@ export const layerNorm = tf.customGrad((...args: Args) => {
 export const geluLayerNorm = tf.customGrad((...args: Args) => {
   const [x, gamma, beta, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([x, gamma]);
+  const native = nativeKernelsActive();
   return {
-    value: layerNormPrimitive(geluPrimitive(x), gamma, beta),
+    value: native ? runNative(NATIVE_OPS.layerNorm, { x, gamma, beta }, { eps: LN_EPS, gelu: true }) : layerNormPrimitive(geluPrimitive(x), gamma, beta),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
-      const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, 1e-5) as [tf.Tensor, tf.Tensor, tf.Tensor];
+      if (native) return runNativeMulti(NATIVE_OPS.layerNormGrad, { x: sx, gamma: sGamma, dy }, { eps: LN_EPS, gelu: true });
+      const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, LN_EPS) as [tf.Tensor, tf.Tensor, tf.Tensor];
       return [tf.mul(dg, geluDerivative(sx)), dGamma, dBeta];
     },
   };
@@ -84,11 +108,12 @@ export const geluLayerNorm = tf.customGrad((...args: Args) => {
 export const geluSumOverTargets = tf.customGrad((...args: Args) => {
   const [x, save] = args as [tf.Tensor3D, tf.GradSaveFunc];
   save([x]);
+  const native = nativeKernelsActive();
   return {
-    value: tf.sum(geluPrimitive(x), 1),
+    value: native ? runNative(NATIVE_OPS.geluSumRows, { x }) : tf.sum(geluPrimitive(x), 1),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const sx = saved[0] as tf.Tensor3D;
-      return tf.mul(tf.expandDims(dy, 1), geluDerivative(sx));
+      return native ? runNative(NATIVE_OPS.geluSumRowsGrad, { x: sx, dy }) : tf.mul(tf.expandDims(dy, 1), geluDerivative(sx));
     },
   };
 }) as unknown as (x: tf.Tensor3D) => tf.Tensor2D;
@@ -111,6 +136,15 @@ export function edgeAttention(q: tf.Tensor3D, key: tf.Tensor2D, value: tf.Tensor
   const op = tf.customGrad((...args: Args) => {
     const [sq, sk, sv, sm, save] = args as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D, tf.GradSaveFunc];
     save([sq, sk, sv, sm]);
+    if (nativeKernelsActive()) {
+      return {
+        value: runNative(NATIVE_OPS.edgeAttention, { q: sq, k: sk, v: sv, mask: sm }, { scale }) as tf.Tensor3D,
+        gradFunc: (du: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xq, xk, xv, xm] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
+          return [...runNativeMulti(NATIVE_OPS.edgeAttentionGrad, { q: xq, k: xk, v: xv, mask: xm, du }, { scale }), tf.zerosLike(xm)];
+        },
+      };
+    }
     const [B, , D] = sq.shape;
     const w = tf.mul(edgeAttentionWeights(sq, sk, scale), sm);
     const [w1, w2] = tf.split(w, 2, 2) as [tf.Tensor, tf.Tensor];

@@ -1,20 +1,33 @@
 // Linear layer y = x·Wᵀ + b with W stored as PyTorch does ([out, in]).
-// The gradient is written out with explicit transposes: TensorFlow.js's wasm backend is
-// pathologically slow on matMul with a transposed operand (see BACKENDS.md), and the stock
-// gradient of matMul(x, W, false, true) produces exactly such products.
+// Each input's gradient is computed only when the backward pass needs it (no weight gradient for
+// a layer whose weights are not being trained, no input gradient for a constant input). With the
+// native kernels active the products take their transposes as flags (one OpenBLAS call each, the
+// bias added inside the product); on the pure wasm path they are written with explicit
+// transposes: TensorFlow.js's wasm matMul is pathologically slow with a transposed operand (see
+// BACKENDS.md).
 import * as tf from '@tensorflow/tfjs';
+import { nativeKernelsActive } from '../engine/native_kernels.ts';
+import { lazyGradOp } from './checkpoint.ts';
 
-const linear2d = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [x, w, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
-  save([x, w]);
-  const value = tf.add(tf.matMul(x, tf.transpose(w)), b);
-  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-    const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-    const dy2 = dy as tf.Tensor2D;
-    return [tf.matMul(dy2, sw), tf.matMul(tf.transpose(dy2), sx), tf.sum(dy2, 0)];
-  };
-  return { value, gradFunc };
-}) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
+function linear2d(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  const native = nativeKernelsActive();
+  return lazyGradOp(
+    [x, w, b],
+    (save) => {
+      save([x, w]);
+      return native ? tf.fused.matMul({ a: x, b: w, transposeB: true, bias: b }) : tf.add(tf.matMul(x, tf.transpose(w)), b);
+    },
+    (dy, saved) => {
+      const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const dy2 = dy as tf.Tensor2D;
+      return [
+        () => tf.matMul(dy2, sw), // dx = dy·W
+        () => (native ? tf.matMul(dy2, sx, true, false) : tf.matMul(tf.transpose(dy2), sx)), // dW = dyᵀ·x
+        () => tf.sum(dy2, 0), // db
+      ];
+    },
+  ) as tf.Tensor2D;
+}
 
 /** Applies a Linear layer to the last axis of x (any rank ≥ 1). */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
