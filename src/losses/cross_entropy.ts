@@ -40,7 +40,7 @@ function rowLosses(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sLabels] = saved as [tf.Tensor2D, tf.Tensor1D];
         if (native) return tf.engine().runKernel(NATIVE_OPS.softmaxCrossEntropyGrad, { logits: sx, labels: sLabels, dy }) as tf.Tensor;
-        return tf.mul(tf.sub(tf.softmax(sx), tf.cast(tf.oneHot(sLabels, C), 'float32')), tf.expandDims(dy, 1));
+        return tf.tidy(() => tf.mul(tf.sub(tf.softmax(sx), tf.cast(tf.oneHot(sLabels, C), 'float32')), tf.expandDims(dy, 1)));
       },
     };
   }) as unknown as (x: tf.Tensor2D) => tf.Tensor1D;

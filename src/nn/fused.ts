@@ -45,7 +45,7 @@ export const gelu = tf.customGrad((...args: Args) => {
     value: native ? runNative(NATIVE_OPS.gelu, { x }) : geluPrimitive(x),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const sx = saved[0] as tf.Tensor;
-      return native ? runNative(NATIVE_OPS.geluGrad, { x: sx, dy }) : tf.mul(dy, geluDerivative(sx));
+      return native ? runNative(NATIVE_OPS.geluGrad, { x: sx, dy }) : tf.tidy(() => tf.mul(dy, geluDerivative(sx)));
     },
   };
 }) as unknown as (x: tf.Tensor) => tf.Tensor;
@@ -83,7 +83,7 @@ export const layerNorm = tf.customGrad((...args: Args) => {
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
       if (native) return runNativeMulti(NATIVE_OPS.layerNormGrad, { x: sx, gamma: sGamma, dy }, { eps: LN_EPS, gelu: false });
-      return layerNormBackward(sx, sGamma, dy, LN_EPS);
+      return tf.tidy(() => layerNormBackward(sx, sGamma, dy, LN_EPS));
     },
   };
 }) as unknown as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
@@ -98,8 +98,10 @@ export const geluLayerNorm = tf.customGrad((...args: Args) => {
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
       if (native) return runNativeMulti(NATIVE_OPS.layerNormGrad, { x: sx, gamma: sGamma, dy }, { eps: LN_EPS, gelu: true });
-      const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, LN_EPS) as [tf.Tensor, tf.Tensor, tf.Tensor];
-      return [tf.mul(dg, geluDerivative(sx)), dGamma, dBeta];
+      return tf.tidy(() => {
+        const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, LN_EPS) as [tf.Tensor, tf.Tensor, tf.Tensor];
+        return [tf.mul(dg, geluDerivative(sx)), dGamma, dBeta];
+      });
     },
   };
 }) as unknown as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
@@ -113,7 +115,7 @@ export const geluSumOverTargets = tf.customGrad((...args: Args) => {
     value: native ? runNative(NATIVE_OPS.geluSumRows, { x }) : tf.sum(geluPrimitive(x), 1),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const sx = saved[0] as tf.Tensor3D;
-      return native ? runNative(NATIVE_OPS.geluSumRowsGrad, { x: sx, dy }) : tf.mul(tf.expandDims(dy, 1), geluDerivative(sx));
+      return native ? runNative(NATIVE_OPS.geluSumRowsGrad, { x: sx, dy }) : tf.tidy(() => tf.mul(tf.expandDims(dy, 1), geluDerivative(sx)));
     },
   };
 }) as unknown as (x: tf.Tensor3D) => tf.Tensor2D;
@@ -151,7 +153,8 @@ export function edgeAttention(q: tf.Tensor3D, key: tf.Tensor2D, value: tf.Tensor
     const value3 = tf.add(tf.mul(w1, tf.reshape(sv, [B, 1, D])), tf.mul(w2, tf.reshape(sv, [1, B, D])));
     return {
       value: value3 as tf.Tensor3D,
-      gradFunc: (du: tf.Tensor, saved: tf.Tensor[]) => {
+      // In a tidy: TensorFlow.js would keep every temporary of a gradient until the pass ends.
+      gradFunc: (du: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [xq, xk, xv, xm] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
         const a = edgeAttentionWeights(xq, xk, scale);
         const [a1, a2] = tf.split(a, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
@@ -170,7 +173,7 @@ export function edgeAttention(q: tf.Tensor3D, key: tf.Tensor2D, value: tf.Tensor
         const dq = tf.add(tf.mul(ds1, tf.reshape(xk, [B, 1, D])), tf.mul(ds2, tf.reshape(xk, [1, B, D])));
         const dk = tf.add(tf.sum(tf.mul(ds1, xq), 1), tf.sum(tf.mul(ds2, xq), 0));
         return [dq, dk, dv, tf.zerosLike(xm)];
-      },
+      }),
     };
   }) as unknown as (q: tf.Tensor3D, k: tf.Tensor2D, v: tf.Tensor2D, m: tf.Tensor3D) => tf.Tensor3D;
   return op(q, key, value, mask);
