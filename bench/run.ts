@@ -42,17 +42,43 @@ for (const name of Object.keys(ITERATION_SHAPES)) LOCAL[`iteration-${name}`] = a
 const PYTORCH_CASES = Object.keys(ITERATION_SHAPES).map((name) => `iteration-${name}-pytorch`);
 const CASES = [...Object.keys(ITERATION_SHAPES).flatMap((name) => [`iteration-${name}`, `iteration-${name}-pytorch`]), 'evaluate-100k', 'pipeline'];
 
-const { values } = parseArgs({
-  options: {
-    case: { type: 'string', multiple: true },
-    runs: { type: 'string', default: '3' },
-    rounds: { type: 'string', default: '1' },
-    threads: { type: 'string', default: String(availableParallelism()) },
-    json: { type: 'boolean', default: false },
-    backend: { type: 'string', default: 'auto' },
-    child: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--backend NAME] [--json]
+
+Long measurements, each case in a process of its own (never part of npm test).
+  --case NAME    one of: ${CASES.join(', ')}
+                 (repeatable; default: all)
+  --runs N       timed runs per case and round (default 3; iterations after one untimed warm-up)
+  --rounds R     repeat the whole list R times, alternating the cases; report the median of the
+                 round medians (default 1)
+  --threads N    threads of our native kernels and of PyTorch (default: all cores)
+  --backend NAME TensorFlow.js backend for our cases (default auto)
+  --json         one JSON object per case and line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: {
+        help: { type: 'boolean', default: false },
+        case: { type: 'string', multiple: true },
+        runs: { type: 'string', default: '3' },
+        rounds: { type: 'string', default: '1' },
+        threads: { type: 'string', default: String(availableParallelism()) },
+        json: { type: 'boolean', default: false },
+        backend: { type: 'string', default: 'auto' },
+        child: { type: 'boolean', default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const { values } = parseCommandLine();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const runs = Number(values.runs);
 const rounds = Number(values.rounds);
 const threads = Number(values.threads);
