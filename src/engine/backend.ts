@@ -2,7 +2,7 @@
 // (SIMD, XNNPACK) with the native kernels of the optional addon when it is built (see
 // native_kernels.ts), with the pure-JS cpu backend as the last resort.
 import * as tf from '@tensorflow/tfjs';
-import { enableNativeKernels } from './native_kernels.ts';
+import { enableNativeKernels, nativeStatus } from './native_kernels.ts';
 
 export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
 export const BACKENDS: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'];
@@ -82,4 +82,14 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<stri
     }
   }
   throw new BackendUnavailableError(requested, order);
+}
+
+/** One line on what computes: the backend, and on wasm whether the native kernels are in use and why not. */
+export function describeEngine(): string {
+  const backend = tf.getBackend();
+  if (backend !== 'wasm') return `backend ${backend}`;
+  const native = nativeStatus();
+  return native.active
+    ? `backend wasm + native kernels (OpenBLAS, ${native.threads} thread${native.threads === 1 ? '' : 's'})`
+    : `backend wasm, one thread, without the native kernels: ${native.reason}`;
 }

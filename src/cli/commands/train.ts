@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import type { Command } from '../main.ts';
 import { UserError } from '../errors.ts';
 import { ProgressBar } from '../progress.ts';
-import { initBackend } from '../../engine/backend.ts';
+import { describeEngine, initBackend } from '../../engine/backend.ts';
 import { ConfigError, applyOverrides, parseConfig, type TrainConfig } from '../../train/config.ts';
 import { RUN_FILES, isRunDir } from '../../train/run_dir.ts';
 import { runTraining, writeRunConfig, type TrainResult } from '../../train/trainer.ts';
@@ -108,8 +108,14 @@ export function resolveConfig(v: Record<string, unknown>): TrainConfig {
   }
 }
 
+let engineReported = false;
+
 export async function trainRun(config: TrainConfig, runDir: string, resume: boolean, quiet: boolean): Promise<TrainResult> {
   await initBackend(config.backend);
+  if (!quiet && !engineReported) {
+    process.stderr.write(`${describeEngine()}\n`);
+    engineReported = true;
+  }
   const data = await openTrainingData(config, (msg) => { if (!quiet) process.stderr.write(`warning: ${msg}\n`); });
   const bar = new ProgressBar(`${config.train.method} epoch`, quiet);
   const result = await runTraining({
