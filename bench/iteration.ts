@@ -17,9 +17,8 @@ export const ITERATION_SHAPES: Record<string, GnnShape> = {
   small: { P: 10, K: 4, D: 128, L: 1, H: 2, C: 10 },
 };
 
-export async function benchIteration(name: string, runs: number): Promise<BenchResult> {
-  const shape = ITERATION_SHAPES[name];
-  if (!shape) throw new Error(`unknown iteration shape '${name}'`);
+/** The model, optimizers and batch of one iteration at `shape`; step() runs one iteration. */
+export function prepareIteration(shape: GnnShape): { step: () => void; dispose: () => void } {
   const rng = new Random(0);
   const sd = newGeneratorState(shape, rng);
   initEmbeddingHead(sd, shape.D, shape.D, rng);
@@ -29,16 +28,28 @@ export async function benchIteration(name: string, runs: number): Promise<BenchR
   const labels = Array.from({ length: B }, (_, i) => i % shape.P);
   const mixing = () => Array.from({ length: shape.K * (shape.K - 1) }, () => rng.random());
   const dropoutRng = new Random(1, 7);
-  const result = await timeRuns(`iteration-${name}`, runs, () => {
-    trainIteration(
-      { sd, shape, loss: defaultLossConfig(), embed: (input) => embeddingHead(sd, input as tf.Tensor2D, true), ...opts, clip: 10 },
-      { input: x, labels, jAvg: 2, jGen: 20, mixingMetric: mixing(), mixingGenerator: mixing(), dropout: { p: 0.1, random: () => dropoutRng.random() } },
-    );
-  });
-  x.dispose();
-  opts.optC.dispose();
-  opts.optGnn.dispose();
-  opts.optS.dispose();
-  sd.dispose();
+  return {
+    step: () => {
+      trainIteration(
+        { sd, shape, loss: defaultLossConfig(), embed: (input) => embeddingHead(sd, input as tf.Tensor2D, true), ...opts, clip: 10 },
+        { input: x, labels, jAvg: 2, jGen: 20, mixingMetric: mixing(), mixingGenerator: mixing(), dropout: { p: 0.1, random: () => dropoutRng.random() } },
+      );
+    },
+    dispose: () => {
+      x.dispose();
+      opts.optC.dispose();
+      opts.optGnn.dispose();
+      opts.optS.dispose();
+      sd.dispose();
+    },
+  };
+}
+
+export async function benchIteration(name: string, runs: number): Promise<BenchResult> {
+  const shape = ITERATION_SHAPES[name];
+  if (!shape) throw new Error(`unknown iteration shape '${name}'`);
+  const iteration = prepareIteration(shape);
+  const result = await timeRuns(`iteration-${name}`, runs, iteration.step);
+  iteration.dispose();
   return result;
 }

@@ -14,9 +14,9 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT, hardneg } from './helpers/cli.ts';
+import { makeImageFolder } from './helpers/image_folder.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -31,23 +31,6 @@ const report = join(tmp, 'report.html');
 const TEST_IMAGES = 5 * 6;
 let browser: Browser | undefined;
 
-/** Class c's images: a coloured square at a class-specific position on noise (as test/train_cli.test.ts). */
-async function makeFolder(dir: string, split: string, classes: string[], perClass: number, seed: number): Promise<void> {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
-  for (const [c, name] of classes.entries()) {
-    mkdirSync(join(dir, split, name), { recursive: true });
-    for (let i = 0; i < perClass; i++) {
-      const px = Buffer.alloc(12 * 12 * 3);
-      for (let p = 0; p < px.length; p++) px[p] = Math.floor(rand() * 80);
-      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) {
-        const o = (((c * 2 + y) % 12) * 12 + ((c * 3 + x) % 12)) * 3;
-        px[o + (c % 3)] = 255;
-      }
-      await sharp(px, { raw: { width: 12, height: 12, channels: 3 } }).png().toFile(join(dir, split, name, `${i}.png`));
-    }
-  }
-}
 
 function train(out: string, method: string): void {
   const r = hardneg([
@@ -103,8 +86,8 @@ after(async () => {
 });
 
 test('setup: a tiny image folder and two runs (gca-hng and none)', { skip }, async () => {
-  await makeFolder(data, 'train', ['a', 'b', 'c', 'd', 'e', 'f'], 5, 1);
-  await makeFolder(data, 'test', ['g', 'h', 'i', 'j', 'k'], 6, 2);
+  await makeImageFolder(data, 'train', ['a', 'b', 'c', 'd', 'e', 'f'], 5, 1);
+  await makeImageFolder(data, 'test', ['g', 'h', 'i', 'j', 'k'], 6, 2);
   train(runs.gca, 'gca-hng');
   train(runs.none, 'none');
   const r = hardneg(['report', runs.gca, runs.none, '--out', report, '--k', '7', '--queries', '6']);

@@ -6,29 +6,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { ROOT, hardneg } from './helpers/cli.ts';
+import { makeImageFolder } from './helpers/image_folder.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-train-'));
 const data = join(tmp, 'data');
 
-/** Class c's images: a coloured square at a class-specific position on noise. */
-async function makeFolder(dir: string, split: string, classes: string[], perClass: number, seed: number): Promise<void> {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
-  for (const [c, name] of classes.entries()) {
-    mkdirSync(join(dir, split, name), { recursive: true });
-    for (let i = 0; i < perClass; i++) {
-      const px = Buffer.alloc(12 * 12 * 3);
-      for (let p = 0; p < px.length; p++) px[p] = Math.floor(rand() * 80);
-      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) {
-        const o = (((c * 2 + y) % 12) * 12 + ((c * 3 + x) % 12)) * 3;
-        px[o + (c % 3)] = 255;
-      }
-      await sharp(px, { raw: { width: 12, height: 12, channels: 3 } }).png().toFile(join(dir, split, name, `${i}.png`));
-    }
-  }
-}
 
 const CONFIG = [
   '--set', 'dataset.imageSize=8', '--set', 'dataset.flip=true', '--set', 'model.embeddingSize=16',
@@ -54,8 +37,8 @@ async function killAfterIterations(args: string[], logPath: string, iterations: 
 }
 
 test('setup: a tiny image-folder dataset', async () => {
-  await makeFolder(data, 'train', ['a', 'b', 'c', 'd', 'e', 'f'], 5, 1);
-  await makeFolder(data, 'test', ['g', 'h', 'i', 'j'], 4, 2);
+  await makeImageFolder(data, 'train', ['a', 'b', 'c', 'd', 'e', 'f'], 5, 1);
+  await makeImageFolder(data, 'test', ['g', 'h', 'i', 'j'], 4, 2);
 });
 
 test('a run killed with SIGKILL mid-epoch and resumed ends with the same weights and metrics', async () => {
@@ -112,16 +95,16 @@ test('configuration mistakes name the key or value', () => {
 
 test('an unreadable image is reported with its path; a class with fewer than K images is warned about', async () => {
   const bad = join(tmp, 'bad');
-  await makeFolder(bad, 'train', ['a', 'b', 'c', 'd'], 3, 3);
-  await makeFolder(bad, 'test', ['e', 'f'], 3, 4);
+  await makeImageFolder(bad, 'train', ['a', 'b', 'c', 'd'], 3, 3);
+  await makeImageFolder(bad, 'test', ['e', 'f'], 3, 4);
   writeFileSync(join(bad, 'train', 'a', 'broken.png'), 'not an image');
   let r = hardneg(['train', '--dataset', 'folder', '--data-root', bad, '--out', join(tmp, 'bad-run'), '--quiet']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /train\/a\/broken\.png/);
   const small = join(tmp, 'small');
-  await makeFolder(small, 'train', ['a', 'b', 'c', 'd'], 4, 5);
-  await makeFolder(small, 'train', ['z'], 1, 6);
-  await makeFolder(small, 'test', ['e', 'f'], 3, 7);
+  await makeImageFolder(small, 'train', ['a', 'b', 'c', 'd'], 4, 5);
+  await makeImageFolder(small, 'train', ['z'], 1, 6);
+  await makeImageFolder(small, 'test', ['e', 'f'], 3, 7);
   r = hardneg(['train', '--dataset', 'folder', '--data-root', small, '--out', join(tmp, 'small-run'), '--epochs', '1', ...CONFIG]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /warning: class .*z.* fewer than K = 2.*with replacement/);

@@ -85,11 +85,6 @@ function defaultThreads(): number {
   return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism();
 }
 
-/** Sets the native thread count (OpenBLAS and the element-wise pool); returns the count in use, 1 without the addon. */
-export function setNativeThreads(n: number): number {
-  return loadNativeAddon()?.setThreads(n) ?? 1;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Access to the wasm backend's heap.
 

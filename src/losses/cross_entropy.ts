@@ -9,13 +9,6 @@ function checkLabels(labels: ArrayLike<number>, classes: number): void {
   }
 }
 
-export function oneHot(labels: ArrayLike<number>, classes: number): tf.Tensor2D {
-  checkLabels(labels, classes);
-  const m = new Float32Array(labels.length * classes);
-  for (let i = 0; i < labels.length; i++) m[i * classes + (labels[i] as number)] = 1;
-  return tf.tensor2d(m, [labels.length, classes]);
-}
-
 /** mean_i Σ_c −target[i,c]·log softmax(logits[i])_c. */
 export function softCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => tf.mean(tf.sum(tf.mul(tf.neg(target), tf.logSoftmax(logits)), 1)) as tf.Scalar);
