@@ -33,6 +33,7 @@ import { listCub200 } from './cub200.ts';
 import { listCars196 } from './cars196.ts';
 import { listSop } from './sop.ts';
 import { listInShop } from './inshop.ts';
+import { mapConcurrent } from './concurrency.ts';
 
 export const BENCHMARK_NAMES = ['cub200', 'cars196', 'sop', 'inshop', 'folder'] as const;
 export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
@@ -283,16 +284,6 @@ interface CheckedSplit {
   images: ListedImage[];
 }
 
-async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
-
 function firstLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return (msg.split('\n').find((l) => l.trim().length > 0) ?? msg).trim();
@@ -305,15 +296,18 @@ async function checkFiles(listing: BenchmarkListing, level: CheckLevel, concurre
   let done = 0;
   const checked: CheckedSplit[] = [];
   for (const split of listing.splits) {
-    const ok = await pool(split.images, concurrency, async (img): Promise<boolean> => {
+    // Files are checked concurrently; their problems are reported in listing order, not completion order.
+    const found: (DatasetProblem | null)[] = split.images.map(() => null);
+    const ok = await mapConcurrent(split.images, concurrency, async (img, index): Promise<boolean> => {
       const known = seen.get(img.path);
       if (known) return known.ok;
       const entry = { ok: false };
       seen.set(img.path, entry);
+      const report = (p: DatasetProblem): void => { found[index] = p; };
       const abs = join(listing.root, img.path);
       const st = stat(abs);
-      if (!st) listing.problems.push({ path: img.path, problem: 'missing file', severity: 'error' });
-      else if (!st.isFile()) listing.problems.push({ path: img.path, problem: 'not a file', severity: 'error' });
+      if (!st) report({ path: img.path, problem: 'missing file', severity: 'error' });
+      else if (!st.isFile()) report({ path: img.path, problem: 'not a file', severity: 'error' });
       else if (!sharp) entry.ok = true;
       else {
         try {
@@ -325,15 +319,16 @@ async function checkFiles(listing: BenchmarkListing, level: CheckLevel, concurre
           } else {
             model = (await decodeRgb(sharp, abs)).converted;
           }
-          if (model) listing.problems.push({ path: img.path, problem: `${describeModel(model)}, converted to RGB when loaded`, severity: 'note' });
+          if (model) report({ path: img.path, problem: `${describeModel(model)}, converted to RGB when loaded`, severity: 'note' });
           entry.ok = true;
         } catch (err) {
-          listing.problems.push({ path: img.path, problem: `unreadable image (${firstLine(err)})`, severity: 'error' });
+          report({ path: img.path, problem: `unreadable image (${firstLine(err)})`, severity: 'error' });
         }
       }
       onProgress?.(++done, total);
       return entry.ok;
     });
+    for (const p of found) if (p) listing.problems.push(p);
     checked.push({ name: split.name, listed: split.images.length, images: split.images.filter((_, i) => ok[i]) });
   }
   return checked;

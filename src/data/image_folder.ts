@@ -29,6 +29,7 @@ import { UserError } from '../cli/errors.ts';
 import {
   checkIndices, checkNormalization, type Dataset, type DatasetSplit, type ImageBatch, type ImageShape, InMemorySplit, type Normalization, uint8ToFloat,
 } from './dataset.ts';
+import { mapConcurrent } from './concurrency.ts';
 
 export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg'];
 export const SPLIT_NAMES = ['train', 'test'] as const;
@@ -275,20 +276,6 @@ async function decodeWith(sharp: SharpFactory, path: string, g: Geometry): Promi
   return out;
 }
 
-/** Runs `fn` over `items` with at most `limit` calls in flight; results in item order. */
-async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
-
 function defaultConcurrency(opts: ImageFolderOptions): number {
   const c = opts.concurrency ?? Math.min(8, availableParallelism());
   if (!Number.isInteger(c) || c < 1) throw new UserError(`concurrency must be a positive integer, got ${c}`);
@@ -303,7 +290,7 @@ export async function inspectImageFolder(dir: string, opts: ImageFolderOptions &
   const sharp = await loadSharp();
   const summaries: ImageFolderSplitSummary[] = [];
   for (const s of splits) {
-    const failures = await pool(s.files, defaultConcurrency(opts), async (f) => {
+    const failures = await mapConcurrent(s.files, defaultConcurrency(opts), async (f) => {
       try {
         if (opts.decode) await decodeWith(sharp, f.path, g);
         else await checkHeader(sharp, f.path);
@@ -373,7 +360,7 @@ class DiskSplit implements DatasetSplit {
     const per = h * w * c;
     const out = new Float32Array(indices.length * per);
     const sharp = await loadSharp();
-    await pool(Array.from(indices), this.concurrency, async (idx, i) => {
+    await mapConcurrent(Array.from(indices), this.concurrency, async (idx, i) => {
       const path = this.source(idx);
       let bytes: Uint8Array;
       try {
@@ -401,7 +388,7 @@ export async function openImageFolder(dir: string, opts: ImageFolderOptions = {}
   const preload = opts.preload ?? true;
   const built: DatasetSplit[] = [];
   for (const s of scanned) {
-    const results = await pool(s.files, concurrency, async (f): Promise<{ image: Uint8Array | null } | { error: string }> => {
+    const results = await mapConcurrent(s.files, concurrency, async (f): Promise<{ image: Uint8Array | null } | { error: string }> => {
       try {
         if (preload) return { image: await decodeWith(sharp, f.path, g) };
         await checkHeader(sharp, f.path);
