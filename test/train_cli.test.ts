@@ -37,7 +37,9 @@ async function killAfterIterations(args: string[], logPath: string, iterations: 
 }
 
 test('setup: a tiny image-folder dataset', async () => {
-  await makeImageFolder(data, 'train', ['a', 'b', 'c', 'd', 'e', 'f'], 5, 1);
+  // 20 images per class: 19 iterations per epoch, so the kill below lands well before the end
+  // even on a loaded machine (the whole run takes a few seconds).
+  await makeImageFolder(data, 'train', ['a', 'b', 'c', 'd', 'e', 'f'], 20, 1);
   await makeImageFolder(data, 'test', ['g', 'h', 'i', 'j'], 4, 2);
 });
 
@@ -46,8 +48,8 @@ test('a run killed with SIGKILL mid-epoch and resumed ends with the same weights
   const r = hardneg(trainArgs(whole));
   assert.equal(r.code, 0, r.stderr);
   const interrupted = join(tmp, 'interrupted');
-  // 4 iterations per epoch: stop inside the second epoch (after warm-up, backbone training).
-  await killAfterIterations(trainArgs(interrupted), join(interrupted, 'log.jsonl'), 6);
+  // Stop inside the second epoch (after warm-up, backbone training).
+  await killAfterIterations(trainArgs(interrupted), join(interrupted, 'log.jsonl'), 21);
   assert.ok(!existsSync(join(interrupted, 'metrics.json')), 'the run was interrupted before finishing');
   const resumed = hardneg(['train', '--resume', interrupted, '--quiet']);
   assert.equal(resumed.code, 0, resumed.stderr);
