@@ -7,10 +7,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { Random } from '../src/engine/random.ts';
 import { defaultWorkerCount, FileSplit, ImagePool, TrainBatches } from '../src/data/pipeline.ts';
-import { timeRuns } from './timing.ts';
+import { timeRuns, type BenchResult } from './timing.ts';
 
 export interface PipelineBenchOptions {
   images?: number;
@@ -22,15 +23,7 @@ export interface PipelineBenchOptions {
   workers?: number;
 }
 
-export interface PipelineBenchResult {
-  case: string;
-  median_ms: number;
-  min_ms: number;
-  runs: number;
-  peak_rss_mb: number;
-  images_per_s: number;
-  workers: number;
-}
+export type PipelineBenchResult = BenchResult & { images_per_s: number; workers: number };
 
 async function makeImages(dir: string, n: number, width: number, height: number): Promise<string[]> {
   const rng = new Random(1, 7);
@@ -69,7 +62,7 @@ export async function benchPipeline(o: PipelineBenchOptions = {}): Promise<Pipel
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const at = process.argv.indexOf('--workers');
   const r = await benchPipeline(at > 0 ? { workers: Number(process.argv[at + 1]) } : {});
   console.log(JSON.stringify(r));

@@ -24,7 +24,7 @@ import { nativeStatus } from '../src/engine/native_kernels.ts';
 import { benchEvaluate } from './evaluate.ts';
 import { benchIteration, ITERATION_SHAPES } from './iteration.ts';
 import { benchPipeline } from './pipeline.ts';
-import type { BenchResult } from './timing.ts';
+import { median, type BenchResult } from './timing.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -120,12 +120,6 @@ function runChild(name: string): Result {
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (r.status !== 0 || !line) throw new Error(`bench case ${name} failed (exit ${r.status ?? r.signal})`);
   return JSON.parse(line) as Result;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 const hasTorch = selected.some((c) => PYTORCH_CASES.includes(c)) && torchAvailable();

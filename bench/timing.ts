@@ -8,6 +8,12 @@ export interface BenchResult {
   peak_rss_mb: number;
 }
 
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
 export async function timeRuns(name: string, runs: number, fn: () => void | Promise<void>, warmup = 1): Promise<BenchResult> {
   let peak = process.memoryUsage().rss;
   const sample = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
@@ -20,10 +26,7 @@ export async function timeRuns(name: string, runs: number, fn: () => void | Prom
       times.push(performance.now() - t0);
       peak = Math.max(peak, process.memoryUsage().rss);
     }
-    times.sort((a, b) => a - b);
-    const mid = Math.floor(times.length / 2);
-    const median = times.length % 2 ? (times[mid] as number) : ((times[mid - 1] as number) + (times[mid] as number)) / 2;
-    return { case: name, median_ms: Math.round(median * 10) / 10, min_ms: Math.round((times[0] as number) * 10) / 10, runs, peak_rss_mb: Math.round(peak / 1048576) };
+    return { case: name, median_ms: Math.round(median(times) * 10) / 10, min_ms: Math.round(Math.min(...times) * 10) / 10, runs, peak_rss_mb: Math.round(peak / 1048576) };
   } finally {
     clearInterval(sample);
   }

@@ -22,6 +22,7 @@ import { Random } from '../src/engine/random.ts';
 import { batchNorm2d } from '../src/nn/batch_norm2d.ts';
 import { conv2d } from '../src/nn/conv2d_general.ts';
 import { maxPool2d, poolOutputSize } from '../src/nn/pooling.ts';
+import { relativeL2 } from './helpers/close.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'backbones');
 const TOLERANCE = 1e-4;
@@ -111,17 +112,6 @@ function expected(file: string): Float64Array {
   return Float64Array.from(toNumbers(readNpy(join(FIXTURES, file))));
 }
 
-function relL2(actual: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(actual.length, want.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += ((actual[i] as number) - (want[i] as number)) ** 2;
-    den += (want[i] as number) ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 function officialInventory(model: string): Array<[string, number[]]> {
   // torchvision's state dict minus the classifier (unused by the backbone forward, not kept).
   return meta(model).state_dict.filter((e) => !e.name.startsWith('fc.')).map((e) => [e.name, e.shape]);
@@ -170,7 +160,7 @@ test('strided, padded conv2d: value and both gradients equal tf.conv2d on the cp
     };
     const ours = await run(true);
     const ref = await onCpu(() => run(false));
-    ours.forEach((v, i) => assert.ok(relL2(v, ref[i] as Float32Array) < 1e-5, `case ${[h, w, k, s, p]}, output ${i}: ${relL2(v, ref[i] as Float32Array)}`));
+    ours.forEach((v, i) => assert.ok(relativeL2(v, ref[i] as Float32Array) < 1e-5, `case ${[h, w, k, s, p]}, output ${i}: ${relativeL2(v, ref[i] as Float32Array)}`));
   }
 });
 
@@ -214,7 +204,7 @@ test('maxPool2d: torch output sizes (ceil_mode), values, and gradients to the fi
       wantGrad[at] = (wantGrad[at] as number) + (dyv[o] as number);
     }
     assert.deepEqual(Array.from(await y.data()), Array.from(want), `values ${[h, w, k, s, p, ceil]}`);
-    assert.ok(relL2(await g.data(), wantGrad) < 1e-6, `gradient ${[h, w, k, s, p, ceil]}`);
+    assert.ok(relativeL2(await g.data(), wantGrad) < 1e-6, `gradient ${[h, w, k, s, p, ceil]}`);
     tf.dispose([x, y, g]);
   }
 });
@@ -299,7 +289,7 @@ for (const model of ['resnet50', 'googlenet'] as const) {
     assert.equal(report.loaded.length, weights.size);
     const x = nhwcInput(model);
     const evalOut = b.forward(sd, x, false);
-    const errEval = relL2(await evalOut.data(), expected(`${model}.expected.npy`));
+    const errEval = relativeL2(await evalOut.data(), expected(`${model}.expected.npy`));
     t.diagnostic(`eval forward: relative L2 error ${errEval.toExponential(2)} (PyTorch float32: ${m.torch_float32_rel_error.eval.toExponential(2)}; features [${evalOut.shape.join(', ')}])`);
     assert.deepEqual(evalOut.shape, [2, b.features]);
     assert.ok(errEval <= TOLERANCE, `eval forward: relative error ${errEval}`);
@@ -354,7 +344,7 @@ for (const model of ['resnet50', 'googlenet'] as const) {
     const sd2 = StateDict.fromHost(official);
     const bt = build(false);
     const trainOut = bt.forward(sd2, x, true);
-    const errTrain = relL2(await trainOut.data(), expected(`${model}.train_bn.npy`));
+    const errTrain = relativeL2(await trainOut.data(), expected(`${model}.train_bn.npy`));
     // Batch statistics over 2 small images are ill-conditioned (8–12 values per channel in the last
     // blocks): PyTorch's own float32 forward is ~5e-5 off the float64 reference here, so the bound
     // is a few times PyTorch's float32 error rather than 1e-4.

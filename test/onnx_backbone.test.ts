@@ -18,6 +18,7 @@ import { initEmbeddingHead } from '../src/models/init.ts';
 import { featureIdentityBackbone, type ImageFeatureModel, nhwcToNchw, OnnxImageModel, OnnxModelError } from '../src/models/onnx_backbone.ts';
 import { StateDict } from '../src/models/state_dict.ts';
 import { Random } from '../src/engine/random.ts';
+import { relativeL2 } from './helpers/close.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'backbones');
 const MODEL = join(FIXTURES, 'tiny.onnx');
@@ -33,17 +34,6 @@ function tinySplit(): InMemorySplit {
 }
 
 const expected = () => Float64Array.from(toNumbers(readNpy(join(FIXTURES, 'tiny.expected.npy'))));
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += ((a[i] as number) - (b[i] as number)) ** 2;
-    den += (b[i] as number) ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'hardneg-features-'));
@@ -68,11 +58,11 @@ test('the tiny ONNX model gives PyTorch\'s features (NHWC batches fed as NCHW, d
   const all = await model.run(await split.load(Array.from({ length: 10 }, (_, i) => i)));
   assert.equal(all.n, 10);
   assert.equal(all.width, 16);
-  const err = relL2(all.features, expected());
+  const err = relativeL2(all.features, expected());
   t.diagnostic(`relative L2 error vs PyTorch: ${err.toExponential(2)}`);
   assert.ok(err < 1e-5, `features differ from PyTorch's: ${err}`);
   const three = await model.run(await split.load([7, 8, 9]));
-  assert.ok(relL2(three.features, expected().subarray(7 * 16)) < 1e-5);
+  assert.ok(relativeL2(three.features, expected().subarray(7 * 16)) < 1e-5);
   await assert.rejects(model.run(await tinySplitAt(16)), /expects input \[n, 3, 32, 32\] \(NCHW\); got a batch of 1 images 3×16×16/);
   await model.close();
 });
@@ -100,7 +90,7 @@ test('features are extracted once, cached atomically with a manifest, and reused
   assert.deepEqual([opened, batches], [1, 3]);
   assert.deepEqual(progress, [4, 8, 10]);
   assert.equal(first.width, 16);
-  assert.ok(relL2(first.features, expected()) < 1e-5);
+  assert.ok(relativeL2(first.features, expected()) < 1e-5);
   const files = readdirSync(first.dir).sort();
   assert.deepEqual(files, ['features.npy', 'labels.npy', 'manifest.json'], 'no temporary files are left behind');
   const manifest = JSON.parse(readFileSync(join(first.dir, 'manifest.json'), 'utf8'));
@@ -141,14 +131,14 @@ test('mirrored-image features are cached too, and the training split serves them
   for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) m[(y * 32 + (31 - x)) * 3 + c] = b.pixels[(y * 32 + x) * 3 + c] as number;
   const want = (await model.run({ pixels: m, shape: b.shape })).features;
   await model.close();
-  assert.ok(relL2(cache.flipped.subarray(3 * 16, 4 * 16), want) < 1e-6);
+  assert.ok(relativeL2(cache.flipped.subarray(3 * 16, 4 * 16), want) < 1e-6);
   const imageSplit = cachedFeatureImageSplit(cache);
   assert.equal(imageSplit.numClasses, 5);
   const x = await imageSplit.images([3, 3], [0, 1]); // an odd seed selects the mirrored features
   assert.deepEqual(x.shape, [2, 1, 1, 16]);
   const rows = await x.data();
-  assert.ok(relL2(rows.subarray(0, 16), cache.features.subarray(48, 64)) === 0);
-  assert.ok(relL2(rows.subarray(16, 32), want) < 1e-6);
+  assert.ok(relativeL2(rows.subarray(0, 16), cache.features.subarray(48, 64)) === 0);
+  assert.ok(relativeL2(rows.subarray(16, 32), want) < 1e-6);
   x.dispose();
 });
 

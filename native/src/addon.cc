@@ -6,7 +6,6 @@
 #include <cblas.h>
 
 #include <cstdint>
-#include <string>
 #include <thread>
 #include <memory>
 #include <vector>
@@ -27,7 +26,6 @@ namespace {
 struct Call {
   napi_env env;
   uint8_t* heap = nullptr;
-  size_t heapBytes = 0;
   const double* p = nullptr;
   size_t n = 0;
   bool ok = false;
@@ -49,7 +47,6 @@ struct Call {
       return;
     }
     heap = static_cast<uint8_t*>(data);
-    heapBytes = length;
     if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &buffer, &offset) != napi_ok || type != napi_float64_array) {
       fail("params must be a Float64Array");
       return;
@@ -110,7 +107,7 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   Call c(env, info);
   int ndim;
   int64_t s[3][8];
-  if (!c.need(5) || !shapes(c, 4, 3, ndim, s)) return nullptr;
+  if (!shapes(c, 4, 3, ndim, s)) return nullptr;
   binary(static_cast<int>(c.i(0)), c.ptr(1), c.ptr(2), c.ptr(3), ndim, s[0], s[1], s[2]);
   return undefined(env);
 }
@@ -136,7 +133,7 @@ napi_value Copy(napi_env env, napi_callback_info info) {
   Call c(env, info);
   int ndim;
   int64_t s[2][8];
-  if (!c.need(3) || !shapes(c, 2, 2, ndim, s)) return nullptr;
+  if (!shapes(c, 2, 2, ndim, s)) return nullptr;
   strided_copy(reinterpret_cast<uint32_t*>(c.ptr(0)), reinterpret_cast<const uint32_t*>(c.ptr(1)), ndim, s[0], s[1]);
   return undefined(env);
 }

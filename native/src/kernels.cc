@@ -276,21 +276,16 @@ void reduce(int op, float* out, const float* x, int64_t outer, int64_t mid, int6
   for (int64_t o = 0; o < outer; o++) {
     const float* base = x + o * mid * inner;
     float* dst = out + o * inner;
-    const int parts = num_parts(mid * inner, kGrain) > 1 ? static_cast<int>(std::min<int64_t>(4 * threads, mid)) : 1;
+    // parallel_for(mid, 1, …) cuts [0, mid) into exactly num_parts(mid, 1) ranges.
+    const int parts = num_parts(mid * inner, kGrain) > 1 ? num_parts(mid, 1) : 1;
     std::vector<double> acc(isSum ? parts * inner : 0, 0.0);
     std::vector<float> ext(isSum ? 0 : parts * inner);
     auto body = [&](int64_t m0, int64_t m1, int p) {
       if (!isSum) std::memcpy(ext.data() + p * inner, base + m0 * inner, inner * sizeof(float));
       columns(base, isSum ? m0 : m0 + 1, m1, acc.data() + (isSum ? p * inner : 0), ext.data() + (isSum ? 0 : p * inner));
     };
-    if (parts == 1) {
-      body(0, mid, 0);
-    } else {
-      pool().run(parts, [&](int index) {
-        int64_t m0 = mid * index / parts, m1 = mid * (index + 1) / parts;
-        if (m0 < m1) body(m0, m1, index);
-      });
-    }
+    if (parts == 1) body(0, mid, 0);
+    else parallel_for(mid, 1, body);
     for (int64_t i = 0; i < inner; i++) {
       if (isSum) {
         double total = 0;

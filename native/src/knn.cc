@@ -39,8 +39,7 @@ inline bool better_entry(const Entry& a, const Entry& b) { return worse(b.score,
 class TopK {
  public:
   TopK(int64_t rows, int64_t k)
-      : k_(k), scores_(rows * k), keys_(rows * k), sizes_(rows, 0),
-        floors_(rows, k == 0 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity()) {}
+      : k_(k), scores_(rows * k), keys_(rows * k), sizes_(rows, 0), floors_(rows, initial_floor()) {}
 
   /** Candidates below this score can be skipped without a call to offer. */
   double floor(int64_t row) const { return floors_[row]; }
@@ -49,7 +48,7 @@ class TopK {
 
   void reset() {
     std::fill(sizes_.begin(), sizes_.end(), 0);
-    std::fill(floors_.begin(), floors_.end(), k_ == 0 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity());
+    std::fill(floors_.begin(), floors_.end(), initial_floor());
   }
 
   void offer(int64_t row, double score, int32_t key) {
@@ -88,6 +87,9 @@ class TopK {
   }
 
  private:
+  /** With k = 0 nothing is ever kept, so every candidate can be skipped. */
+  double initial_floor() const { return k_ == 0 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity(); }
+
   int64_t k_;
   std::vector<double> scores_;
   std::vector<int32_t> keys_;

@@ -4,3 +4,9 @@ export class UserError extends Error {
     super(message);
   }
 }
+
+/** The first non-empty line of an error's message, for one-line reports. */
+export function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return (msg.split('\n').find((l) => l.trim().length > 0) ?? msg).trim();
+}

@@ -1,6 +1,5 @@
 // The hardneg command line: dispatches `hardneg <command> [options]` to one module per command.
 import { UserError } from './errors.ts';
-import { BackendUnavailableError } from '../engine/backend.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
 import { NpyError } from '../io/npy.ts';
 
@@ -61,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (err) {
-    if (err instanceof UserError || err instanceof SafetensorsError || err instanceof NpyError || err instanceof BackendUnavailableError) {
+    if (err instanceof UserError || err instanceof SafetensorsError || err instanceof NpyError) {
       console.error(`hardneg ${name}: ${err.message}`);
       return err instanceof UserError ? err.exitCode : 2;
     }

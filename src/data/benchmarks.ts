@@ -23,10 +23,10 @@
 // converted to RGB when loaded).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
-import { UserError } from '../cli/errors.ts';
+import { join, relative, resolve, sep } from 'node:path';
+import { firstLine, UserError } from '../cli/errors.ts';
 import type { Dataset, Normalization } from './dataset.ts';
-import { IMAGE_EXTENSIONS } from './image_folder.ts';
+import { IMAGE_EXTENSIONS, listImageFiles, NOT_AN_IMAGE } from './image_folder.ts';
 import { FileSplit, type ImagePool } from './pipeline.ts';
 import { colourModel, decodeRgb, loadSharp, type TestTransform } from './transforms.ts';
 import { listCub200 } from './cub200.ts';
@@ -208,7 +208,7 @@ export function listFolder(rootArg: string): BenchmarkListing {
         problems.push({ path: relPath(name, cls), problem: 'a file outside any class folder, ignored', severity: 'warning' });
         continue;
       }
-      const files = listImages(join(dir, cls), relPath(name, cls), problems);
+      const files = listImages(root, join(dir, cls), problems);
       if (files.length === 0) problems.push({ path: relPath(name, cls), problem: `class folder with no PNG or JPEG image (extensions ${IMAGE_EXTENSIONS.join(', ')})`, severity: 'error' });
       classNames.set(cls, cls);
       for (const f of files) images.push({ path: f, classId: cls });
@@ -219,23 +219,10 @@ export function listFolder(rootArg: string): BenchmarkListing {
   return { dataset: 'folder', root, splits, classNames, sharedLabels: [], compare: byCodeUnit, problems };
 }
 
-function listImages(dir: string, rel: string, problems: DatasetProblem[]): string[] {
-  const dirs: [string, string][] = [];
-  const walk = (d: string, r: string): void => {
-    dirs.push([d, r]);
-    for (const e of readdirSync(d)) if (!e.startsWith('.') && isDir(join(d, e))) walk(join(d, e), relPath(r, e));
-  };
-  walk(dir, rel);
-  dirs.sort((a, b) => byCodeUnit(a[0], b[0]));
-  const out: string[] = [];
-  for (const [d, r] of dirs) {
-    for (const e of readdirSync(d).sort(byCodeUnit)) {
-      if (e.startsWith('.') || isDir(join(d, e))) continue;
-      if (IMAGE_EXTENSIONS.some((x) => e.toLowerCase().endsWith(x))) out.push(relPath(r, e));
-      else problems.push({ path: relPath(r, e), problem: `not a PNG or JPEG (extensions ${IMAGE_EXTENSIONS.join(', ')}), ignored`, severity: 'warning' });
-    }
-  }
-  return out;
+/** The images of a class folder as root-relative paths, in image_folder.ts's order. */
+function listImages(root: string, dir: string, problems: DatasetProblem[]): string[] {
+  const rel = (p: string): string => relative(root, p).split(sep).join('/');
+  return listImageFiles(dir, (p) => problems.push({ path: rel(p), problem: NOT_AN_IMAGE, severity: 'warning' })).map(rel);
 }
 
 // ---------------------------------------------------------------- registry
@@ -244,27 +231,21 @@ export interface BenchmarkSpec {
   name: BenchmarkName;
   /** What --data-root must point at. */
   title: string;
-  splits: readonly string[];
   /** Lists the dataset (throws a UserError when root is not this dataset). */
   list(root: string): BenchmarkListing;
   inspect(root: string, opts?: InspectOptions): Promise<BenchmarkReport>;
-  open(root: string, opts?: OpenBenchmarkOptions): Promise<BenchmarkDataset>;
 }
 
-function spec(name: BenchmarkName, title: string, splits: readonly string[], list: (root: string) => BenchmarkListing): BenchmarkSpec {
-  return {
-    name, title, splits, list,
-    inspect: (root, opts) => inspectBenchmark(name, root, opts),
-    open: (root, opts) => openBenchmark(name, root, opts),
-  };
+function spec(name: BenchmarkName, title: string, list: (root: string) => BenchmarkListing): BenchmarkSpec {
+  return { name, title, list, inspect: (root, opts) => inspectBenchmark(name, root, opts) };
 }
 
 export const BENCHMARKS: Readonly<Record<BenchmarkName, BenchmarkSpec>> = {
-  cub200: spec('cub200', 'CUB_200_2011 (the extracted CUB_200_2011 folder)', ['train', 'test'], (r) => listCub200(r)),
-  cars196: spec('cars196', 'Cars196 (a folder with cars_annos.mat and car_ims/)', ['train', 'test'], (r) => listCars196(r)),
-  sop: spec('sop', 'Stanford_Online_Products (the extracted folder)', ['train', 'test'], (r) => listSop(r)),
-  inshop: spec('inshop', 'In-Shop Clothes Retrieval (list_eval_partition.txt and img/)', ['train', 'query', 'gallery'], (r) => listInShop(r)),
-  folder: spec('folder', 'an image-folder dataset (train/<class>/… and test/<class>/…)', ['train', 'test'], (r) => listFolder(r)),
+  cub200: spec('cub200', 'CUB_200_2011 (the extracted CUB_200_2011 folder)', listCub200),
+  cars196: spec('cars196', 'Cars196 (a folder with cars_annos.mat and car_ims/)', listCars196),
+  sop: spec('sop', 'Stanford_Online_Products (the extracted folder)', listSop),
+  inshop: spec('inshop', 'In-Shop Clothes Retrieval (list_eval_partition.txt and img/)', listInShop),
+  folder: spec('folder', 'an image-folder dataset (train/<class>/… and test/<class>/…)', listFolder),
 };
 
 export function benchmarkSpec(name: string): BenchmarkSpec {
@@ -282,11 +263,6 @@ interface CheckedSplit {
   listed: number;
   /** The usable images (exist and, as far as checked, read). */
   images: ListedImage[];
-}
-
-function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return (msg.split('\n').find((l) => l.trim().length > 0) ?? msg).trim();
 }
 
 async function checkFiles(listing: BenchmarkListing, level: CheckLevel, concurrency: number, onProgress?: (done: number, total: number) => void): Promise<CheckedSplit[]> {

@@ -16,7 +16,7 @@
 // directory without a manifest is an interrupted extraction and is recomputed; a manifest whose key
 // or shapes disagree is never used.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../io/atomic_write.ts';
@@ -76,8 +76,15 @@ export interface FeatureCache {
   fromCache: boolean;
 }
 
+// A run keys the train and the test cache on the same model: hash it once while it is unchanged.
+const modelHashes = new Map<string, { stamp: string; sha256: string; bytes: number }>();
+
 function sha256File(path: string): { sha256: string; bytes: number } {
   if (!existsSync(path)) throw new OnnxModelError(`ONNX model '${path}' does not exist`);
+  const st = statSync(path);
+  const stamp = `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
+  const known = modelHashes.get(resolve(path));
+  if (known?.stamp === stamp) return { sha256: known.sha256, bytes: known.bytes };
   const hash = createHash('sha256');
   const fd = openSync(path, 'r');
   const buf = Buffer.allocUnsafe(1 << 20);
@@ -90,7 +97,9 @@ function sha256File(path: string): { sha256: string; bytes: number } {
   } finally {
     closeSync(fd);
   }
-  return { sha256: hash.digest('hex'), bytes };
+  const sha256 = hash.digest('hex');
+  modelHashes.set(resolve(path), { stamp, sha256, bytes });
+  return { sha256, bytes };
 }
 
 function safe(text: string): string {

@@ -24,12 +24,12 @@
 import { availableParallelism } from 'node:os';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { Sharp, SharpOptions } from 'sharp';
-import { UserError } from '../cli/errors.ts';
+import { firstLine, UserError } from '../cli/errors.ts';
 import {
   checkIndices, checkNormalization, type Dataset, type DatasetSplit, type ImageBatch, type ImageShape, InMemorySplit, type Normalization, uint8ToFloat,
 } from './dataset.ts';
 import { mapConcurrent } from './concurrency.ts';
+import { loadSharp, roundHalfEven, type SharpFactory, toRgb } from './transforms.ts';
 
 export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg'];
 export const SPLIT_NAMES = ['train', 'test'] as const;
@@ -103,31 +103,7 @@ interface ScannedSplit {
   files: ScannedFile[];
 }
 
-type SharpFactory = (input?: string | Buffer, options?: SharpOptions) => Sharp;
-let sharpModule: SharpFactory | undefined;
-
-async function loadSharp(): Promise<SharpFactory> {
-  if (sharpModule) return sharpModule;
-  try {
-    sharpModule = (await import('sharp')).default as unknown as SharpFactory;
-  } catch (err) {
-    throw new UserError(`image decoding needs the 'sharp' package, which failed to load (${firstLine(err)}); run npm install`);
-  }
-  return sharpModule;
-}
-
-function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return (msg.split('\n').find((l) => l.trim().length > 0) ?? msg).trim();
-}
-
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Python's round(): half to even. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 function isDir(path: string): boolean {
   try {
@@ -179,7 +155,7 @@ function scan(dir: string, problems: ImageFolderProblem[]): ScannedSplit[] {
     const files: ScannedFile[] = [];
     classNames.forEach((cls, label) => {
       const classDir = join(path, cls);
-      const found = listImages(classDir, problems);
+      const found = listImageFiles(classDir, (p) => problems.push({ severity: 'warning', path: p, message: NOT_AN_IMAGE }));
       if (found.length === 0) problems.push({ severity: 'error', path: classDir, message: `class folder with no PNG or JPEG image (extensions ${IMAGE_EXTENSIONS.join(', ')})` });
       for (const f of found) files.push({ path: f, label });
     });
@@ -188,8 +164,11 @@ function scan(dir: string, problems: ImageFolderProblem[]): ScannedSplit[] {
   return splits;
 }
 
-/** Image files under `root`, recursively: directories in path order, names sorted within each. */
-function listImages(root: string, problems: ImageFolderProblem[]): string[] {
+/**
+ * Image files under `root`, recursively: directories in path order, names sorted within each.
+ * Other files are passed to `onOther` (hidden entries are skipped).
+ */
+export function listImageFiles(root: string, onOther: (path: string) => void): string[] {
   const dirs: string[] = [];
   const walk = (d: string): void => {
     dirs.push(d);
@@ -203,11 +182,14 @@ function listImages(root: string, problems: ImageFolderProblem[]): string[] {
       const p = join(d, e);
       if (e.startsWith('.') || isDir(p)) continue;
       if (hasImageExtension(e)) out.push(p);
-      else problems.push({ severity: 'warning', path: p, message: `not a PNG or JPEG (extensions ${IMAGE_EXTENSIONS.join(', ')}), ignored` });
+      else onOther(p);
     }
   }
   return out;
 }
+
+/** The message for a file that is not an image, in a class folder. */
+export const NOT_AN_IMAGE = `not a PNG or JPEG (extensions ${IMAGE_EXTENSIONS.join(', ')}), ignored`;
 
 interface Geometry {
   size: number;
@@ -243,14 +225,12 @@ async function decodeWith(sharp: SharpFactory, path: string, g: Geometry): Promi
     .removeAlpha()
     .raw()
     .toBuffer({ resolveWithObject: true });
-  let { data } = full;
+  let data: Buffer = full.data;
   const { width, height } = full.info;
   let ch = full.info.channels;
   if (ch !== g.channels) {
     if (ch === 1 && g.channels === 3) {
-      const rgb = Buffer.alloc(width * height * 3);
-      for (let i = 0; i < width * height; i++) rgb.fill(data[i] as number, 3 * i, 3 * i + 3);
-      data = rgb;
+      data = toRgb(data, width * height, ch);
       ch = 3;
     } else {
       throw new Error(`decoded to ${ch} channels, expected ${g.channels}`);

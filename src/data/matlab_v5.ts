@@ -221,8 +221,10 @@ const NUMERIC_ARRAYS = {
   double: Float64Array, single: Float32Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
 } as const;
 
+const UTF8 = new TextDecoder('utf-8');
+
 function charData(r: Reader, e: Element): string {
-  if (e.type === MI.UTF8) return new TextDecoder('utf-8').decode(r.bytes.subarray(e.start, e.end));
+  if (e.type === MI.UTF8) return UTF8.decode(r.bytes.subarray(e.start, e.end));
   const n = r.count(e);
   let s = '';
   if (e.type === MI.UTF32) {

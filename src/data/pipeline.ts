@@ -15,13 +15,14 @@
 //     drawn), so a run resumed from it sees exactly the batches it would have seen.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { UserError } from '../cli/errors.ts';
+import { firstLine, UserError } from '../cli/errors.ts';
 import { checkIndices, checkLabels, classCounts, checkNormalization, type DatasetSplit, type ImageBatch, type ImageShape, type Normalization } from './dataset.ts';
 import {
   type AppliedTransform, checkTransform, IMAGENET_NORMALIZATION, type ImageTransform, loadSharp, PAPER_TEST_TRANSFORM, PAPER_TRAIN_TRANSFORM,
   type TestTransform, type TrainTransform, transformInto,
 } from './transforms.ts';
 import { Random } from '../engine/random.ts';
+import { mapConcurrent } from './concurrency.ts';
 
 /** A batch request as a worker receives it. */
 export interface PipelineJob {
@@ -166,19 +167,16 @@ export class ImagePool {
     const errors: { index: number; message: string }[] = [];
     let out: Float32Array;
     if (this.workers === 0 || n === 0) {
-      out = new Float32Array(n * imageSize);
+      const pixels = new Float32Array(n * imageSize);
+      out = pixels;
       const sharp = await loadSharp();
-      let next = 0;
-      const lane = async (): Promise<void> => {
-        for (let i = next++; i < n; i = next++) {
-          try {
-            applied[i] = await transformInto(sharp, paths[i] as string, transform, seedArray[i] as number, out, i * imageSize, norm);
-          } catch (err) {
-            errors.push({ index: i, message: err instanceof Error ? err.message.split('\n')[0] as string : String(err) });
-          }
+      await mapConcurrent(paths, this.lanes, async (path, i) => {
+        try {
+          applied[i] = await transformInto(sharp, path, transform, seedArray[i] as number, pixels, i * imageSize, norm);
+        } catch (err) {
+          errors.push({ index: i, message: firstLine(err) });
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.lanes, Math.max(1, n)) }, lane));
+      });
     } else {
       if (this.dead) throw this.dead;
       await this.start();

@@ -3,6 +3,7 @@
 // Jobs are taken in arrival order; the images of one job are shared out between all workers
 // through an atomic counter, and each worker works on `lanes` images at a time.
 import { parentPort } from 'node:worker_threads';
+import { firstLine } from '../cli/errors.ts';
 import { loadSharp, transformInto, type AppliedTransform } from './transforms.ts';
 import type { PipelineJob, PipelineReply } from './pipeline.ts';
 
@@ -19,11 +20,6 @@ const port = parentPort;
 if (!port) throw new Error('pipeline_worker.ts must run in a worker thread');
 const queue: Running[] = [];
 let lanes = 0;
-
-function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return (msg.split('\n').find((l) => l.trim().length > 0) ?? msg).trim();
-}
 
 function finish(r: Running): void {
   if (r.replied || !r.exhausted || r.pending > 0) return;

@@ -24,6 +24,7 @@ import { readFile } from 'node:fs/promises';
 import type { Sharp, SharpOptions } from 'sharp';
 import type { Normalization } from './dataset.ts';
 import { Random } from '../engine/random.ts';
+import { firstLine, UserError } from '../cli/errors.ts';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
@@ -165,7 +166,12 @@ let sharpModule: SharpFactory | undefined;
 
 /** sharp, loaded once per thread. */
 export async function loadSharp(): Promise<SharpFactory> {
-  if (!sharpModule) sharpModule = (await import('sharp')).default as unknown as SharpFactory;
+  if (sharpModule) return sharpModule;
+  try {
+    sharpModule = (await import('sharp')).default as unknown as SharpFactory;
+  } catch (err) {
+    throw new UserError(`image decoding needs the 'sharp' package, which failed to load (${firstLine(err)}); run npm install`);
+  }
   return sharpModule;
 }
 
@@ -193,7 +199,7 @@ export async function decodeRgb(sharp: SharpFactory, input: string | Buffer): Pr
 }
 
 /** HWC pixels with 1 or 3 channels as 3 channels. */
-function toRgb(data: Buffer, pixels: number, channels: number): Buffer {
+export function toRgb(data: Buffer, pixels: number, channels: number): Buffer {
   if (channels === 3) return data;
   if (channels !== 1) throw new Error(`decoded to ${channels} channels, expected 3`);
   const rgb = Buffer.alloc(pixels * 3);

@@ -2,11 +2,10 @@
 // (SIMD, XNNPACK) with the native kernels of the optional addon when it is built (see
 // native_kernels.ts), with the pure-JS cpu backend as the last resort.
 import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../cli/errors.ts';
 import { enableNativeKernels, nativeStatus } from './native_kernels.ts';
 
 export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
-export const BACKENDS: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'];
-
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'];
 
 let initialised: string | null = null;
@@ -53,7 +52,7 @@ const INSTALL_HINTS: Record<string, string> = {
 };
 
 /** The requested backend cannot run here: a user's choice, reported without a stack trace. */
-export class BackendUnavailableError extends Error {
+export class BackendUnavailableError extends UserError {
   constructor(requested: string, tried: string[], expected?: string) {
     const hint = INSTALL_HINTS[requested];
     super(
@@ -67,7 +66,7 @@ export class BackendUnavailableError extends Error {
 
 /** Initialises the backend once per process and returns the name actually in use. */
 export async function initBackend(requested: BackendName = 'auto'): Promise<string> {
-  if (!BACKENDS.includes(requested)) throw new BackendUnavailableError(String(requested), [], `expected one of ${BACKENDS.join(', ')}`);
+  if (!BACKEND_NAMES.includes(requested)) throw new BackendUnavailableError(String(requested), [], `expected one of ${BACKEND_NAMES.join(', ')}`);
   if (initialised !== null && (requested === 'auto' || requested === initialised)) return initialised;
   const order: string[] = requested === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [requested];
   for (const name of order) {

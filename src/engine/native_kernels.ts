@@ -296,9 +296,13 @@ function tileImpl(native: NativeAddon): Impl {
   };
 }
 
-function floatInputs(inputs: KernelArgs['inputs'], names: string[]): tf.TensorInfo[] | null {
-  const ts = names.map((n) => inputs[n]);
-  return ts.every((t) => t && t.dtype === 'float32') ? (ts as tf.TensorInfo[]) : null;
+/** The named inputs of a fused kernel; these kernels exist only natively, so anything else is a bug. */
+function floatInputs(inputs: KernelArgs['inputs'], names: string[]): tf.TensorInfo[] {
+  return names.map((n) => {
+    const t = inputs[n];
+    if (!t || t.dtype !== 'float32') throw new Error(`native kernel: input '${n}' must be a float32 tensor`);
+    return t;
+  });
 }
 
 function fusedImpls(native: NativeAddon): Record<string, Impl> {
@@ -351,7 +355,7 @@ function fusedImpls(native: NativeAddon): Record<string, Impl> {
       return dx;
     },
     [NATIVE_OPS.edgeAttention]: ({ inputs, backend, attrs }) => {
-      const [q, k, v, mask] = floatInputs(inputs, ['q', 'k', 'v', 'mask']) as tf.TensorInfo[] as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+      const [q, k, v, mask] = floatInputs(inputs, ['q', 'k', 'v', 'mask']) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
       const [B, , D] = q.shape as [number, number, number];
       const u = backend.makeOutput([B, B, D], 'float32');
       // [u, q, k, v, mask, B, D, scale]

@@ -129,14 +129,6 @@ export function mineGroups(groups: tf.Tensor3D, labels: readonly number[], dista
   });
 }
 
-/** Host mask [B, B]: 1 where labels differ. */
-export function negativeMask(labels: readonly number[]): Float32Array {
-  const B = labels.length;
-  const m = new Float32Array(B * B);
-  for (let i = 0; i < B; i++) for (let j = 0; j < B; j++) if (labels[i] !== labels[j]) m[i * B + j] = 1;
-  return m;
-}
-
 /**
  * The [B, B] matrix between anchor i and its candidate for j (`candidates` [B, B, D]), in the
  * distance's units: how a pair-based loss sees per-anchor synthetic negatives (HDML, DAML).

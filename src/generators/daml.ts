@@ -24,11 +24,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
 import type { MetricLoss, PairBasedLoss } from '../losses/metric/base.ts';
-import { isPairLoss } from '../losses/metric/base.ts';
+import { isPairLoss, pairMasks } from '../losses/metric/base.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { linear } from '../nn/linear.ts';
 import { detachedCopy } from '../nn/stop_gradient.ts';
-import { type GeneratorContext, type HardNegativeGenerator, type Objective, tidyObjective, anchorCandidateMatrix, negativeMask, nextSameClass, selectRows } from './common.ts';
+import { type GeneratorContext, type HardNegativeGenerator, type Objective, tidyObjective, anchorCandidateMatrix, nextSameClass, selectRows } from './common.ts';
 
 export interface DamlOptions {
   /** λ, the weight of J_m (default 1). */
@@ -99,7 +99,7 @@ export function damlGenerate(sd: StateDict, zIn: tf.Tensor2D, zReal: tf.Tensor2D
   const [B, D] = zIn.shape;
   if (labels.length !== B) throw new Error(`daml: ${B} embeddings but ${labels.length} labels`);
   const partner = nextSameClass(labels, 'daml');
-  const negatives = negativeMask(labels);
+  const negatives = pairMasks(labels, labels, true).neg;
   const names: string[] = [];
   for (let l = 0; sd.has(`${prefix}.${2 * l}.weight`); l++) names.push(`${prefix}.${2 * l}`);
   if (names.length < 2) throw new Error(`daml: no generator under '${prefix}' in the state dict (call initDamlGenerator)`);

@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MetricLoss } from '../losses/metric/base.ts';
 import { isPairLoss } from '../losses/metric/base.ts';
-import type { BaseDistance } from '../losses/metric/distances.ts';
+import { type BaseDistance, l2Normalize } from '../losses/metric/distances.ts';
 import { type GeneratorContext, type HardNegativeGenerator, type Objective, tidyObjective, mineGroups, pairWithinClass, selectRows } from './common.ts';
 
 export interface EmbeddingExpansionOptions {
@@ -46,25 +46,27 @@ export interface ExpandedEmbeddings {
   raw: tf.Tensor3D;
 }
 
-function l2n(x: tf.Tensor): tf.Tensor {
-  return tf.div(x, tf.sqrt(tf.maximum(tf.sum(tf.square(x), -1, true), 1e-24)));
-}
-
-export function expandEmbeddings(z: tf.Tensor2D, labels: readonly number[], o: EmbeddingExpansionOptions = {}): ExpandedEmbeddings {
+/** The n internal points of each segment (raw, and as used), and each row's partner (not in a tidy). */
+function innerPoints(z: tf.Tensor2D, labels: readonly number[], o: EmbeddingExpansionOptions): { partner: number[]; raw: tf.Tensor[]; inner: tf.Tensor[] } {
   const n = o.innerPoints ?? EMBEDDING_EXPANSION_DEFAULTS.innerPoints;
   const norm = o.l2Normalize ?? EMBEDDING_EXPANSION_DEFAULTS.l2Normalize;
   if (!Number.isInteger(n) || n < 1) throw new Error(`embedding expansion: innerPoints must be a positive integer, got ${n}`);
   const B = z.shape[0];
   if (labels.length !== B) throw new Error(`embedding expansion: ${B} embeddings but ${labels.length} labels`);
   const partner = pairWithinClass(labels, 'embedding expansion');
+  const zq = selectRows(z, partner);
+  const raw: tf.Tensor[] = [];
+  for (let k = 1; k <= n; k++) raw.push(tf.div(tf.add(tf.mul(zq, k), tf.mul(z, n + 1 - k)), n + 1));
+  return { partner, raw, inner: raw.map((e) => (norm ? l2Normalize(e) : e)) };
+}
+
+export function expandEmbeddings(z: tf.Tensor2D, labels: readonly number[], o: EmbeddingExpansionOptions = {}): ExpandedEmbeddings {
   return tf.tidy(() => {
-    const zq = selectRows(z, partner);
-    const raw: tf.Tensor[] = [];
-    for (let k = 1; k <= n; k++) raw.push(tf.div(tf.add(tf.mul(zq, k), tf.mul(z, n + 1 - k)), n + 1));
-    const inner = raw.map((e) => (norm ? l2n(e) : e));
+    const { partner, raw, inner } = innerPoints(z, labels, o);
+    const B = z.shape[0];
     const groups = tf.stack([z, ...inner], 1) as tf.Tensor3D;
     const embeddings = tf.concat([z, ...inner], 0) as tf.Tensor2D;
-    const allLabels = Array.from({ length: (n + 1) * B }, (_, r) => labels[r % B] as number);
+    const allLabels = Array.from({ length: (inner.length + 1) * B }, (_, r) => labels[r % B] as number);
     return { groups, embeddings, labels: allLabels, partner, raw: tf.stack(raw, 1) as tf.Tensor3D };
   });
 }
@@ -72,7 +74,7 @@ export function expandEmbeddings(z: tf.Tensor2D, labels: readonly number[], o: E
 /** The mined [B, B] pair matrix of EE in `distance` units. */
 export function embeddingExpansionMatrix(z: tf.Tensor2D, labels: readonly number[], distance: BaseDistance, o: EmbeddingExpansionOptions = {}): tf.Tensor2D {
   return tf.tidy(() => {
-    const { groups } = expandEmbeddings(z, labels, o);
+    const groups = tf.stack([z, ...innerPoints(z, labels, o).inner], 1) as tf.Tensor3D;
     const [B, G, D] = groups.shape;
     const E = distance.matrix(tf.reshape(groups, [B * G, D]) as tf.Tensor2D); // row i·G + a
     const cube = tf.reshape(tf.transpose(tf.reshape(E, [B, G, B, G]), [0, 2, 1, 3]), [B, B, G * G]) as tf.Tensor3D;

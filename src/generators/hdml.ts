@@ -19,6 +19,7 @@
 // label-preserving losses J_recon and J_soft (hence no J_gen of our own), and the l2 term on the
 // synthetic N-pair tiles; the synthetic negatives are used directly in the embedding space.
 import * as tf from '@tensorflow/tfjs';
+import { hardnessFactor as hdmlFactor } from '../generator/hard_negatives.ts';
 import type { MetricLoss, PairBasedLoss } from '../losses/metric/base.ts';
 import { isPairLoss } from '../losses/metric/base.ts';
 import type { BaseDistance } from '../losses/metric/distances.ts';
@@ -72,10 +73,8 @@ export class BlockMean {
   }
 }
 
-/** The pulling factor e^{−α/J_avg}. */
-export function hdmlFactor(alpha: number, jAvg: number): number {
-  return Math.exp(-alpha / jAvg);
-}
+/** The pulling factor e^{−α/J_avg}: the same hardness factor as GCA-HNG's (which took it from HDML). */
+export { hdmlFactor };
 
 export function hdmlCandidates(z: tf.Tensor2D, labels: readonly number[], phi: number): HdmlCandidates {
   const [B, D] = z.shape;

@@ -1,7 +1,6 @@
 // The hard-negative generation baselines: a registry (name → factory with typed options) and the
 // compatibility rules between a generation method and a base loss, each refusal with a reason a
 // person can act on. 'gca-hng' is listed for the rules only (it is built in src/train/).
-import * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
 import { type MetricLoss, isPairLoss, isProxyLoss } from '../losses/metric/base.ts';
 import { lossInfo } from '../losses/metric/index.ts';
@@ -214,7 +213,7 @@ export function checkCompatibility(method: string, loss: string, batch: BatchSha
   if (m === 'ps' && P !== undefined && P < 2) {
     return { ok: false, reason: 'ps mixes each sample with the previous row, which must be of another class: it needs at least 2 classes per batch' };
   }
-  if (info.name === 'npair' && K !== undefined && K < 2) {
+  if (info.needsChunkLayout && K !== undefined && K < 2) {
     return { ok: false, reason: 'the N-pair loss needs at least 2 samples per class' };
   }
   return { ok: true };
@@ -231,9 +230,4 @@ export function generatorObjective(gen: HardNegativeGenerator, loss: MetricLoss,
   if (gen.requires === 'pair' && !isPairLoss(loss)) throw new Error(`${gen.name} needs a pair-based loss, got '${loss.name}'`);
   if (gen.requires === 'proxy' && !isProxyLoss(loss)) throw new Error(`${gen.name} needs a proxy-based loss, got '${loss.name}'`);
   return gen.objective(loss, ctx);
-}
-
-/** Disposes the tensors of an objective (outside a gradient function). */
-export function disposeObjective(o: Objective): void {
-  tf.dispose([o.total, ...Object.values(o.terms)]);
 }

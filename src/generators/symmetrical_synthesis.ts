@@ -18,13 +18,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MetricLoss } from '../losses/metric/base.ts';
 import { isPairLoss } from '../losses/metric/base.ts';
-import type { BaseDistance } from '../losses/metric/distances.ts';
+import { type BaseDistance, l2Normalize } from '../losses/metric/distances.ts';
 import { type GeneratorContext, type HardNegativeGenerator, type Objective, tidyObjective, mineGroups, pairWithinClass, selectRows } from './common.ts';
 
 /** x reflected about the axis through the origin and `axis`: 2⟨x, û⟩û − x. */
 export function reflectAboutAxis(x: tf.Tensor2D, axis: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
-    const u = tf.div(axis, tf.sqrt(tf.maximum(tf.sum(tf.square(axis), 1, true), 1e-24)));
+    const u = l2Normalize(axis);
     return tf.sub(tf.mul(tf.mul(tf.sum(tf.mul(x, u), 1, true), u), 2), x) as tf.Tensor2D;
   });
 }

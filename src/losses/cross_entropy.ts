@@ -9,9 +9,14 @@ function checkLabels(labels: ArrayLike<number>, classes: number): void {
   }
 }
 
+/** Σ_c −target[i,c]·log softmax(logits[i])_c per row i. */
+function softRowLosses(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Tensor1D {
+  return tf.sum(tf.mul(tf.neg(target), tf.logSoftmax(logits)), 1);
+}
+
 /** mean_i Σ_c −target[i,c]·log softmax(logits[i])_c. */
 export function softCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => tf.mean(tf.sum(tf.mul(tf.neg(target), tf.logSoftmax(logits)), 1)) as tf.Scalar);
+  return tf.tidy(() => tf.mean(softRowLosses(logits, target)) as tf.Scalar);
 }
 
 /**
@@ -29,7 +34,7 @@ function rowLosses(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
     return {
       value: native
         ? (tf.engine().runKernel(NATIVE_OPS.softmaxCrossEntropy, { logits: x, labels }) as tf.Tensor1D)
-        : (tf.sum(tf.mul(tf.neg(tf.cast(tf.oneHot(labels, C), 'float32')), tf.logSoftmax(x)), 1) as tf.Tensor1D),
+        : softRowLosses(x, tf.cast(tf.oneHot(labels, C), 'float32') as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sLabels] = saved as [tf.Tensor2D, tf.Tensor1D];
         if (native) return tf.engine().runKernel(NATIVE_OPS.softmaxCrossEntropyGrad, { logits: sx, labels: sLabels, dy }) as tf.Tensor;
@@ -43,5 +48,5 @@ function rowLosses(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
 /** mean_i −log softmax(logits[i])_{labels[i]} (PyTorch's F.cross_entropy). */
 export function crossEntropy(logits: tf.Tensor2D, labels: ArrayLike<number>): tf.Scalar {
   checkLabels(labels, logits.shape[1]);
-  return tf.tidy(() => tf.mean(rowLosses(logits, tf.tensor1d(Array.from(labels), 'int32'))) as tf.Scalar);
+  return tf.tidy(() => tf.mean(rowLosses(logits, tf.tensor1d(Int32Array.from(labels), 'int32'))) as tf.Scalar);
 }

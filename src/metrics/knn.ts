@@ -63,11 +63,12 @@ export async function nearestNeighbours(queries: Embeddings, gallery: Embeddings
   const k = Math.max(0, Math.min(Math.floor(options.k), g.rows - (skipSelf ? 1 : 0)));
   const work = (queries.rows * g.rows * queries.dim) / (self ? 2 : 1);
   const auto = options.engine === undefined || options.engine === 'auto';
-  const addon = auto || options.engine === 'native' ? loadNativeAddon() : null;
+  // The addon is loaded only where it may be used (loading starts its thread pool).
+  const addon = options.engine === 'native' || (auto && work >= WASM_MIN_WORK) ? loadNativeAddon() : null;
   if (options.engine === 'native' && !addon) throw new Error(`knn: engine 'native' is not available: ${nativeStatus().reason}`);
   const engine = auto ? (work >= WASM_MIN_WORK ? (addon ? 'native' : 'wasm') : 'js') : (options.engine as Exclude<KnnEngine, 'auto'>);
   const threads = Math.max(1, Math.floor(options.threads ?? Math.min(availableParallelism(), DEFAULT_MAX_THREADS)));
-  const storeCopies = engine === 'js' ? 1 : engine === 'native' ? nativeStatus().threads : threads;
+  const storeCopies = engine === 'js' ? 1 : engine === 'native' && addon ? addon.info().threads : threads;
   const symmetric = self && !options.bias && storeCopies * queries.rows * k * 12 <= SYMMETRIC_MAX_BYTES;
   const base = { queryCount: queries.rows, galleryCount: g.rows, k, symmetric, skipSelf, bias: options.bias ?? null, tie: options.positivesFirst ?? null };
 

@@ -52,6 +52,25 @@ export interface ListScoring {
 }
 
 /**
+ * One query's list (`length` neighbours from `offset`): the 0-based position of its first hit
+ * (−1 when none), the hits among the first `depth`, and Σ_{i<depth, hit} (hits so far)/(i + 1),
+ * which is AP@R·R when depth = R.
+ */
+export function scoreQuery(indices: ArrayLike<number>, offset: number, length: number, galleryIds: ArrayLike<number>, label: number, depth: number): { ap: number; found: number; firstHit: number } {
+  let firstHit = -1;
+  let found = 0;
+  let ap = 0;
+  for (let i = 0; i < length; i++) {
+    if (galleryIds[indices[offset + i] as number] !== label) continue;
+    if (firstHit < 0) firstHit = i;
+    if (i >= depth) break;
+    found++;
+    ap += found / (i + 1);
+  }
+  return { ap, found, firstHit };
+}
+
+/**
  * Scores neighbour lists: rel_i = [label of neighbour i = query label];
  * Recall@k = [some rel_i = 1, i ≤ k]; R-Precision = Σ_{i≤R} rel_i / R;
  * AP@R = Σ_{i≤R} rel_i · (Σ_{j≤i} rel_j) / i / R. Positions beyond the list (or `depth`) count as misses.
@@ -70,17 +89,7 @@ export function scoreLists(s: ListScoring): RetrievalMetrics {
     queries++;
     const label = queryIds[q];
     const offset = q * lists.k + skipColumns;
-    let firstHit = -1;
-    let found = 0;
-    let ap = 0;
-    const depth = Math.min(R, maxDepth);
-    for (let i = 0; i < length; i++) {
-      if (galleryIds[lists.indices[offset + i] as number] !== label) continue;
-      if (firstHit < 0) firstHit = i;
-      if (i >= depth) break;
-      found++;
-      ap += found / (i + 1);
-    }
+    const { ap, found, firstHit } = scoreQuery(lists.indices, offset, length, galleryIds, label as number, Math.min(R, maxDepth));
     for (let j = 0; j < ks.length; j++) if (firstHit >= 0 && firstHit < (ks[j] as number)) hits[j] = (hits[j] as number) + 1;
     apSum += ap / R;
     rpSum += found / R;

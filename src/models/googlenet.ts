@@ -13,13 +13,12 @@ import type { Random } from '../engine/random.ts';
 import { batchNorm2d } from '../nn/batch_norm2d.ts';
 import { conv2d } from '../nn/conv2d_general.ts';
 import { globalAvgPool, maxPool2d } from '../nn/pooling.ts';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.ts';
 import type { StateDict } from './state_dict.ts';
 import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes, type TorchvisionBackbone } from './torchvision.ts';
 
 export const GOOGLENET_PREFIX = 'feature_extractor.backbone.';
 const BN_EPS = 1e-3;
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
 
 /** Inception(in, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj), torchvision's table. */
 const INCEPTION: ReadonlyArray<[name: string, cfg: [number, number, number, number, number, number, number]]> = [

@@ -16,6 +16,15 @@ export interface BatchNormState {
 export const BN_EPS = 1e-5;
 export const BN_MOMENTUM = 0.1;
 
+/** Moves the running statistics by `momentum` towards the batch mean and the unbiased variance of `count` values. */
+export function updateRunningStats(s: BatchNormState, mean: tf.Tensor, biasedVariance: tf.Tensor, count: number, momentum: number): void {
+  tf.tidy(() => {
+    const unbiased = tf.mul(biasedVariance, count / Math.max(count - 1, 1));
+    s.runningMean.assign(tf.add(tf.mul(s.runningMean, 1 - momentum), tf.mul(mean, momentum)));
+    s.runningVar.assign(tf.add(tf.mul(s.runningVar, 1 - momentum), tf.mul(unbiased, momentum)));
+  });
+}
+
 export function batchNorm1d(x: tf.Tensor2D, s: BatchNormState, training: boolean): tf.Tensor2D {
   if (!training) {
     return tf.tidy(() => {
@@ -30,9 +39,7 @@ export function batchNorm1d(x: tf.Tensor2D, s: BatchNormState, training: boolean
     const variance = tf.mean(tf.square(centred), 0);
     const y = tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, BN_EPS))), s.weight), s.bias);
     // Running statistics: computed from the same batch moments, outside the gradient's concern.
-    const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
-    s.runningMean.assign(tf.add(tf.mul(s.runningMean, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
-    s.runningVar.assign(tf.add(tf.mul(s.runningVar, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
+    updateRunningStats(s, mean, variance, n, BN_MOMENTUM);
     return y as tf.Tensor2D;
   });
   s.onTrack?.();

@@ -5,7 +5,7 @@
 // biased variance over (n, h, w), and moves the running statistics by `momentum` towards the batch
 // mean and the *unbiased* variance. Written with plain ops, like batch_norm.ts.
 import * as tf from '@tensorflow/tfjs';
-import type { BatchNormState } from './batch_norm.ts';
+import { BN_EPS, BN_MOMENTUM, type BatchNormState, updateRunningStats } from './batch_norm.ts';
 
 export type { BatchNormState } from './batch_norm.ts';
 
@@ -16,8 +16,8 @@ export interface BatchNorm2dOptions {
 }
 
 export function batchNorm2d(x: tf.Tensor4D, s: BatchNormState, training: boolean, options: BatchNorm2dOptions = {}): tf.Tensor4D {
-  const eps = options.eps ?? 1e-5;
-  const momentum = options.momentum ?? 0.1;
+  const eps = options.eps ?? BN_EPS;
+  const momentum = options.momentum ?? BN_MOMENTUM;
   if (!training) {
     return tf.tidy(() => {
       const scale = tf.mul(s.weight, tf.rsqrt(tf.add(s.runningVar, eps)));
@@ -32,9 +32,7 @@ export function batchNorm2d(x: tf.Tensor4D, s: BatchNormState, training: boolean
     const centred = tf.sub(x, mean);
     const variance = tf.mean(tf.square(centred), [0, 1, 2]);
     const y = tf.add(tf.mul(centred, tf.mul(tf.rsqrt(tf.add(variance, eps)), s.weight)), s.bias);
-    const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
-    s.runningMean.assign(tf.add(tf.mul(s.runningMean, 1 - momentum), tf.mul(mean, momentum)));
-    s.runningVar.assign(tf.add(tf.mul(s.runningVar, 1 - momentum), tf.mul(unbiased, momentum)));
+    updateRunningStats(s, mean, variance, count, momentum);
     return y as tf.Tensor4D;
   });
   s.onTrack?.();

@@ -6,8 +6,6 @@
 //   - dx: convolutions of dy with the flipped kernel (one per stride phase, see inputGradient);
 //   - dw: a dilated convolution of the batch-transposed input with dy as the filter (see
 //     weightGradient) — about 10× faster on wasm than k² strided slices and matrix products.
-//
-// src/nn/conv2d.ts (stride 1, 'same', with bias) is the older special case and stays as it is.
 import * as tf from '@tensorflow/tfjs';
 
 export interface Conv2dOptions {
@@ -98,6 +96,11 @@ function inputGradient(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], s: Pai
   return tf.slice(interleaved, [0, p[0], p[1], 0], [n, H, W, cin]) as tf.Tensor4D;
 }
 
+/** A 1×1 convolution with stride 1 and no padding: a matrix product over all pixels. */
+function isPointwise(kh: number, kw: number, s: Pair, p: Pair): boolean {
+  return kh === 1 && kw === 1 && s[0] === 1 && s[1] === 1 && p[0] === 0 && p[1] === 0;
+}
+
 /**
  * dw as a convolution (what Conv2DBackpropFilter computes): the input with batch and channels
  * swapped, [in, h, w, n], convolved with dy as the filter, [ho, wo, n, out], dilated by the stride:
@@ -105,11 +108,6 @@ function inputGradient(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], s: Pai
  * the first k rows of output, so the trailing r = (H + 2p − k) mod s rows are not padded (or are
  * cropped). A 1×1 stride-1 kernel is a single matrix product.
  */
-/** A 1×1 convolution with stride 1 and no padding: a matrix product over all pixels. */
-function isPointwise(kh: number, kw: number, s: Pair, p: Pair): boolean {
-  return kh === 1 && kw === 1 && s[0] === 1 && s[1] === 1 && p[0] === 0 && p[1] === 0;
-}
-
 function weightGradient(dy: tf.Tensor4D, x: tf.Tensor4D, w: tf.Tensor4D, s: Pair, p: Pair): tf.Tensor4D {
   const [n, H, W, cin] = x.shape;
   const [, ho, wo, cout] = dy.shape;

@@ -10,12 +10,8 @@ import { NATIVE_OPS, nativeKernelsActive } from '../engine/native_kernels.ts';
 
 type Args = (tf.Tensor | tf.GradSaveFunc)[];
 
-function runNative(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number | boolean> = {}): tf.Tensor {
-  return tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;
-}
-
-function runNativeMulti(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number | boolean> = {}): tf.Tensor[] {
-  return tf.engine().runKernel(name, inputs, attrs) as unknown as tf.Tensor[];
+function runNative<T = tf.Tensor>(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number | boolean> = {}): T {
+  return tf.engine().runKernel(name, inputs, attrs) as unknown as T;
 }
 
 const LN_EPS = 1e-5;
@@ -51,7 +47,7 @@ export const gelu = tf.customGrad((...args: Args) => {
 }) as unknown as (x: tf.Tensor) => tf.Tensor;
 
 /** LayerNorm over the last axis from primitive ops: (x − mean)/√(biased var + eps)·γ + β. */
-export function layerNormPrimitive(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): tf.Tensor {
+export function layerNormPrimitive(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = LN_EPS): tf.Tensor {
   const axis = x.rank - 1;
   const centred = tf.sub(x, tf.mean(x, axis, true));
   const variance = tf.mean(tf.square(centred), axis, true);
@@ -73,38 +69,33 @@ function layerNormBackward(g: tf.Tensor, gamma: tf.Tensor, dy: tf.Tensor, eps: n
   return [dg, dGamma, dBeta];
 }
 
+/** LayerNorm, or LayerNorm(GELU(x)), with a gradient that keeps only x. */
+function fusedLayerNorm(withGelu: boolean): (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor {
+  return tf.customGrad((...args: Args) => {
+    const [x, gamma, beta, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([x, gamma]);
+    const native = nativeKernelsActive();
+    const attrs = { eps: LN_EPS, gelu: withGelu };
+    return {
+      value: native ? runNative(NATIVE_OPS.layerNorm, { x, gamma, beta }, attrs) : layerNormPrimitive(withGelu ? geluPrimitive(x) : x, gamma, beta),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
+        if (native) return runNative<tf.Tensor[]>(NATIVE_OPS.layerNormGrad, { x: sx, gamma: sGamma, dy }, attrs);
+        if (!withGelu) return tf.tidy(() => layerNormBackward(sx, sGamma, dy, LN_EPS));
+        return tf.tidy(() => {
+          const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, LN_EPS) as [tf.Tensor, tf.Tensor, tf.Tensor];
+          return [tf.mul(dg, geluDerivative(sx)), dGamma, dBeta];
+        });
+      },
+    };
+  }) as unknown as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
+}
+
 /** LayerNorm with a gradient that keeps only its input. */
-export const layerNorm = tf.customGrad((...args: Args) => {
-  const [x, gamma, beta, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-  save([x, gamma]);
-  const native = nativeKernelsActive();
-  return {
-    value: native ? runNative(NATIVE_OPS.layerNorm, { x, gamma, beta }, { eps: LN_EPS, gelu: false }) : layerNormPrimitive(x, gamma, beta),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
-      if (native) return runNativeMulti(NATIVE_OPS.layerNormGrad, { x: sx, gamma: sGamma, dy }, { eps: LN_EPS, gelu: false });
-      return tf.tidy(() => layerNormBackward(sx, sGamma, dy, LN_EPS));
-    },
-  };
-}) as unknown as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
+export const layerNorm = fusedLayerNorm(false);
 
 /** LayerNorm(GELU(x)), the official GNN's `norm` block; keeps only x. */
-export const geluLayerNorm = tf.customGrad((...args: Args) => {
-  const [x, gamma, beta, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-  save([x, gamma]);
-  const native = nativeKernelsActive();
-  return {
-    value: native ? runNative(NATIVE_OPS.layerNorm, { x, gamma, beta }, { eps: LN_EPS, gelu: true }) : layerNormPrimitive(geluPrimitive(x), gamma, beta),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
-      if (native) return runNativeMulti(NATIVE_OPS.layerNormGrad, { x: sx, gamma: sGamma, dy }, { eps: LN_EPS, gelu: true });
-      return tf.tidy(() => {
-        const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, LN_EPS) as [tf.Tensor, tf.Tensor, tf.Tensor];
-        return [tf.mul(dg, geluDerivative(sx)), dGamma, dBeta];
-      });
-    },
-  };
-}) as unknown as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
+export const geluLayerNorm = fusedLayerNorm(true);
 
 /** y[r] = Σ_c GELU(x[r, c]) for x [B, B, D] (edge-to-node messages summed by source); keeps only x. */
 export const geluSumOverTargets = tf.customGrad((...args: Args) => {
@@ -143,7 +134,7 @@ export function edgeAttention(q: tf.Tensor3D, key: tf.Tensor2D, value: tf.Tensor
         value: runNative(NATIVE_OPS.edgeAttention, { q: sq, k: sk, v: sv, mask: sm }, { scale }) as tf.Tensor3D,
         gradFunc: (du: tf.Tensor, saved: tf.Tensor[]) => {
           const [xq, xk, xv, xm] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
-          return [...runNativeMulti(NATIVE_OPS.edgeAttentionGrad, { q: xq, k: xk, v: xv, mask: xm, du }, { scale }), tf.zerosLike(xm)];
+          return [...runNative<tf.Tensor[]>(NATIVE_OPS.edgeAttentionGrad, { q: xq, k: xk, v: xv, mask: xm, du }, { scale }), tf.zerosLike(xm)];
         },
       };
     }

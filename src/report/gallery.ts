@@ -2,6 +2,7 @@
 // semantics, as the evaluation: own row excluded, R = class size − 1), scored by AP@R and the rank
 // of its first correct result, and ordered worst first: lowest AP@R, then the latest first correct
 // result (none at all is worst), then the lower index.
+import { scoreQuery } from '../metrics/retrieval.ts';
 import type { SharedNeighbours } from './neighbours.ts';
 
 export interface GalleryQuery {
@@ -25,21 +26,14 @@ export function rankQueries(nb: SharedNeighbours, k: number): GalleryQuery[] {
     const label = ids[q] as number;
     const R = (classSizes[label] as number) - 1;
     if (R < 1) continue;
-    let found = 0, ap = 0, first = Infinity;
     const row = q * lists.k;
-    for (let i = 0; i < lists.k; i++) {
-      if (ids[lists.indices[row + i] as number] !== label) continue;
-      if (first === Infinity) first = i + 1;
-      if (i >= R) break;
-      found++;
-      ap += found / (i + 1);
-    }
+    const { ap, firstHit } = scoreQuery(lists.indices, row, lists.k, ids, label, R);
     const results = [];
     for (let i = 0; i < Math.min(k, lists.k); i++) {
       const j = lists.indices[row + i] as number;
       results.push({ index: j, score: lists.scores[row + i] as number, correct: ids[j] === label });
     }
-    out.push({ index: q, apAtR: ap / R, firstCorrect: first, relevant: R, results });
+    out.push({ index: q, apAtR: ap / R, firstCorrect: firstHit < 0 ? Infinity : firstHit + 1, relevant: R, results });
   }
   return out.sort((a, b) => a.apAtR - b.apAtR || b.firstCorrect - a.firstCorrect || a.index - b.index);
 }

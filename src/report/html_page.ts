@@ -7,8 +7,7 @@ import { escapeXml } from './svg_chart.ts';
 import type { Section } from './views.ts';
 
 /** Marks a file as a report of ours (an existing --out is replaced only if it carries it). */
-export const REPORT_GENERATOR = 'hardneg report';
-export const REPORT_MARKER = `<meta name="generator" content="${REPORT_GENERATOR}">`;
+export const REPORT_MARKER = '<meta name="generator" content="hardneg report">';
 
 /** Whether the start of a file's text is one of our reports. */
 export function isReportHtml(head: string): boolean {
@@ -119,8 +118,8 @@ const LIVE_SCRIPT = `
 })();
 `;
 
-export function renderSection(s: Section): string {
-  return `<section class="report-section" id="section-${s.id}" data-hash="${sectionHash(s.html)}"><h2>${escapeXml(s.title)}</h2><div class="section-body">${s.html}</div></section>`;
+function renderSection(s: Section): string {
+  return `<section class="report-section" id="section-${s.id}" data-hash="${s.hash ?? sectionHash(s.html)}"><h2>${escapeXml(s.title)}</h2><div class="section-body">${s.html}</div></section>`;
 }
 
 export function renderPage(o: PageOptions): string {

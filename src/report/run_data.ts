@@ -77,6 +77,14 @@ const isNum = (v: unknown): v is number => typeof v === 'number';
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isNumArray = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' || x === null);
 
+/** An evaluation record (a log line's or metrics.json's); null when it lacks the metrics. */
+function parseEvaluation(v: Record<string, unknown>, step: number, epoch: number): EvaluationEntry | null {
+  if (!isObj(v.recall) || !isNum(v.map_at_r) || !isNum(v.r_precision)) return null;
+  const recall: Record<string, number> = {};
+  for (const [k, x] of Object.entries(v.recall)) if (isNum(x)) recall[k] = x;
+  return { step, epoch, recall, map_at_r: v.map_at_r, r_precision: v.r_precision, nmi: isNum(v.nmi) ? v.nmi : null };
+}
+
 /** Parses one log line into its entry, or says what is wrong with it. */
 export function parseLogLine(line: string):
   | { kind: 'iteration'; entry: IterationEntry }
@@ -100,10 +108,8 @@ export function parseLogLine(line: string):
       return { kind: 'iteration', entry: { step, epoch, values } };
     }
     case 'evaluation': {
-      if (!isObj(v.recall) || !isNum(v.map_at_r) || !isNum(v.r_precision)) return { kind: 'error', message: 'evaluation entry without recall, map_at_r and r_precision' };
-      const recall: Record<string, number> = {};
-      for (const [k, x] of Object.entries(v.recall)) if (isNum(x)) recall[k] = x;
-      return { kind: 'evaluation', entry: { step, epoch, recall, map_at_r: v.map_at_r, r_precision: v.r_precision, nmi: isNum(v.nmi) ? v.nmi : null } };
+      const entry = parseEvaluation(v, step, epoch);
+      return entry ? { kind: 'evaluation', entry } : { kind: 'error', message: 'evaluation entry without recall, map_at_r and r_precision' };
     }
     case 'diagnostics': {
       const d = v.distances, w = v.edge_weights;
@@ -227,7 +233,7 @@ function readJson(path: string): unknown {
   }
 }
 
-export function summarizeConfig(raw: unknown, path: string): RunConfigSummary {
+function summarizeConfig(raw: unknown, path: string): RunConfigSummary {
   if (!isObj(raw)) throw new UserError(`${path}: expected a JSON object (the run's configuration)`);
   const ds = isObj(raw.dataset) ? raw.dataset : {};
   const train = isObj(raw.train) ? raw.train : {};
@@ -305,11 +311,7 @@ export class RunDir {
         try {
           const m = readJson(path);
           if (isObj(m)) {
-            const entry = (e: unknown): EvaluationEntry | null => {
-              if (!isObj(e)) return null;
-              const r = parseLogLine(JSON.stringify({ ...e, type: 'evaluation', step: 0 }));
-              return r.kind === 'evaluation' ? r.entry : null;
-            };
+            const entry = (e: unknown): EvaluationEntry | null => (isObj(e) && isNum(e.epoch) ? parseEvaluation(e, 0, e.epoch) : null);
             this.metrics = { final: entry(m.final), best: entry(m.best), wall_s: isNum(m.wall_s) ? m.wall_s : null };
           }
         } catch (err) {

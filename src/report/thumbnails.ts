@@ -16,7 +16,7 @@ export interface ThumbnailSource {
 }
 
 /** Encodes uint8 HWC pixels (1 or 3 channels) as a PNG data URI. */
-export async function pngDataUri(pixels: Uint8Array, width: number, height: number, channels: 1 | 3): Promise<string> {
+async function pngDataUri(pixels: Uint8Array, width: number, height: number, channels: 1 | 3): Promise<string> {
   const png = await sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), { raw: { width, height, channels } })
     .png({ compressionLevel: 9, palette: false })
     .toBuffer();

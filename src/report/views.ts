@@ -48,13 +48,15 @@ export interface Section {
   id: string;
   title: string;
   html: string;
+  /** sectionHash(html), where the caller has already computed it. */
+  hash?: string;
 }
 
 /** Points drawn per series at most; longer series are bucket means with a min–max band. */
 const MAX_POINTS = 600;
 
 /** Loss terms and factors in the order the iteration computes them, with what each is. */
-export const ITERATION_TERMS: ReadonlyArray<readonly [string, string]> = [
+const ITERATION_TERMS: ReadonlyArray<readonly [string, string]> = [
   ['J_m', 'J_m: N-pair loss on the real negatives'],
   ['J_syn', 'J_syn: N-pair loss on generated negatives'],
   ['J_gnnce', 'J_gce: GNN node classifier cross-entropy'],
@@ -102,7 +104,7 @@ function bestEval(r: RunSnapshot): EvaluationEntry | null {
   return best;
 }
 
-export function overviewSection(runs: readonly RunSnapshot[]): Section {
+function overviewSection(runs: readonly RunSnapshot[]): Section {
   const rows = runs.map((r) => {
     const last = lastEval(r);
     const best = bestEval(r);
@@ -159,7 +161,7 @@ function iterationCharts(runs: readonly RunSnapshot[], terms: ReadonlyArray<read
   return out;
 }
 
-export function lossSection(runs: readonly RunSnapshot[]): Section {
+function lossSection(runs: readonly RunSnapshot[]): Section {
   const items = iterationCharts(runs, ITERATION_TERMS, true, 'auto');
   const html = items.length
     ? `${note('Every term logged at each iteration (x: global step). Long runs are drawn as bucket means with the bucket’s min–max shaded; a logarithmic y axis is used when a term spans three decades or more.')}${charts(items)}`
@@ -167,7 +169,7 @@ export function lossSection(runs: readonly RunSnapshot[]): Section {
   return { id: 'losses', title: 'Loss terms', html };
 }
 
-export function rateSection(runs: readonly RunSnapshot[]): Section {
+function rateSection(runs: readonly RunSnapshot[]): Section {
   const items = iterationCharts(runs, RATE_TERMS, false, false);
   return { id: 'rates', title: 'Learning rates', html: items.length ? charts(items) : note('No iteration logged yet.') };
 }
@@ -178,7 +180,7 @@ function evalSeries(runs: readonly RunSnapshot[], value: (e: EvaluationEntry) =>
     .filter((s) => s.points.some(([, y]) => Number.isFinite(y)));
 }
 
-export function metricSection(runs: readonly RunSnapshot[]): Section {
+function metricSection(runs: readonly RunSnapshot[]): Section {
   const items: string[] = [];
   const metric = (title: string, f: (e: EvaluationEntry) => number | null | undefined) => {
     const series = evalSeries(runs, f);
@@ -299,7 +301,7 @@ function missingEmbedding(r: RunSnapshot): string | null {
   return 'missing' in r.embedding ? r.embedding.missing : null;
 }
 
-export function umapSection(runs: readonly RunSnapshot[]): Section {
+function umapSection(runs: readonly RunSnapshot[]): Section {
   const items: string[] = [];
   const notes: string[] = [];
   for (const r of runs) {

@@ -48,12 +48,11 @@ function evaluationTransform(c: TrainConfig): TestTransform {
 }
 
 /** Small images held in memory: augmentation is a flip for odd seeds. */
-export function asImageSplit(split: DatasetSplit, queryCount?: number): ImageSplit {
+function asImageSplit(split: DatasetSplit): ImageSplit {
   return {
     size: split.size,
     labels: split.labels,
     numClasses: split.classNames.length,
-    queryCount,
     async images(indices, augment) {
       const batch = await split.load(indices);
       if (augment) flipRows(batch.pixels, batch.shape, augment.map((s) => (s & 1) === 1));
@@ -85,20 +84,20 @@ export interface TrainingData {
   sampler: (seed: number) => BatchSampler;
 }
 
-async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boolean): Promise<{ ds: Dataset; queryCount?: number; files: boolean }> {
+async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boolean): Promise<{ ds: Dataset; queryCount?: number }> {
   const root = c.dataset.root as string;
   const transform = evaluationTransform(c);
   switch (c.dataset.name) {
     case 'fashion-mnist':
       if (paper) throw new UserError(`model.backbone ${c.model.backbone} needs 224-px colour images; fashion-mnist is 28×28 grayscale (use small-cnn)`);
-      return { ds: loadFashionMnist({ normalize: true }), files: false };
+      return { ds: loadFashionMnist({ normalize: true }) };
     case 'folder':
-      if (paper) return { ds: await openBenchmark('folder', root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn }), files: true };
-      return { ds: await openImageFolder(root, { size: c.dataset.imageSize, channels: 3, normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, onWarning: warn }), files: false };
+      if (paper) return { ds: await openBenchmark('folder', root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn }) };
+      return { ds: await openImageFolder(root, { size: c.dataset.imageSize, channels: 3, normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, onWarning: warn }) };
     default: {
       if (!paper) throw new UserError(`dataset ${c.dataset.name} needs a 224-px backbone (resnet50, googlenet or onnx), not ${c.model.backbone}`);
       const ds = await openBenchmark(c.dataset.name, root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn });
-      return { ds, queryCount: ds.query?.size, files: true };
+      return { ds, queryCount: ds.query?.size };
     }
   }
 }
@@ -109,13 +108,13 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
   }
   const paper = c.model.backbone !== 'small-cnn';
   if (paper && !c.dataset.root && c.dataset.name !== 'fashion-mnist') throw new UserError(`dataset ${c.dataset.name} needs --data-root DIR`);
-  const { ds, queryCount, files } = await openDataset(c, warn, paper);
+  const { ds, queryCount } = await openDataset(c, warn, paper);
   const sampler = (seed: number): BatchSampler => {
     const s = new BalancedBatchSampler(ds.train.labels, { P: c.train.classesPerBatch, K: c.train.samplesPerClass, seed, onWarning: warn, classNames: ds.train.classNames });
     return { nextBatch: () => Array.from(s.nextBatch()), batchesPerEpoch: () => s.batchesPerEpoch(), state: () => s.state(), restore: (st) => s.restore(st as SamplerState) };
   };
   if (c.model.backbone === 'small-cnn') {
-    return { train: asImageSplit(ds.train), test: asImageSplit(ds.test, queryCount), backbone: smallCnn(ds.train.imageShape[2]), sampler };
+    return { train: asImageSplit(ds.train), test: asImageSplit(ds.test), backbone: smallCnn(ds.train.imageShape[2]), sampler };
   }
   if (c.model.backbone === 'onnx') {
     if (!c.model.onnx) throw new UserError('frozen-feature mode needs model.onnx=FILE (an ONNX image model)');
@@ -137,7 +136,6 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
   const backbone: TorchvisionBackbone = c.model.backbone === 'resnet50'
     ? resnet50({ bnFreeze: c.solver.bnFreeze, pooling: c.model.pooling })
     : googlenet({ bnFreeze: c.solver.bnFreeze });
-  if (!files) throw new UserError(`${c.model.backbone} needs image files`);
   const weights = c.model.weights;
   if (!weights) warn(`model.weights is not set: ${c.model.backbone} starts from random weights (the paper fine-tunes ImageNet weights; docs/backbones.md)`);
   return {

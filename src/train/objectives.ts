@@ -70,7 +70,7 @@ export function metricObjective(c: PassContext, z: tf.Tensor2D) {
   const { P, K } = c.shape;
   const v = c.variant ?? OFFICIAL_VARIANT;
   const rec = c.record;
-  const custom = c.baseLoss && c.baseLoss.name !== 'npair' ? c.baseLoss : undefined;
+  const custom = c.baseLoss;
   const jM = custom ? custom.compute(z, c.labels) : npairLoss(z, c.labels, P, K);
   // The nogce ablation feeds the GNN a detached copy, so J_gce trains the GNN only.
   const gnnInput = v.gceToBackbone ? z : detachedCopy(z);

@@ -1,13 +1,15 @@
 // A run directory: the resolved configuration, a resumable checkpoint (weights, optimizer state
 // and the trainer's own state in one atomically written safetensors file), the best and final
 // weights under the official names, a JSON-lines log and metrics.json.
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostTensor } from '../io/host_tensor.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import type { Optimizers } from './optimizers.ts';
+import { UserError } from '../cli/errors.ts';
+import { ConfigError, parseConfig, type TrainConfig } from './config.ts';
 
 export const RUN_FILES = {
   config: 'config.json',
@@ -24,6 +26,30 @@ export const RUN_FILES = {
 /** A directory holding a run: its configuration and at least a log line (a start that failed before training holds no run). */
 export function isRunDir(dir: string): boolean {
   return existsSync(join(dir, RUN_FILES.config)) && [RUN_FILES.checkpoint, RUN_FILES.log, RUN_FILES.metrics].some((f) => existsSync(join(dir, f)));
+}
+
+/** Starts a fresh run in `dir`: the files of an earlier run there are removed, the configuration written. */
+export function startRunDir(dir: string, config: TrainConfig): void {
+  if (isRunDir(dir)) for (const f of Object.values(RUN_FILES)) rmSync(join(dir, f), { force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, RUN_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** The configuration saved in a run directory (validated as a user's file is). */
+export function readRunConfig(dir: string): TrainConfig {
+  const path = join(dir, RUN_FILES.config);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new UserError(`${path}: not readable JSON (${(err as Error).message})`);
+  }
+  try {
+    return parseConfig(raw, path);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UserError(err.message);
+    throw err;
+  }
 }
 
 const OPTIMIZERS = ['opt_c', 'opt_gnn', 'opt_s'] as const;

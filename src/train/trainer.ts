@@ -2,7 +2,6 @@
 // every `checkpointEvery` iterations and at each epoch's end the weights, optimizer state, random
 // streams, sampler state, running loss sums and position in the epoch are written atomically, so
 // a run killed at any moment and resumed ends exactly as the uninterrupted one.
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Random } from '../engine/random.ts';
@@ -140,7 +139,9 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       // Warm-up: the backbone gets no gradient (requires_grad False), so AdamW skips it entirely.
       const frozen = new Set(e < c.solver.warmUpEpochs ? backboneParams : []);
       const iterModel: IterationModel = {
-        sd: model.sd, shape, loss: c.loss, optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, frozen, variant, baseLoss,
+        sd: model.sd, shape, loss: c.loss, optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, frozen, variant,
+        // The official N-pair J_m is built into the GCA-HNG objective; only other losses replace it.
+        baseLoss: baseLoss.name === 'npair' ? undefined : baseLoss,
         clip: c.solver.gradClip ? c.solver.gradClipValue : null,
         embed: (input) => embed(model, input as tf.Tensor4D, true),
       };
@@ -225,7 +226,3 @@ async function writeWeights(m: MetricModel, path: string): Promise<void> {
   writeSafetensors(path, await m.sd.toHost());
 }
 
-/** Saves the resolved configuration of a new run. */
-export function writeRunConfig(runDir: string, config: TrainConfig): void {
-  writeFileSync(join(runDir, RUN_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
-}

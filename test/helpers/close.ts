@@ -11,6 +11,7 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 }
 
 export function relativeL2(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length, `length ${actual.length} vs ${expected.length}`);
   let d = 0;
   let r = 0;
   for (let i = 0; i < expected.length; i++) {

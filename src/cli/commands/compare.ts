@@ -7,9 +7,9 @@ import type { Command } from '../main.ts';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../../io/atomic_write.ts';
 import { checkCompatibility } from '../../generators/index.ts';
+import { resolveLossName } from '../../losses/metric/index.ts';
 import { parseConfig, type TrainConfig } from '../../train/config.ts';
-import { RUN_FILES, isRunDir } from '../../train/run_dir.ts';
-import { writeRunConfig } from '../../train/trainer.ts';
+import { RUN_FILES, isRunDir, readRunConfig, startRunDir } from '../../train/run_dir.ts';
 import type { EvalRecord } from '../../train/evaluate_model.ts';
 import { isGcaMethod } from '../../train/variants.ts';
 import { resolveConfig, trainRun } from './train.ts';
@@ -39,7 +39,14 @@ function list(flag: string, v: string | undefined, fallback: string[]): string[]
   return items;
 }
 
-const ALIASES: Record<string, string> = { ms: 'multi-similarity', pa: 'proxy-anchor', 'proxy_anchor': 'proxy-anchor', 'n-pair': 'npair' };
+/** The canonical loss name; unknown names pass through to be refused with a reason. */
+function canonicalLoss(name: string): string {
+  try {
+    return resolveLossName(name);
+  } catch {
+    return name;
+  }
+}
 
 function meanStd(xs: number[]): string {
   const v = xs.filter((x) => Number.isFinite(x));
@@ -92,8 +99,8 @@ export const command: Command = {
     const seeds = Number(v.seeds);
     if (!Number.isInteger(seeds) || seeds < 1) throw new UserError(`--seeds: expected a positive integer, got '${v.seeds}'`);
     const methods = list('methods', v.methods, ['none', 'gca-hng']);
-    const losses = list('losses', v.losses, ['npair']).map((l) => ALIASES[l] ?? l);
-    const base = resolveConfig({ ...v, method: undefined, seed: undefined });
+    const losses = list('losses', v.losses, ['npair']).map(canonicalLoss);
+    const base = resolveConfig(v);
     mkdirSync(join(v.out, 'cells'), { recursive: true });
     const results: CellResult[] = [];
     const refused: Array<{ method: string; loss: string; reason: string }> = [];
@@ -116,12 +123,9 @@ export const command: Command = {
           const metricsPath = join(dir, RUN_FILES.metrics);
           if (!existsSync(metricsPath)) {
             const resume = isRunDir(dir) && existsSync(join(dir, RUN_FILES.checkpoint));
-            if (!resume) {
-              mkdirSync(dir, { recursive: true });
-              writeRunConfig(dir, config);
-            }
+            if (!resume) startRunDir(dir, config);
             if (!v.quiet) process.stderr.write(`${resume ? 'resuming' : 'training'} ${method} × ${loss}, seed ${seed} → ${dir}\n`);
-            await trainRun(resume ? parseConfig(JSON.parse(readFileSync(join(dir, RUN_FILES.config), 'utf8')), dir) : config, dir, resume, v.quiet || v.json);
+            await trainRun(resume ? readRunConfig(dir) : config, dir, resume, v.quiet || v.json);
           }
           const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { best: EvalRecord | null; wall_s: number };
           results.push({ method, loss, seed, metrics: m.best, wall_s: m.wall_s });

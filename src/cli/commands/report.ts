@@ -34,8 +34,20 @@ export function parseCount(flag: string, text: string | undefined, fallback: num
   return Number(text);
 }
 
+/** The options of the gallery and the UMAP map, shared with hardneg serve. */
+export const VIEW_OPTIONS = { k: { type: 'string' }, queries: { type: 'string' }, seed: { type: 'string' } } as const;
+
+export function viewOptions(v: { k?: string; queries?: string; seed?: string }): { k: number; queries: number; seed: number; onWarning: (m: string) => void } {
+  return {
+    k: parseCount('k', v.k, 8, 1, 100),
+    queries: parseCount('queries', v.queries, 24, 1, 1000),
+    seed: parseCount('seed', v.seed, 0, 0, 2 ** 31),
+    onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+  };
+}
+
 /** Refuses an --out that is a directory or a file other than one of our reports. */
-export function checkReportOut(out: string): void {
+function checkReportOut(out: string): void {
   if (!existsSync(out)) return;
   const st = statSync(out);
   if (st.isDirectory()) throw new UserError(`--out ${out}: is a directory (expected an HTML file path)`);
@@ -58,17 +70,15 @@ export const command: Command = {
   async run(argv) {
     const { values: v, positionals } = parseArgs({
       args: argv,
-      options: { out: { type: 'string' }, k: { type: 'string' }, queries: { type: 'string' }, seed: { type: 'string' } },
+      options: { out: { type: 'string' }, ...VIEW_OPTIONS },
       strict: true,
       allowPositionals: true,
     });
     if (positionals.length === 0) throw new UserError("needs at least one RUN_DIR (a directory made by hardneg train --out); see 'hardneg report --help'");
     if (v.out === undefined || v.out === '') throw new UserError('needs --out REPORT.html (the file to write)');
-    const k = parseCount('k', v.k, 8, 1, 100);
-    const queries = parseCount('queries', v.queries, 24, 1, 1000);
-    const seed = parseCount('seed', v.seed, 0, 0, 2 ** 31);
+    const options = viewOptions(v);
     checkReportOut(v.out);
-    const model = new ReportModel(positionals, { k, queries, seed, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
+    const model = new ReportModel(positionals, options);
     await model.refresh(true);
     for (const run of model.runs) {
       if (run.log.problems.length) process.stderr.write(`warning: ${run.log.path}: ${run.log.problems.length} malformed line(s) skipped (first: line ${run.log.problems[0]?.line}: ${run.log.problems[0]?.message})\n`);

@@ -11,7 +11,7 @@ import { UserError } from '../errors.ts';
 import { renderPage, sectionHash } from '../../report/html_page.ts';
 import { ReportModel } from '../../report/report_model.ts';
 import type { Section } from '../../report/views.ts';
-import { parseCount } from './report.ts';
+import { parseCount, VIEW_OPTIONS, viewOptions } from './report.ts';
 
 const HELP = `usage: hardneg serve RUN_DIR [RUN_DIR ...] [--port 8080] [--host 127.0.0.1] [--interval 2]
                      [--k 8] [--queries 24] [--seed 0]
@@ -55,8 +55,7 @@ export const command: Command = {
     const { values: v, positionals } = parseArgs({
       args: argv,
       options: {
-        port: { type: 'string' }, host: { type: 'string' }, interval: { type: 'string' },
-        k: { type: 'string' }, queries: { type: 'string' }, seed: { type: 'string' },
+        port: { type: 'string' }, host: { type: 'string' }, interval: { type: 'string' }, ...VIEW_OPTIONS,
       },
       strict: true,
       allowPositionals: true,
@@ -67,10 +66,7 @@ export const command: Command = {
     const intervalText = v.interval ?? '2';
     const interval = Number(intervalText);
     if (!/^[0-9]+(\.[0-9]+)?$/.test(intervalText) || interval < 0.2 || interval > 3600) throw new UserError(`--interval: expected seconds from 0.2 to 3600, got '${intervalText}'`);
-    const k = parseCount('k', v.k, 8, 1, 100);
-    const queries = parseCount('queries', v.queries, 24, 1, 1000);
-    const seed = parseCount('seed', v.seed, 0, 0, 2 ** 31);
-    const model = new ReportModel(positionals, { k, queries, seed, cooperative: true, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
+    const model = new ReportModel(positionals, { ...viewOptions(v), cooperative: true });
     let current: Rendered | null = null;
     const names = model.runs.map((r) => r.name).join(', ');
 

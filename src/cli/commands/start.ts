@@ -1,14 +1,12 @@
 // `hardneg start` (what `npm start` runs): trains GCA-HNG and the `none` baseline on the embedded
 // Fashion-MNIST split with a fixed seed and prints them side by side.
-import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../main.ts';
 import { UserError } from '../errors.ts';
 import { parseConfig } from '../../train/config.ts';
-import { writeRunConfig } from '../../train/trainer.ts';
 import type { EvalRecord } from '../../train/evaluate_model.ts';
-import { RUN_FILES } from '../../train/run_dir.ts';
+import { startRunDir } from '../../train/run_dir.ts';
 import { trainRun } from './train.ts';
 
 const HELP = `usage: hardneg start [--seed S] [--epochs N] [--out DIR] [--json]
@@ -46,9 +44,7 @@ export const command: Command = {
       const overrides: Record<string, unknown> = { train: { method, seed, ...(v.epochs ? { epochs: Number(v.epochs) } : {}) } };
       const config = parseConfig(overrides, 'start');
       const dir = join(v.out, method);
-      for (const f of Object.values(RUN_FILES)) rmSync(join(dir, f), { force: true });
-      mkdirSync(dir, { recursive: true });
-      writeRunConfig(dir, config);
+      startRunDir(dir, config);
       if (!v.json && !v.quiet) process.stderr.write(`training ${method} (seed ${seed}) → ${dir}\n`);
       const result = await trainRun(config, dir, false, v.quiet || v.json);
       rows.push({ method, r: result.final, wall: result.wallSeconds });

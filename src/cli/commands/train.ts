@@ -1,5 +1,5 @@
 // `hardneg train`: train a metric model with GCA-HNG (or the `none` baseline) into a run directory.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,8 +9,8 @@ import { UserError } from '../errors.ts';
 import { ProgressBar } from '../progress.ts';
 import { describeEngine, initBackend } from '../../engine/backend.ts';
 import { ConfigError, applyOverrides, parseConfig, type TrainConfig } from '../../train/config.ts';
-import { RUN_FILES, isRunDir } from '../../train/run_dir.ts';
-import { runTraining, writeRunConfig, type TrainResult } from '../../train/trainer.ts';
+import { RUN_FILES, isRunDir, readRunConfig, startRunDir } from '../../train/run_dir.ts';
+import { runTraining, type TrainResult } from '../../train/trainer.ts';
 import { openTrainingData } from '../../train/datasets.ts';
 import { formatEval } from '../format.ts';
 
@@ -59,7 +59,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
 }
 
-export const PRESETS_DIR = fileURLToPath(new URL('../../../configs/presets/', import.meta.url));
+const PRESETS_DIR = fileURLToPath(new URL('../../../configs/presets/', import.meta.url));
 
 export function presetNames(): string[] {
   return readdirSync(PRESETS_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
@@ -153,17 +153,13 @@ export const command: Command = {
       if (!isRunDir(runDir)) throw new UserError(`--resume ${runDir}: not a run directory (no ${RUN_FILES.config})`);
       if (!existsSync(join(runDir, RUN_FILES.checkpoint))) throw new UserError(`--resume ${runDir}: no checkpoint yet; start the run again with --overwrite`);
       if (v.set || v.config || v.preset || v.epochs || v.method || v.dataset) throw new UserError('--resume uses the run\'s saved configuration; configuration flags are not allowed with it');
-      config = parseConfig(JSON.parse(readFileSync(join(runDir, RUN_FILES.config), 'utf8')), join(runDir, RUN_FILES.config));
+      config = readRunConfig(runDir);
     } else {
       if (!v.out) throw new UserError('--out RUN_DIR is required (or --resume RUN_DIR)');
       runDir = v.out;
       config = resolveConfig(v);
-      if (isRunDir(runDir)) {
-        if (!v.overwrite) throw new UserError(`--out ${runDir} already holds a run; use --resume ${runDir} to continue it or --overwrite to replace it`);
-        for (const f of Object.values(RUN_FILES)) rmSync(join(runDir, f), { force: true });
-      }
-      mkdirSync(runDir, { recursive: true });
-      writeRunConfig(runDir, config);
+      if (isRunDir(runDir) && !v.overwrite) throw new UserError(`--out ${runDir} already holds a run; use --resume ${runDir} to continue it or --overwrite to replace it`);
+      startRunDir(runDir, config);
     }
     const result = await trainRun(config, runDir, Boolean(v.resume), v.quiet || v.json);
     const metrics = { final: result.final, best: result.best, wall_s: result.wallSeconds };

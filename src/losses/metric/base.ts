@@ -6,6 +6,7 @@
 // proxy matrix (Proxy Synthesis appends synthetic classes to it).
 import * as tf from '@tensorflow/tfjs';
 import type { BaseDistance } from './distances.ts';
+import { detachedCopy } from '../../nn/stop_gradient.ts';
 
 export interface LossContext {
   /** Reference embeddings [M, D] (default: the query embeddings themselves). */
@@ -112,7 +113,7 @@ export function logOnePlusSumExp(x: tf.Tensor2D, mask: Float32Array, axis: 0 | 1
     // Masked entries are replaced by a large negative constant (exp → 0, no gradient through them).
     const xm = tf.add(tf.mul(x, m), tf.mul(tf.sub(1, m), -1e9));
     const shift = tf.maximum(tf.max(xm, axis, true), 0);
-    const fixed = tf.tensor(shift.dataSync(), shift.shape); // a constant: the result does not depend on it
+    const fixed = detachedCopy(shift); // a constant: the result does not depend on it
     const s = tf.add(tf.sum(tf.exp(tf.sub(xm, fixed)), axis, true), tf.exp(tf.neg(fixed)));
     return tf.reshape(tf.add(tf.log(s), fixed), [-1]) as tf.Tensor1D;
   });

@@ -41,6 +41,11 @@ function shapeError(what: string): Error {
   return new Error(`${what}: embeddings must be a 2-D tensor of shape [batch_size, embedding_size]`);
 }
 
+/** x / √max(Σx², 1e-24) along the last axis: F.normalize with p = 2 (the clamp squared, before the root). */
+export function l2Normalize<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => tf.div(x, tf.sqrt(tf.maximum(tf.sum(tf.square(x), -1, true), 1e-24))) as T);
+}
+
 export abstract class BaseDistance {
   abstract readonly name: DistanceName;
   /** True for similarities (larger = closer), false for distances (smaller = closer). */
@@ -58,12 +63,8 @@ export abstract class BaseDistance {
 
   /** x / max(‖x‖_p, 1e-12) along the last axis (PyTorch's F.normalize). */
   normalize<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => {
-      const norm = this.p === 2
-        ? tf.sqrt(tf.maximum(tf.sum(tf.square(x), -1, true), 1e-24))
-        : tf.maximum(tf.pow(tf.sum(tf.pow(tf.abs(x), this.p), -1, true), 1 / this.p), 1e-12);
-      return tf.div(x, norm) as T;
-    });
+    if (this.p === 2) return l2Normalize(x);
+    return tf.tidy(() => tf.div(x, tf.maximum(tf.pow(tf.sum(tf.pow(tf.abs(x), this.p), -1, true), 1 / this.p), 1e-12)) as T);
   }
 
   maybeNormalize<T extends tf.Tensor>(x: T): T {

@@ -5,6 +5,7 @@
 // README with 12). Unlike the paper's formula, the positive proxy is part of the softmax denominator
 // (PML's choice, also the official Proxy Synthesis code's). Proxies start as N(0, 1) (PML's default).
 import * as tf from '@tensorflow/tfjs';
+import { softCrossEntropy } from '../cross_entropy.ts';
 import { type LossContext, type ProxyBasedLoss, checkBatch, oneHotMask } from './base.ts';
 import { type BaseDistance, LpDistance } from './distances.ts';
 import { DEFAULT_PROXY_NAME, type ProxyEnv, ensureProxies } from './proxies.ts';
@@ -50,8 +51,7 @@ export class ProxyNcaLoss implements ProxyBasedLoss {
     return tf.tidy(() => {
       const mat = this.distance.matrix(embeddings, proxies as tf.Tensor2D);
       const logits = tf.mul(this.distance.isInverted ? mat : tf.neg(mat), this.softmaxScale);
-      const ce = tf.neg(tf.sum(tf.mul(tf.tensor2d(target, [labels.length, C]), tf.logSoftmax(logits)), 1));
-      return tf.mean(ce) as tf.Scalar;
+      return softCrossEntropy(logits as tf.Tensor2D, tf.tensor2d(target, [labels.length, C]));
     });
   }
 }

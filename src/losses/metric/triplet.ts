@@ -33,13 +33,6 @@ export interface TripletOptions {
 
 export const TRIPLET_DEFAULTS = { margin: 0.05, mining: 'all', distance: 'euclidean', reducer: 'avg-non-zero', smooth: false } as const;
 
-export interface TripletSelection {
-  /** Host mask over the loss tensor's elements (which triplets exist). */
-  mask: Float32Array;
-  /** The number of triplets. */
-  count: number;
-}
-
 export class TripletMarginLoss implements PairBasedLoss {
   readonly name = 'triplet';
   readonly kind = 'pair';
