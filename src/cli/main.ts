@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   report: async () => (await import('./commands/report.ts')).command,
   serve: async () => (await import('./commands/serve.ts')).command,
   data: async () => (await import('./commands/data.ts')).command,
+  doctor: async () => (await import('./commands/doctor.ts')).command,
 };
 
 /** Registers a command (used by modules that add commands, keeping this file the one index). */

@@ -1,12 +1,24 @@
-// Chooses the TensorFlow.js backend: tfjs-node when the user has it installed, otherwise wasm
-// (SIMD, XNNPACK) with the native kernels of the optional addon when it is built (see
-// native_kernels.ts), with the pure-JS cpu backend as the last resort.
+// Chooses the TensorFlow.js backend. `auto` takes only what the golden tests, trajectories, leak
+// tests and benchmarks run on: wasm (SIMD) with the native kernels of the optional addon when it
+// is built (see native_kernels.ts), then plain wasm, then the pure-JS cpu backend. `tensorflow`
+// (tfjs-node) and `webgpu` are opt-in: used only when named, and then the engine line says that
+// no recorded check covers them (VERIFIED_BACKENDS).
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../cli/errors.ts';
 import { enableNativeKernels, nativeStatus } from './native_kernels.ts';
+import { findBackendCheck } from './backend_checks.ts';
 
 export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'];
+
+/** The order `auto` tries: verified backends only, fastest first. */
+export const AUTO_ORDER: readonly string[] = ['wasm', 'cpu'];
+
+/**
+ * Backends that the golden tests run on in `npm test` (wasm with and without the native kernels,
+ * cpu). Any other backend computes through code that no recorded check has covered.
+ */
+export const VERIFIED_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 
 let initialised: string | null = null;
 
@@ -68,7 +80,7 @@ export class BackendUnavailableError extends UserError {
 export async function initBackend(requested: BackendName = 'auto'): Promise<string> {
   if (!BACKEND_NAMES.includes(requested)) throw new BackendUnavailableError(String(requested), [], `expected one of ${BACKEND_NAMES.join(', ')}`);
   if (initialised !== null && (requested === 'auto' || requested === initialised)) return initialised;
-  const order: string[] = requested === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [requested];
+  const order: string[] = requested === 'auto' ? [...AUTO_ORDER] : [requested];
   for (const name of order) {
     if (name === 'tensorflow' && !(await tryImport('@tensorflow/tfjs-node-gpu')) && !(await tryImport('@tensorflow/tfjs-node'))) continue;
     if (name === 'wasm' && !(await tryImport('@tensorflow/tfjs-backend-wasm'))) continue;
@@ -86,6 +98,12 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<stri
 /** One line on what computes: the backend, and on wasm whether the native kernels are in use and why not. */
 export function describeEngine(): string {
   const backend = tf.getBackend();
+  if (!VERIFIED_BACKENDS.includes(backend)) {
+    const check = findBackendCheck(backend);
+    return check
+      ? `backend ${backend} (asked for by name; not covered by the golden tests, but 'hardneg doctor' passed its ${check.cases} public golden cases on it on ${check.date.slice(0, 10)} with these versions)`
+      : `backend ${backend} (asked for by name; not covered by the golden tests: 'hardneg doctor --backend ${backend}' checks it)`;
+  }
   if (backend !== 'wasm') return `backend ${backend}`;
   const native = nativeStatus();
   return native.active

@@ -1,16 +1,13 @@
 // `hardneg reference-check`: recompute a golden fixture made by the official implementation and
 // compare. PREFIX.inputs.safetensors → one forward/backward case (graph, GNN, generation, losses,
 // gradients); PREFIX.train.inputs.safetensors → a training trajectory of T whole iterations.
-import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../main.ts';
 import { UserError } from '../errors.ts';
 import { initBackend, type BackendName } from '../../engine/backend.ts';
-import { readSafetensors, writeSafetensors } from '../../io/safetensors.ts';
-import type { HostTensor } from '../../io/host_tensor.ts';
-import { coreCaseFromTensors, computeCoreCase } from '../../reference/core_case.ts';
-import { compareTensor, expectedNames, formatReport, type ComparisonRow } from '../../reference/compare.ts';
-import { coreTolerance, type GapEntry } from '../../reference/core_tolerance.ts';
+import { writeSafetensors } from '../../io/safetensors.ts';
+import { formatReport } from '../../reference/compare.ts';
+import { runFixture } from '../../reference/run_fixture.ts';
 
 const HELP = `usage: hardneg reference-check --fixture PREFIX --out OUT.safetensors [--json] [--all] [--backend NAME]
 
@@ -27,36 +24,6 @@ options:
   --all              list every tensor in the report, not only failures
   --json             print the comparison as one JSON object
   --backend NAME     auto | wasm | cpu | tensorflow | webgpu (default auto)`;
-
-function loadGaps(path: string): Record<string, GapEntry> | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    const j = JSON.parse(readFileSync(path, 'utf8')) as { report?: { f32_vs_f64?: Record<string, GapEntry> } };
-    return j.report?.f32_vs_f64;
-  } catch {
-    throw new UserError(`${path}: not valid JSON`);
-  }
-}
-
-async function runCore(prefix: string): Promise<{ computed: Map<string, HostTensor>; rows?: ComparisonRow[] }> {
-  const inputs = readSafetensors(`${prefix}.inputs.safetensors`).tensors;
-  const statePath = `${prefix}.state.safetensors`;
-  if (!existsSync(statePath)) throw new UserError(`${statePath}: not found (a fixture needs PREFIX.inputs.safetensors and PREFIX.state.safetensors)`);
-  const state = readSafetensors(statePath).tensors;
-  let c;
-  try {
-    c = coreCaseFromTensors(inputs, state);
-  } catch (err) {
-    throw new UserError(`${prefix}.inputs.safetensors: ${(err as Error).message}`);
-  }
-  const computed = computeCoreCase(c);
-  const expectedPath = `${prefix}.expected.safetensors`;
-  if (!existsSync(expectedPath)) return { computed };
-  const expected = readSafetensors(expectedPath).tensors;
-  const gaps = loadGaps(`${prefix}.json`);
-  const rows = expectedNames(expected).map((n) => compareTensor(n, computed.get(n), expected, coreTolerance(n, gaps)));
-  return { computed, rows };
-}
 
 export const command: Command = {
   summary: 'recompute an official-code fixture and compare, tensor by tensor',
@@ -78,15 +45,7 @@ export const command: Command = {
     const prefix = values.fixture;
     await initBackend(values.backend as BackendName);
     const started = Date.now();
-    let result: { computed: Map<string, HostTensor>; rows?: ComparisonRow[] };
-    if (existsSync(`${prefix}.train.inputs.safetensors`)) {
-      const { runTrajectoryFixture } = await import('../../reference/trajectory_check.ts');
-      result = await runTrajectoryFixture(prefix);
-    } else if (existsSync(`${prefix}.inputs.safetensors`)) {
-      result = await runCore(prefix);
-    } else {
-      throw new UserError(`no fixture at '${prefix}': expected ${prefix}.inputs.safetensors or ${prefix}.train.inputs.safetensors`);
-    }
+    const result = await runFixture(prefix);
     writeSafetensors(values.out, result.computed);
     const seconds = (Date.now() - started) / 1000;
     if (!result.rows) {
