@@ -3,11 +3,11 @@
 // a D→D embedding head over given features, so the embeddings are a leaf with a gradient.
 import * as tf from '@tensorflow/tfjs';
 import { Random } from '../src/engine/random.ts';
-import type { GnnShape } from '../src/gnn/config.ts';
+import type { GnnShape } from '../src/gca_hng/gnn/config.ts';
 import { embeddingHead } from '../src/models/embedding_head.ts';
 import { initEmbeddingHead, newGeneratorState } from '../src/models/init.ts';
-import { defaultLossConfig } from '../src/train/gca_hng_config.ts';
-import { trainIteration } from '../src/train/iteration.ts';
+import { defaultLossConfig } from '../src/gca_hng/config.ts';
+import { trainIteration } from '../src/gca_hng/iteration.ts';
 import { createOptimizers } from '../src/train/optimizers.ts';
 import { type BenchResult, timeRuns } from './timing.ts';
 

@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-import { UserError } from '../src/cli/errors.ts';
+import { UserError } from '../src/errors.ts';
 import {
   BENCHMARKS, benchmarkSpec, type BenchmarkName, type BenchmarkReport, inspectBenchmark, openBenchmark,
 } from '../src/data/benchmarks.ts';

@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { UserError } from '../src/cli/errors.ts';
+import { UserError } from '../src/errors.ts';
 import { InMemorySplit, classCounts } from '../src/data/dataset.ts';
 import { IdxError, parseIdx, readIdx, serializeIdx } from '../src/data/idx.ts';
 import {

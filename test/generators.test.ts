@@ -10,15 +10,15 @@ import { StateDict } from '../src/models/state_dict.ts';
 import {
   ContrastiveLoss, CosineSimilarity, LpDistance, MultiSimilarityLoss, NPairLoss, ProxyAnchorLoss, ProxyNcaLoss, TripletMarginLoss, createLoss,
 } from '../src/losses/metric/index.ts';
-import { mineGroups, nextSameClass, pairWithinClass, selectRows } from '../src/generators/common.ts';
-import { BlockMean, Hdml, hdmlCandidates, hdmlFactor, hdmlMatrix } from '../src/generators/hdml.ts';
-import { EmbeddingExpansion, embeddingExpansionMatrix, expandEmbeddings } from '../src/generators/embedding_expansion.ts';
-import { SymmetricalSynthesis, reflectAboutAxis, symmetricPoints, symmetricalSynthesisMatrix } from '../src/generators/symmetrical_synthesis.ts';
-import { ProxySynthesis, proxySynthesis, sampleBeta } from '../src/generators/proxy_synthesis.ts';
-import { Daml, damlGenerate, damlGeneratorLoss, initDamlGenerator } from '../src/generators/daml.ts';
+import { mineGroups, nextSameClass, pairWithinClass, selectRows } from '../src/baselines/common.ts';
+import { BlockMean, Hdml, hdmlCandidates, hdmlFactor, hdmlMatrix } from '../src/baselines/hdml.ts';
+import { EmbeddingExpansion, embeddingExpansionMatrix, expandEmbeddings } from '../src/baselines/embedding_expansion.ts';
+import { SymmetricalSynthesis, reflectAboutAxis, symmetricPoints, symmetricalSynthesisMatrix } from '../src/baselines/symmetrical_synthesis.ts';
+import { ProxySynthesis, proxySynthesis, sampleBeta } from '../src/baselines/proxy_synthesis.ts';
+import { Daml, damlGenerate, damlGeneratorLoss, initDamlGenerator } from '../src/baselines/daml.ts';
 import {
   GENERATOR_NAMES, METHOD_NAMES, assertCompatible, checkCompatibility, createGenerator, generatorInfo, generatorObjective, resolveMethodName,
-} from '../src/generators/index.ts';
+} from '../src/baselines/index.ts';
 import { assertClose } from './helpers/close.ts';
 
 const scalar = (t: tf.Tensor) => t.dataSync()[0] as number;

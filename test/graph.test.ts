@@ -3,7 +3,7 @@ import './helpers/backend.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { correlationGraph, correlationMatrix, edgeIndex, prunedEdges } from '../src/graph/correlation_graph.ts';
+import { correlationGraph, correlationMatrix, edgeIndex, prunedEdges } from '../src/gca_hng/correlation_graph.ts';
 import { assertClose } from './helpers/close.ts';
 
 const Z = [[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0], [0, 0.8, 0.3]];

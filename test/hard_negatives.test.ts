@@ -3,8 +3,8 @@ import './helpers/backend.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { generateHardNegatives, hardnessFactor } from '../src/generator/hard_negatives.ts';
-import { inferChunkLayout } from '../src/generator/chunk_layout.ts';
+import { generateHardNegatives, hardnessFactor } from '../src/gca_hng/hard_negatives.ts';
+import { inferChunkLayout } from '../src/samplers/chunk_layout.ts';
 import { assertClose } from './helpers/close.ts';
 
 test('Appendix A.2: P=2, K=2, D=3, Λ=(0.5,0.25,0.5), J=2, α=4, numpy seed 0 draws', () => {

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy } from '../src/losses/cross_entropy.ts';
 import { npairLoss, npairSyntheticLoss } from '../src/losses/npair.ts';
-import { cosineTerm, diversityLoss, labelMix, simMask } from '../src/losses/generator_losses.ts';
-import { nullLogitSoftmax } from '../src/gnn/node_update.ts';
+import { cosineTerm, diversityLoss, labelMix, simMask } from '../src/gca_hng/losses.ts';
+import { nullLogitSoftmax } from '../src/gca_hng/gnn/node_update.ts';
 import { assertClose } from './helpers/close.ts';
 
 test('J_sim mask: official rows a·B + k·P + a vs same-class rows (Appendix A.4 and the README example)', () => {

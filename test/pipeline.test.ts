@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { UserError } from '../src/cli/errors.ts';
+import { UserError } from '../src/errors.ts';
 import { Random } from '../src/engine/random.ts';
 import { FileSplit, ImagePool, TrainBatches } from '../src/data/pipeline.ts';
 import {

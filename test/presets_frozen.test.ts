@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { hardneg } from './helpers/cli.ts';
 import { GOLDEN } from './helpers/golden.ts';
-import { presetNames, resolveConfig } from '../src/cli/commands/train.ts';
+import { presetNames, resolveConfig } from '../src/train/setup.ts';
 
 test('presets: the 12 official configurations with their values; DINO refused plainly', () => {
   assert.deepEqual(presetNames(), ['dino-cars196', 'dino-cub200', 'dino-inshop', 'dino-sop', 'g-cars196', 'g-cub200', 'g-inshop', 'g-sop', 'res-cars196', 'res-cub200', 'res-inshop', 'res-sop']);
-  const g = resolveConfig({ preset: 'g-cub200', 'data-root': '/data/CUB_200_2011' });
+  const g = resolveConfig({ preset: 'g-cub200', dataRoot: '/data/CUB_200_2011' });
   assert.equal(g.model.backbone, 'googlenet');
   assert.deepEqual([g.train.classesPerBatch, g.train.samplesPerClass, g.model.gnnLayers, g.model.attentionHeads, g.train.epochs], [27, 3, 2, 4, 150]);
   assert.deepEqual([g.loss.alpha, g.loss.beta, g.loss.dotWeight, g.loss.divWeight, g.solver.baseLr, g.solver.metricDecaySteps, g.solver.bnFreeze], [4, 30, 10, 10, 1e-4, 30, true]);

@@ -18,7 +18,7 @@ import { isReportHtml, renderPage } from '../src/report/html_page.ts';
 import { allSections, gallerySection, hardnessSection, pickEvaluations, type RunSnapshot } from '../src/report/views.ts';
 import { embeddings, nearestNeighbours, normalizeRows } from '../src/metrics/index.ts';
 import { seededRandom } from '../src/metrics/kmeans.ts';
-import { UserError } from '../src/cli/errors.ts';
+import { UserError } from '../src/errors.ts';
 import { hardneg } from './helpers/cli.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-report-'));

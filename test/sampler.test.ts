@@ -4,7 +4,7 @@ import { Random } from '../src/engine/random.ts';
 import {
   BalancedBatchSampler, SAMPLER_STREAM, type SamplerState, chunkOrder, fromChunkLayout, rowsToChunkLayout, toChunkLayout,
 } from '../src/samplers/balanced_batch_sampler.ts';
-import { inferChunkLayout } from '../src/generator/chunk_layout.ts';
+import { inferChunkLayout } from '../src/samplers/chunk_layout.ts';
 
 /** labels: sizes[c] images of class c, interleaved so that class indices are not contiguous. */
 function makeLabels(sizes: number[]): number[] {

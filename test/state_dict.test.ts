@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readSafetensors, parseSafetensors, serializeSafetensors } from '../src/io/safetensors.ts';
 import { toNumbers } from '../src/io/host_tensor.ts';
-import { gnnParameterShapes } from '../src/gnn/names.ts';
+import { gnnParameterShapes } from '../src/gca_hng/gnn/names.ts';
 import { newGeneratorState } from '../src/models/init.ts';
 import { StateDict } from '../src/models/state_dict.ts';
 import { generatorDims } from '../src/models/checkpoint_shape.ts';

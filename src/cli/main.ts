@@ -1,13 +1,9 @@
 // The hardneg command line: dispatches `hardneg <command> [options]` to one module per command.
-import { UserError } from './errors.ts';
+import { UserError } from '../errors.ts';
+import type { Command } from './command.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
 import { NpyError } from '../io/npy.ts';
 
-export interface Command {
-  summary: string;
-  help: string;
-  run(argv: string[]): Promise<number>;
-}
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   start: async () => (await import('./commands/start.ts')).command,

@@ -10,10 +10,10 @@
 // whatever the `test` flag says; the bounding boxes are not used. Images in annotation order; the
 // own class identifier is the class number, its name the class_names entry.
 import { join, resolve } from 'node:path';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import {
   type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, requireLayout,
-} from './benchmarks.ts';
+} from './listing.ts';
 import { MatError, type MatFile, matCharRows, matField, matScalar, matString, matVariable, readMat } from './matlab_v5.ts';
 
 export const CARS_TRAIN_CLASSES = 98;

@@ -12,7 +12,7 @@
 import { resolve } from 'node:path';
 import {
   type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, parseId, readTable, relPath, requireLayout,
-} from './benchmarks.ts';
+} from './listing.ts';
 
 export const CUB_TRAIN_CLASSES = 100;
 export const CUB_LAYOUT = ['images.txt', 'classes.txt', 'image_class_labels.txt', 'images/'] as const;

@@ -18,7 +18,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import { type Dataset, InMemorySplit, type Normalization } from './dataset.ts';
 import { IdxError, readIdx } from './idx.ts';
 

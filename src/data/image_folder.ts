@@ -24,7 +24,7 @@
 import { availableParallelism } from 'node:os';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { firstLine, UserError } from '../cli/errors.ts';
+import { firstLine, UserError } from '../errors.ts';
 import {
   checkIndices, checkNormalization, type Dataset, type DatasetSplit, type ImageBatch, type ImageShape, InMemorySplit, type Normalization, uint8ToFloat,
 } from './dataset.ts';

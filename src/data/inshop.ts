@@ -13,7 +13,7 @@
 import { join, resolve } from 'node:path';
 import {
   type BenchmarkListing, type ClassId, type DatasetProblem, isDir, isFile, type ListedImage, parseId, readTable, relPath, requireLayout,
-} from './benchmarks.ts';
+} from './listing.ts';
 
 export const INSHOP_SPLITS = ['train', 'query', 'gallery'] as const;
 export const INSHOP_HEADER = ['image_name', 'item_id', 'evaluation_status'] as const;

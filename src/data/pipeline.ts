@@ -15,7 +15,7 @@
 //     drawn), so a run resumed from it sees exactly the batches it would have seen.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { firstLine, UserError } from '../cli/errors.ts';
+import { firstLine, UserError } from '../errors.ts';
 import { checkIndices, checkLabels, classCounts, checkNormalization, type DatasetSplit, type ImageBatch, type ImageShape, type Normalization } from './dataset.ts';
 import {
   type AppliedTransform, checkTransform, IMAGENET_NORMALIZATION, type ImageTransform, loadSharp, PAPER_TEST_TRANSFORM, PAPER_TRAIN_TRANSFORM,

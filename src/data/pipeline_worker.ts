@@ -3,7 +3,7 @@
 // Jobs are taken in arrival order; the images of one job are shared out between all workers
 // through an atomic counter, and each worker works on `lanes` images at a time.
 import { parentPort } from 'node:worker_threads';
-import { firstLine } from '../cli/errors.ts';
+import { firstLine } from '../errors.ts';
 import { loadSharp, transformInto, type AppliedTransform } from './transforms.ts';
 import type { PipelineJob, PipelineReply } from './pipeline.ts';
 

@@ -12,7 +12,7 @@
 import { resolve } from 'node:path';
 import {
   type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, type ListedSplit, parseId, readTable, requireLayout,
-} from './benchmarks.ts';
+} from './listing.ts';
 
 export const SOP_FILES = { train: 'Ebay_train.txt', test: 'Ebay_test.txt' } as const;
 export const SOP_HEADER = ['image_id', 'class_id', 'super_class_id', 'path'] as const;

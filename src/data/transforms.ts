@@ -24,7 +24,7 @@ import { readFile } from 'node:fs/promises';
 import type { Sharp, SharpOptions } from 'sharp';
 import type { Normalization } from './dataset.ts';
 import { Random } from '../engine/random.ts';
-import { firstLine, UserError } from '../cli/errors.ts';
+import { firstLine, UserError } from '../errors.ts';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;

@@ -4,7 +4,7 @@
 // (tfjs-node) and `webgpu` are opt-in: used only when named, and then the engine line says that
 // no recorded check covers them (VERIFIED_BACKENDS).
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import { enableNativeKernels, nativeStatus } from './native_kernels.ts';
 import { findBackendCheck } from './backend_checks.ts';
 

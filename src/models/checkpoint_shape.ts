@@ -1,6 +1,6 @@
 // What a GCA-HNG checkpoint's tensors say about the model: embedding width, GNN depth, classes.
 import type { HostTensor } from '../io/host_tensor.ts';
-import { gnnParameterShapes } from '../gnn/names.ts';
+import { gnnParameterShapes } from '../gca_hng/gnn/names.ts';
 
 export interface GeneratorDims {
   D: number;

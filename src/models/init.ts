@@ -4,8 +4,8 @@
 // and BatchNorm weight 1, bias 0; running mean 0, variance 1.
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
-import type { GnnShape } from '../gnn/config.ts';
-import { gnnParameterShapes } from '../gnn/names.ts';
+import type { GnnShape } from '../gca_hng/gnn/config.ts';
+import { gnnParameterShapes } from '../gca_hng/gnn/names.ts';
 import { HEAD_BN, HEAD_LINEAR } from './embedding_head.ts';
 import { StateDict } from './state_dict.ts';
 

@@ -3,15 +3,15 @@
 // generation, every loss, the gradients of J_metric, J_softce and J_gen, and the BatchNorm
 // buffers after the two train-mode GNN passes.
 import * as tf from '@tensorflow/tfjs';
-import { correlationMatrix, edgeIndex } from '../graph/correlation_graph.ts';
-import type { GnnShape } from '../gnn/config.ts';
-import { mapRecorder } from '../gnn/recorder.ts';
+import { correlationMatrix, edgeIndex } from '../gca_hng/correlation_graph.ts';
+import type { GnnShape } from '../gca_hng/gnn/config.ts';
+import { mapRecorder } from '../gca_hng/gnn/recorder.ts';
 import { type HostTensor, f64, i64, scalarOf, toNumbers } from '../io/host_tensor.ts';
-import { labelMix, simMask } from '../losses/generator_losses.ts';
+import { labelMix, simMask } from '../gca_hng/losses.ts';
 import { StateDict } from '../models/state_dict.ts';
-import type { GcaHngLossConfig } from '../train/gca_hng_config.ts';
-import { type PassContext, generatorObjective, metricObjective, softmaxObjective, synWeightComplement } from '../train/objectives.ts';
-import { hardnessFactor } from '../generator/hard_negatives.ts';
+import type { GcaHngLossConfig } from '../gca_hng/config.ts';
+import { type PassContext, generatorObjective, metricObjective, softmaxObjective, synWeightComplement } from '../gca_hng/objectives.ts';
+import { hardnessFactor } from '../gca_hng/hard_negatives.ts';
 import { fromHost, toHost } from './host_convert.ts';
 
 export interface CoreCase {

@@ -2,7 +2,7 @@
 // Recall@k, MAP@R and R-Precision under both semantics, and the In-Shop form): every entry within
 // 1e-6 of what hardneg's evaluation computes on PREFIX.X.npy / T.npy (query_/gallery_ for In-Shop).
 import { readFileSync } from 'node:fs';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import { readNpy } from '../io/npy.ts';
 import { toNumbers } from '../io/host_tensor.ts';
 import { embeddings, evaluateInShop, evaluateRetrieval, type Embeddings, type RetrievalMetrics } from '../metrics/index.ts';

@@ -2,7 +2,7 @@
 // PREFIX.inputs.safetensors (one forward/backward case) or PREFIX.train.inputs.safetensors
 // (a trajectory of whole training iterations). Used by `reference-check` and `doctor`.
 import { existsSync, readFileSync } from 'node:fs';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import { readSafetensors } from '../io/safetensors.ts';
 import type { HostTensor } from '../io/host_tensor.ts';
 import { coreCaseFromTensors, computeCoreCase } from './core_case.ts';

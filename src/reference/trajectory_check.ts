@@ -4,13 +4,13 @@
 // after every iteration and the three optimizers' moments and step counters.
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import { readSafetensors } from '../io/safetensors.ts';
 import { type HostTensor, f64, scalarOf, toNumbers } from '../io/host_tensor.ts';
 import { StateDict } from '../models/state_dict.ts';
 import { embeddingHead } from '../models/embedding_head.ts';
 import { createOptimizers } from '../train/optimizers.ts';
-import { trainIteration } from '../train/iteration.ts';
+import { trainIteration } from '../gca_hng/iteration.ts';
 import { compareTensor, expectedNames, type ComparisonRow, type Tolerance } from './compare.ts';
 import { fromHost } from './host_convert.ts';
 
@@ -73,7 +73,7 @@ export interface TrajectorySpec {
   shape: { P: number; K: number; D: number; L: number; H: number; C: number };
   T: number;
   state0: Map<string, HostTensor>;
-  loss: import('../train/gca_hng_config.ts').GcaHngLossConfig;
+  loss: import('../gca_hng/config.ts').GcaHngLossConfig;
   solver: import('../train/optimizers.ts').SolverConfig;
   clip: number | null;
   iteration: (t: number) => { x: HostTensor; labels: number[]; mixing: number[]; jAvg: number; jGen: number };

@@ -5,7 +5,7 @@
 // JSON or lack the fields of their type are skipped and listed with their line numbers.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import { NpyError, readNpy } from '../io/npy.ts';
 import { toNumbers } from '../io/host_tensor.ts';
 import { RUN_FILES } from '../train/run_dir.ts';

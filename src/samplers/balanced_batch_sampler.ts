@@ -17,7 +17,7 @@
 //   3. the B = P·K indices are returned class-major (row p·K + k = k-th sample of drawn class p).
 // An epoch is `while count + B < N` (count += B per batch), i.e. ⌈N/B⌉ − 1 batches; nothing is reset
 // between epochs. Use toChunkLayout (chunk_reorder.ts) to get the training loop's row k·P + p.
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import { Random } from '../engine/random.ts';
 
 export { chunkOrder, fromChunkLayout, rowsToChunkLayout, toChunkLayout } from './chunk_reorder.ts';

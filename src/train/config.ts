@@ -3,7 +3,7 @@
 // are the official ones scaled to the embedded dataset where the official value cannot apply
 // (batch shape, embedding width, epochs).
 import { z } from 'zod';
-import { GCA_METHODS } from './variants.ts';
+import { GCA_METHODS } from '../gca_hng/variants.ts';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();

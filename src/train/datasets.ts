@@ -22,7 +22,7 @@ import { googlenet } from '../models/googlenet.ts';
 import { OnnxModelError, featureIdentityBackbone } from '../models/onnx_backbone.ts';
 import { loadTorchvisionSafetensors, type TorchvisionBackbone } from '../models/torchvision.ts';
 import type { StateDict } from '../models/state_dict.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import type { TrainConfig } from './config.ts';
 import type { ImageSplit } from './image_split.ts';
 import type { BatchSampler } from './trainer.ts';

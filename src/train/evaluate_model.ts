@@ -2,7 +2,7 @@
 // statistics), then Recall@k, MAP@R, R-Precision and NMI.
 import * as tf from '@tensorflow/tfjs';
 import { embeddings as asEmbeddings, evaluateInShop, evaluateNmi, evaluateRetrieval, type Semantics } from '../metrics/index.ts';
-import { embed, type MetricModel } from './metric_model.ts';
+import { embed, type MetricModel } from '../models/metric_model.ts';
 import type { ImageSplit } from './image_split.ts';
 
 export interface EvalRecord {

@@ -8,7 +8,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import type { Optimizers } from './optimizers.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../errors.ts';
 import { ConfigError, parseConfig, type TrainConfig } from './config.ts';
 
 export const RUN_FILES = {

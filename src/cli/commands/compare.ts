@@ -3,16 +3,17 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic_write.ts';
-import { checkCompatibility } from '../../generators/index.ts';
+import { checkCompatibility } from '../../baselines/index.ts';
 import { resolveLossName } from '../../losses/metric/index.ts';
 import { parseConfig, type TrainConfig } from '../../train/config.ts';
 import { RUN_FILES, isRunDir, readRunConfig, startRunDir } from '../../train/run_dir.ts';
 import type { EvalRecord } from '../../train/evaluate_model.ts';
-import { isGcaMethod } from '../../train/variants.ts';
-import { resolveConfig, trainRun } from './train.ts';
+import { isGcaMethod } from '../../gca_hng/variants.ts';
+import { resolveConfig } from '../../train/setup.ts';
+import { configSources, trainWithProgress } from '../training.ts';
 
 const HELP = `usage: hardneg compare --out DIR [--dataset NAME] [--data-root DIR] [--methods none,hdml,ee,symm,ps,daml,gca-hng]
                        [--losses npair,proxy-anchor,multi-similarity] [--seeds N] [--epochs N]
@@ -100,7 +101,7 @@ export const command: Command = {
     if (!Number.isInteger(seeds) || seeds < 1) throw new UserError(`--seeds: expected a positive integer, got '${v.seeds}'`);
     const methods = list('methods', v.methods, ['none', 'gca-hng']);
     const losses = list('losses', v.losses, ['npair']).map(canonicalLoss);
-    const base = resolveConfig(v);
+    const base = resolveConfig(configSources(v));
     mkdirSync(join(v.out, 'cells'), { recursive: true });
     const results: CellResult[] = [];
     const refused: Array<{ method: string; loss: string; reason: string }> = [];
@@ -125,7 +126,7 @@ export const command: Command = {
             const resume = isRunDir(dir) && existsSync(join(dir, RUN_FILES.checkpoint));
             if (!resume) startRunDir(dir, config);
             if (!v.quiet) process.stderr.write(`${resume ? 'resuming' : 'training'} ${method} × ${loss}, seed ${seed} → ${dir}\n`);
-            await trainRun(resume ? readRunConfig(dir) : config, dir, resume, v.quiet || v.json);
+            await trainWithProgress(resume ? readRunConfig(dir) : config, dir, resume, v.quiet || v.json);
           }
           const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { best: EvalRecord | null; wall_s: number };
           results.push({ method, loss, seed, metrics: m.best, wall_s: m.wall_s });

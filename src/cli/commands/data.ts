@@ -1,8 +1,8 @@
 // `hardneg data inspect`: what a benchmark folder holds — splits, image and class counts, problems,
 // and with --list every image with its split and the dataset's own class identifier.
 import { parseArgs } from 'node:util';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { ProgressBar } from '../progress.ts';
 import { BENCHMARK_NAMES, benchmarkSpec, type BenchmarkReport, type CheckLevel } from '../../data/benchmarks.ts';
 

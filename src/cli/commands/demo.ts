@@ -3,18 +3,17 @@
 // class-structured features for a few iterations, then shows where the generated negatives sit.
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { initBackend, type BackendName } from '../../engine/backend.ts';
 import { Random } from '../../engine/random.ts';
 import { embeddingHead } from '../../models/embedding_head.ts';
 import { initEmbeddingHead, newGeneratorState } from '../../models/init.ts';
-import { defaultLossConfig } from '../../train/gca_hng_config.ts';
-import { trainIteration } from '../../train/iteration.ts';
+import { defaultLossConfig } from '../../gca_hng/config.ts';
+import { trainIteration } from '../../gca_hng/iteration.ts';
 import { createOptimizers } from '../../train/optimizers.ts';
-import { correlationGraph } from '../../graph/correlation_graph.ts';
-import { gnnForward } from '../../gnn/gnn_decoder.ts';
-import { generateHardNegatives, hardnessFactor } from '../../generator/hard_negatives.ts';
+import { hardnessFactor } from '../../gca_hng/hard_negatives.ts';
+import { runGenerator } from '../../gca_hng/generator.ts';
 
 const HELP = `usage: hardneg demo [--iterations N] [--seed S] [--json]
 
@@ -104,8 +103,7 @@ export const command: Command = {
     const { x } = batch();
     const stats = tf.tidy(() => {
       const z = embeddingHead(sd, tf.tensor2d(x, [shape.P * shape.K, nMid]), false);
-      const { edgePara } = gnnForward(sd, shape, z, correlationGraph(z).edges, { training: false });
-      const neg = generateHardNegatives({ z, edgePara, P: shape.P, K: shape.K, phi: hardnessFactor(defaultLossConfig().alpha, jAvg), mixing: mixing() }).negatives;
+      const neg = runGenerator({ sd, shape, nodes: z, phi: hardnessFactor(defaultLossConfig().alpha, jAvg), mixing: mixing() }).negatives;
       return meanDistances(z.dataSync() as Float32Array, neg.dataSync() as Float32Array, shape.P, shape.K, shape.D);
     });
     const seconds = (Date.now() - started) / 1000;

@@ -1,8 +1,8 @@
 // `hardneg doctor`: what this install computes with, and the public golden cases run on the chosen
 // backend with pass/fail. The first thing to ask for in a bug report.
 import { parseArgs } from 'node:util';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { BACKEND_NAMES, initBackend, type BackendName } from '../../engine/backend.ts';
 import { recordBackendCheck } from '../../engine/backend_checks.ts';
 import { environmentReport } from '../../engine/environment.ts';

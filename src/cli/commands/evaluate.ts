@@ -1,8 +1,8 @@
 // `hardneg evaluate`: retrieval metrics (Recall@k, MAP@R, R-Precision, NMI) of saved embeddings.
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { NpyError, readNpy } from '../../io/npy.ts';
 import { toNumbers, type HostTensor } from '../../io/host_tensor.ts';
 import { embeddings, type Embeddings } from '../../metrics/embeddings.ts';

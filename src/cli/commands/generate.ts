@@ -1,8 +1,8 @@
 // `hardneg generate`: the synthetic hard negatives of one batch from a trained GNN (eval mode).
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { initBackend, type BackendName } from '../../engine/backend.ts';
 import { Random } from '../../engine/random.ts';
 import { readNpy, writeNpy } from '../../io/npy.ts';
@@ -10,10 +10,9 @@ import { readSafetensors } from '../../io/safetensors.ts';
 import { toNumbers } from '../../io/host_tensor.ts';
 import { StateDict } from '../../models/state_dict.ts';
 import { generatorDims } from '../../models/checkpoint_shape.ts';
-import { inferChunkLayout } from '../../generator/chunk_layout.ts';
-import { correlationGraph } from '../../graph/correlation_graph.ts';
-import { gnnForward } from '../../gnn/gnn_decoder.ts';
-import { generateHardNegatives, hardnessFactor } from '../../generator/hard_negatives.ts';
+import { inferChunkLayout } from '../../samplers/chunk_layout.ts';
+import { hardnessFactor } from '../../gca_hng/hard_negatives.ts';
+import { runGenerator } from '../../gca_hng/generator.ts';
 
 const HELP = `usage: hardneg generate --checkpoint CKPT.safetensors --embeddings Z.npy --labels Y.npy
                         --heads H --alpha A --j-avg J [--random R.npy | --seed S] --out NEG.npy [--json]
@@ -100,9 +99,7 @@ export const command: Command = {
     try {
       const neg = tf.tidy(() => {
         const zt = tf.tensor2d(Float32Array.from(z.data as Float32Array), [B, D]);
-        const { edges } = correlationGraph(zt);
-        const { edgePara } = gnnForward(sd, { P, K, D, H, L: dims.L, C: dims.C }, zt, edges, { training: false });
-        return generateHardNegatives({ z: zt, edgePara, P, K, phi: hardnessFactor(alpha, jAvg), mixing }).negatives;
+        return runGenerator({ sd, shape: { P, K, D, H, L: dims.L, C: dims.C }, nodes: zt, phi: hardnessFactor(alpha, jAvg), mixing }).negatives;
       });
       const data = neg.dataSync() as Float32Array;
       writeNpy(v.out as string, { dtype: 'F32', shape: [K * P * P, D], data: Float32Array.from(data) });

@@ -2,8 +2,8 @@
 // compare. PREFIX.inputs.safetensors → one forward/backward case (graph, GNN, generation, losses,
 // gradients); PREFIX.train.inputs.safetensors → a training trajectory of T whole iterations.
 import { parseArgs } from 'node:util';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { initBackend, type BackendName } from '../../engine/backend.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
 import { formatReport } from '../../reference/compare.ts';

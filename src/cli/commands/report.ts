@@ -4,11 +4,12 @@
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic_write.ts';
 import { isReportHtml, renderPage } from '../../report/html_page.ts';
 import { ReportModel } from '../../report/report_model.ts';
+import { VIEW_OPTIONS, viewOptions } from '../view_options.ts';
 
 const HELP = `usage: hardneg report RUN_DIR [RUN_DIR ...] --out REPORT.html [--k 8] [--queries 24] [--seed 0]
 
@@ -27,24 +28,6 @@ options:
   --k N           results shown per gallery query (default 8)
   --queries N     gallery queries shown per run, worst first (default 24)
   --seed N        seed of the UMAP layout (default 0)`;
-
-export function parseCount(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  if (!/^[0-9]+$/.test(text) || Number(text) < min || Number(text) > max) throw new UserError(`--${flag}: expected an integer from ${min} to ${max}, got '${text}'`);
-  return Number(text);
-}
-
-/** The options of the gallery and the UMAP map, shared with hardneg serve. */
-export const VIEW_OPTIONS = { k: { type: 'string' }, queries: { type: 'string' }, seed: { type: 'string' } } as const;
-
-export function viewOptions(v: { k?: string; queries?: string; seed?: string }): { k: number; queries: number; seed: number; onWarning: (m: string) => void } {
-  return {
-    k: parseCount('k', v.k, 8, 1, 100),
-    queries: parseCount('queries', v.queries, 24, 1, 1000),
-    seed: parseCount('seed', v.seed, 0, 0, 2 ** 31),
-    onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-  };
-}
 
 /** Refuses an --out that is a directory or a file other than one of our reports. */
 function checkReportOut(out: string): void {

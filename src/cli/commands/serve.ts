@@ -6,12 +6,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { renderPage, sectionHash } from '../../report/html_page.ts';
 import { ReportModel } from '../../report/report_model.ts';
 import type { Section } from '../../report/views.ts';
-import { parseCount, VIEW_OPTIONS, viewOptions } from './report.ts';
+import { parseCount, VIEW_OPTIONS, viewOptions } from '../view_options.ts';
 
 const HELP = `usage: hardneg serve RUN_DIR [RUN_DIR ...] [--port 8080] [--host 127.0.0.1] [--interval 2]
                      [--k 8] [--queries 24] [--seed 0]

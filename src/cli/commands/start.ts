@@ -2,12 +2,12 @@
 // Fashion-MNIST split with a fixed seed and prints them side by side.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../main.ts';
-import { UserError } from '../errors.ts';
+import type { Command } from '../command.ts';
+import { UserError } from '../../errors.ts';
 import { parseConfig } from '../../train/config.ts';
 import type { EvalRecord } from '../../train/evaluate_model.ts';
 import { startRunDir } from '../../train/run_dir.ts';
-import { trainRun } from './train.ts';
+import { trainWithProgress } from '../training.ts';
 
 const HELP = `usage: hardneg start [--seed S] [--epochs N] [--out DIR] [--json]
 
@@ -46,7 +46,7 @@ export const command: Command = {
       const dir = join(v.out, method);
       startRunDir(dir, config);
       if (!v.json && !v.quiet) process.stderr.write(`training ${method} (seed ${seed}) → ${dir}\n`);
-      const result = await trainRun(config, dir, false, v.quiet || v.json);
+      const result = await trainWithProgress(config, dir, false, v.quiet || v.json);
       rows.push({ method, r: result.final, wall: result.wallSeconds });
     }
     if (v.json) console.log(JSON.stringify(rows.map(({ method, r, wall }) => ({ method, final: r, wall_s: wall }))));

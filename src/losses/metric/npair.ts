@@ -6,7 +6,7 @@
 // computeFromMatrix takes the [B, B] similarity matrix (possibly with mined or synthetic entries) and
 // adds the l2 term from `embeddings` when they are given.
 import * as tf from '@tensorflow/tfjs';
-import { inferChunkLayout } from '../../generator/chunk_layout.ts';
+import { inferChunkLayout } from '../../samplers/chunk_layout.ts';
 import { softCrossEntropy } from '../cross_entropy.ts';
 import { NPAIR_L2_REG } from '../npair.ts';
 import { type LossContext, type PairBasedLoss, type PairMatrixInput, checkMatrixInput, pairInput } from './base.ts';

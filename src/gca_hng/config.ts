@@ -1,6 +1,6 @@
 // The loss hyper-parameters of GCA-HNG (official names in comments) and the named options that
 // correct the official code's quirks (off by default: the default is the official behaviour).
-import type { SimMaskKind } from '../losses/generator_losses.ts';
+import type { SimMaskKind } from './losses.ts';
 
 export interface GcaHngLossConfig {
   /** LOSS.ALPHA: hardness factor φ = exp(−α/J_avg). */

@@ -3,12 +3,11 @@
 // distances of generated negatives against real ones, the learned edge weights' distribution,
 // the hardness factor φ and the J_syn weight 1 − e^{−β/J_gen}, and how many negatives are kept.
 import * as tf from '@tensorflow/tfjs';
-import { correlationGraph } from '../graph/correlation_graph.ts';
-import { gnnForward } from '../gnn/gnn_decoder.ts';
-import { generateHardNegatives, hardnessFactor } from '../generator/hard_negatives.ts';
+import { hardnessFactor } from './hard_negatives.ts';
+import { runGenerator } from './generator.ts';
 import { synWeightComplement } from './objectives.ts';
-import type { GcaHngLossConfig } from './gca_hng_config.ts';
-import { embed, type MetricModel } from './metric_model.ts';
+import type { GcaHngLossConfig } from './config.ts';
+import { embed, type MetricModel } from '../models/metric_model.ts';
 import { type GcaVariant, OFFICIAL_VARIANT } from './variants.ts';
 
 export interface Histogram {
@@ -65,10 +64,8 @@ export function hardnessDiagnostics(
   const phi = hardnessFactor(loss.alpha, jAvg);
   const [z, para, neg] = tf.tidy(() => {
     const zt = embed(m, images, false);
-    const { edgePara } = gnnForward(m.sd, m.shape, zt, correlationGraph(zt).edges, { training: false, pairMlp: !variant.global });
-    const weights = variant.flat ? tf.mul(tf.mean(edgePara, 1, true), tf.onesLike(edgePara)) as tf.Tensor2D : edgePara;
-    const g = generateHardNegatives({ z: zt, edgePara: weights, P, K, phi, mixing }).negatives;
-    return [zt.dataSync() as Float32Array, edgePara.dataSync() as Float32Array, g.dataSync() as Float32Array];
+    const { edgePara, negatives } = runGenerator({ sd: m.sd, shape: m.shape, nodes: zt, phi, mixing, variant });
+    return [zt.dataSync() as Float32Array, edgePara.dataSync() as Float32Array, negatives.dataSync() as Float32Array];
   });
   const pos: number[] = [], real: number[] = [], gen: number[] = [];
   let pairs = 0, relSum = 0;

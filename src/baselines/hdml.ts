@@ -19,7 +19,7 @@
 // label-preserving losses J_recon and J_soft (hence no J_gen of our own), and the l2 term on the
 // synthetic N-pair tiles; the synthetic negatives are used directly in the embedding space.
 import * as tf from '@tensorflow/tfjs';
-import { hardnessFactor as hdmlFactor } from '../generator/hard_negatives.ts';
+import { hardnessFactor as hdmlFactor } from '../gca_hng/hard_negatives.ts';
 import type { MetricLoss, PairBasedLoss } from '../losses/metric/base.ts';
 import { isPairLoss } from '../losses/metric/base.ts';
 import type { BaseDistance } from '../losses/metric/distances.ts';

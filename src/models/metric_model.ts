@@ -2,11 +2,11 @@
 // GNN (gnn.*) and the softmax classifier (softmax_classifier.*), in one state dict.
 import * as tf from '@tensorflow/tfjs';
 import { Random } from '../engine/random.ts';
-import type { Backbone } from '../models/backbone.ts';
-import { embeddingHead } from '../models/embedding_head.ts';
-import { initEmbeddingHead, initGenerator, initPairMlp } from '../models/init.ts';
-import { StateDict } from '../models/state_dict.ts';
-import type { GnnShape } from '../gnn/config.ts';
+import type { Backbone } from './backbone.ts';
+import { embeddingHead } from './embedding_head.ts';
+import { initEmbeddingHead, initGenerator, initPairMlp } from './init.ts';
+import { StateDict } from './state_dict.ts';
+import type { GnnShape } from '../gca_hng/gnn/config.ts';
 
 export interface MetricModel {
   sd: StateDict;

@@ -5,8 +5,8 @@
 // Keys and values depend only on nodes, so they are projected on the B nodes and broadcast to
 // the B² edges: identical to the official per-edge projection, without its 4·E·D² cost.
 import * as tf from '@tensorflow/tfjs';
-import { edgeAttention, edgeAttentionWeights, gelu, geluLayerNorm } from '../nn/fused.ts';
-import { linear } from '../nn/linear.ts';
+import { edgeAttention, edgeAttentionWeights, gelu, geluLayerNorm } from '../../nn/fused.ts';
+import { linear } from '../../nn/linear.ts';
 import type { LayerParams } from './node_update.ts';
 import type { Recorder } from './recorder.ts';
 

@@ -4,11 +4,11 @@
 // 11 opt_s: zero, J_ce = 10·CE(cls(sg z)), backward, step (no clipping)
 // 12 zero opt_gnn │ 13–15 pass 2 on sg(z) with the updated GNN: J_gen │ 16 backward, clip, opt_gnn.step (#2)
 import * as tf from '@tensorflow/tfjs';
-import type { GnnShape } from '../gnn/config.ts';
-import type { DropoutSpec } from '../gnn/edge_update.ts';
+import type { GnnShape } from './gnn/config.ts';
+import type { DropoutSpec } from './gnn/edge_update.ts';
 import type { AdamW } from '../optim/adamw.ts';
 import type { StateDict } from '../models/state_dict.ts';
-import type { GcaHngLossConfig } from './gca_hng_config.ts';
+import type { GcaHngLossConfig } from './config.ts';
 import { generatorObjective, metricObjective, softmaxObjective } from './objectives.ts';
 import type { GcaVariant } from './variants.ts';
 import type { MetricLoss } from '../losses/metric/index.ts';

@@ -3,9 +3,9 @@
 // clip, step. Proxies and a generator's own parameters are in opt_c's extra groups.
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
-import type { HardNegativeGenerator } from '../generators/index.ts';
+import type { HardNegativeGenerator } from './index.ts';
 import type { MetricLoss } from '../losses/metric/index.ts';
-import type { IterationBatch, IterationModel } from './iteration.ts';
+import type { IterationBatch, IterationModel } from '../gca_hng/iteration.ts';
 
 export function baselineIteration(
   m: IterationModel, b: IterationBatch, generator: HardNegativeGenerator, loss: MetricLoss, rng: Random,

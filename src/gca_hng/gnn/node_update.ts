@@ -4,9 +4,9 @@
 //  (b) h₁ = N(h + att);  (c) h₂ = N(h₁ + Σ_c GELU(edge_to_node(A))[r,c]) (sum over edges by source);
 //  (d) h₃ = N(h₂ + FFN(h₂)),  where N = LayerNorm∘GELU with ONE LayerNorm shared by all three.
 import * as tf from '@tensorflow/tfjs';
-import { gelu, geluLayerNorm, geluSumOverTargets } from '../nn/fused.ts';
-import { linear } from '../nn/linear.ts';
-import { stopGradient } from '../nn/stop_gradient.ts';
+import { gelu, geluLayerNorm, geluSumOverTargets } from '../../nn/fused.ts';
+import { linear } from '../../nn/linear.ts';
+import { stopGradient } from '../../nn/stop_gradient.ts';
 import type { Recorder } from './recorder.ts';
 
 /** allowed[c, r] = 1 when source r may send to target c (different class slot), else 0. */

@@ -3,16 +3,16 @@
 //   edge_para = σ(fc(BN₁(A)))  ∈ (0,1)^{E×D}: per-edge, per-channel interpolation weights;
 //   node_pred = cls(BN₂(h))    ∈ ℝ^{B×C}: node classification logits.
 import * as tf from '@tensorflow/tfjs';
-import { batchNorm1d } from '../nn/batch_norm.ts';
-import { linear } from '../nn/linear.ts';
-import type { StateDict } from '../models/state_dict.ts';
+import { batchNorm1d } from '../../nn/batch_norm.ts';
+import { linear } from '../../nn/linear.ts';
+import type { StateDict } from '../../models/state_dict.ts';
 import type { GnnShape } from './config.ts';
 import { edgeLayer, nodeLayer } from './names.ts';
 import { type LayerParams, NODE_LAYER_PARAMS, nodeUpdate } from './node_update.ts';
 import { type DropoutSpec, EDGE_LAYER_PARAMS, dropoutMask, edgeUpdate } from './edge_update.ts';
-import { checkpoint, segment } from '../nn/checkpoint.ts';
-import { nativeKernelsActive } from '../engine/native_kernels.ts';
-import { gelu } from '../nn/fused.ts';
+import { checkpoint, segment } from '../../nn/checkpoint.ts';
+import { nativeKernelsActive } from '../../engine/native_kernels.ts';
+import { gelu } from '../../nn/fused.ts';
 
 /** The noglobal ablation's per-pair layer (not part of the official state dict). */
 export const PAIR_MLP = 'gnn.pair_mlp';

@@ -2,20 +2,19 @@
 // current weights. They return scalars on the gradient tape of the caller plus what was made
 // on the way (for logging and golden comparisons).
 import * as tf from '@tensorflow/tfjs';
-import { correlationGraph } from '../graph/correlation_graph.ts';
-import { gnnForward } from '../gnn/gnn_decoder.ts';
-import type { GnnShape } from '../gnn/config.ts';
-import type { DropoutSpec } from '../gnn/edge_update.ts';
-import type { Recorder } from '../gnn/recorder.ts';
-import { generateHardNegatives, hardnessFactor } from '../generator/hard_negatives.ts';
+import type { GnnShape } from './gnn/config.ts';
+import type { DropoutSpec } from './gnn/edge_update.ts';
+import type { Recorder } from './gnn/recorder.ts';
+import { hardnessFactor } from './hard_negatives.ts';
+import { runGenerator } from './generator.ts';
 import { crossEntropy } from '../losses/cross_entropy.ts';
 import { npairLoss, npairSyntheticLoss } from '../losses/npair.ts';
-import { cosineTerm, diversityLoss, labelMix, simMask } from '../losses/generator_losses.ts';
+import { cosineTerm, diversityLoss, labelMix, simMask } from './losses.ts';
 import { linear } from '../nn/linear.ts';
 import type { MetricLoss } from '../losses/metric/index.ts';
 import { detachedCopy } from '../nn/stop_gradient.ts';
 import type { StateDict } from '../models/state_dict.ts';
-import { type GcaHngLossConfig, OFFICIAL_FIXED } from './gca_hng_config.ts';
+import { type GcaHngLossConfig, OFFICIAL_FIXED } from './config.ts';
 import { type GcaVariant, OFFICIAL_VARIANT } from './variants.ts';
 
 export interface PassContext {
@@ -46,12 +45,6 @@ export interface PassContext {
   baseLoss?: MetricLoss;
 }
 
-/** The edge weights the generation uses: per channel, or (flat ablation) each pair's mean over channels. */
-export function generationWeights(edgePara: tf.Tensor2D, v: GcaVariant): tf.Tensor2D {
-  if (!v.flat) return edgePara;
-  return tf.tidy(() => tf.mul(tf.mean(edgePara, 1, true), tf.onesLike(edgePara)) as tf.Tensor2D);
-}
-
 export function classifierLogits(sd: StateDict, x: tf.Tensor2D): tf.Tensor2D {
   return linear(x, sd.get('softmax_classifier.weight'), sd.get('softmax_classifier.bias')) as tf.Tensor2D;
 }
@@ -74,26 +67,21 @@ export function metricObjective(c: PassContext, z: tf.Tensor2D) {
   const jM = custom ? custom.compute(z, c.labels) : npairLoss(z, c.labels, P, K);
   // The nogce ablation feeds the GNN a detached copy, so J_gce trains the GNN only.
   const gnnInput = v.gceToBackbone ? z : detachedCopy(z);
-  const graph = correlationGraph(gnnInput);
-  rec?.('graph/W', graph.edges);
-  const gnn = gnnForward(c.sd, c.shape, gnnInput, graph.edges, {
-    training: c.training,
-    dropout: c.dropout,
-    pairMlp: !v.global,
-    record: rec ? (n, t) => rec(`gnn/${n}`, t) : undefined,
-  });
-  const jGce = crossEntropy(gnn.nodePred, c.labels);
   const phi = c.phi ?? hardnessFactor(c.loss.alpha, c.jAvg);
-  const gen = generateHardNegatives({
-    z, edgePara: generationWeights(detachedCopy(gnn.edgePara), v), P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives,
+  const gen = runGenerator({
+    sd: c.sd, shape: c.shape, nodes: gnnInput, anchors: z, phi, mixing: c.mixing, training: c.training, dropout: c.dropout, variant: v,
+    detachWeights: true, withAllNegatives: c.withAllNegatives,
+    recordGraph: rec ? (edges) => rec('graph/W', edges) : undefined,
+    recordGnn: rec ? (n, t) => rec(`gnn/${n}`, t) : undefined,
   });
+  const jGce = crossEntropy(gen.nodePred, c.labels);
   const eBj = synWeightComplement(c.loss.beta, c.jGen);
   const jSynRaw = custom
     ? custom.compute(tf.concat([z, gen.negatives]) as tf.Tensor2D, [...c.labels, ...labelMix(c.labels, P, K)])
     : npairSyntheticLoss(gen.negatives, z, P, K);
   const jSyn = tf.mul(jSynRaw, v.syn ? 1 - eBj : 0) as tf.Scalar;
   const jMetric = (v.syn ? tf.add(tf.add(jM, jSyn), jGce) : tf.add(jM, jGce)) as tf.Scalar;
-  return { jMetric, jM, jSyn, jSynRaw, jGce, eBj, phi, nodePred: gnn.nodePred, edgePara: gnn.edgePara, negatives: gen.negatives, allNegatives: gen.allNegatives };
+  return { jMetric, jM, jSyn, jSynRaw, jGce, eBj, phi, nodePred: gen.nodePred, edgePara: gen.edgePara, negatives: gen.negatives, allNegatives: gen.allNegatives };
 }
 
 /** J_ce = 10·CE(classifier(sg(z)), y): trains only the softmax classifier. */
@@ -110,17 +98,13 @@ export function generatorObjective(c: PassContext, zDetached: tf.Tensor2D) {
   const { P, K } = c.shape;
   const B = P * K;
   const rec = c.record;
-  const graph = correlationGraph(zDetached);
   const v = c.variant ?? OFFICIAL_VARIANT;
-  const gnn = gnnForward(c.sd, c.shape, zDetached, graph.edges, {
-    training: c.training,
-    dropout: c.dropout,
-    pairMlp: !v.global,
-    record: rec ? (n, t) => rec(`gnn2/${n}`, t) : undefined,
-  });
   const phi = c.phi ?? hardnessFactor(c.loss.alpha, c.jAvg);
-  const gen = generateHardNegatives({ z: zDetached, edgePara: generationWeights(gnn.edgePara, v), P, K, phi, mixing: c.mixing, withAllNegatives: c.withAllNegatives });
-  const div = diversityLoss(gnn.edgePara, B);
+  const gen = runGenerator({
+    sd: c.sd, shape: c.shape, nodes: zDetached, phi, mixing: c.mixing, training: c.training, dropout: c.dropout, variant: v,
+    withAllNegatives: c.withAllNegatives, recordGnn: rec ? (n, t) => rec(`gnn2/${n}`, t) : undefined,
+  });
+  const div = diversityLoss(gen.edgePara, B);
   const logitsMix = classifierLogits(c.sd, gen.negatives);
   const jGence = tf.mul(crossEntropy(logitsMix, labelMix(c.labels, P, K)), c.loss.softmaxFactor) as tf.Scalar;
   const sim = cosineTerm(gen.negatives, zDetached, P, K, simMask(P, K, c.loss.simMask));
@@ -128,5 +112,5 @@ export function generatorObjective(c: PassContext, zDetached: tf.Tensor2D) {
     tf.add(tf.add(jGence, tf.mul(sim.mean, c.loss.dotWeight)), tf.mul(div.value, c.loss.divWeight)),
     OFFICIAL_FIXED.generatorFactor,
   ) as tf.Scalar;
-  return { jGen, jGence, jDivRaw: div.raw, jDiv: div.value, sim, logitsMix, edgePara: gnn.edgePara, nodePred: gnn.nodePred, negatives: gen.negatives, allNegatives: gen.allNegatives };
+  return { jGen, jGence, jDivRaw: div.raw, jDiv: div.value, sim, logitsMix, edgePara: gen.edgePara, nodePred: gen.nodePred, negatives: gen.negatives, allNegatives: gen.allNegatives };
 }
