@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'runs/**', 'bench/out/**', 'scratch/**'] },
+  { ignores: ['node_modules/**', 'runs/**', 'bench/out/**', 'scratch/**', 'dist/**', 'dist.building/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -14,7 +14,7 @@
 //     (the augmentation stream, and the sampler snapshot taken before that batch's indices were
 //     drawn), so a run resumed from it sees exactly the batches it would have seen.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { firstLine, UserError } from '../errors.ts';
 import { checkIndices, checkLabels, classCounts, checkNormalization, type DatasetSplit, type ImageBatch, type ImageShape, type Normalization } from './dataset.ts';
 import {
@@ -23,6 +23,7 @@ import {
 } from './transforms.ts';
 import { Random } from '../engine/random.ts';
 import { mapConcurrent } from './concurrency.ts';
+import { siblingModule, startModuleWorker } from '../engine/worker.ts';
 
 /** A batch request as a worker receives it. */
 export interface PipelineJob {
@@ -63,13 +64,8 @@ export function defaultWorkerCount(): number {
   return Math.max(1, Math.min(8, availableParallelism()));
 }
 
-// Workers start through a small JavaScript bootstrap that registers tsx, since the entry is
-// TypeScript and the loader hooks of this thread do not reach new threads.
 function spawn(): Worker {
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./pipeline_worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true });
+  return startModuleWorker(siblingModule(import.meta.url, 'pipeline_worker'));
 }
 
 interface Pending {

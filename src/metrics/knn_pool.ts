@@ -1,17 +1,13 @@
 // A lazily started pool of k-nearest-neighbour worker threads, kept for later searches (k-means
 // calls the search once per iteration) but unref'd while idle, so it never keeps the process alive.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { allocTopK } from './topk_store.ts';
 import type { KnnOutput, KnnPlan } from './knn_tasks.ts';
 import { COUNTER_SLOTS, type WorkerJob, type WorkerReply } from './knn_protocol.ts';
+import { siblingModule, startModuleWorker } from '../engine/worker.ts';
 
-// Workers are started through a tiny JavaScript bootstrap that registers tsx first, since the
-// worker entry is TypeScript and hooks registered in this thread do not reach new threads.
 function spawn(): Worker {
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./knn_worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true });
+  return startModuleWorker(siblingModule(import.meta.url, 'knn_worker'));
 }
 
 function nextReply(worker: Worker): Promise<WorkerReply> {
