@@ -1,8 +1,7 @@
 // The hardneg command line: dispatches `hardneg <command> [options]` to one module per command.
-import { UserError } from '../errors.ts';
 import type { Command } from './command.ts';
-import { SafetensorsError } from '../io/safetensors.ts';
-import { NpyError } from '../io/npy.ts';
+import { EXIT, reportError } from './error_boundary.ts';
+import { VERSION } from '../version.ts';
 
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -41,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
-    console.log('0.1.0');
+    console.log(VERSION);
     return 0;
   }
   const load = COMMANDS[name];
@@ -54,17 +53,16 @@ export async function main(argv: string[]): Promise<number> {
     console.log(cmd.help);
     return 0;
   }
+  const interrupted = (): void => {
+    console.error(`\nhardneg ${name}: interrupted`);
+    process.exit(EXIT.interrupted);
+  };
+  process.once('SIGINT', interrupted);
   try {
     return await cmd.run(rest);
   } catch (err) {
-    if (err instanceof UserError || err instanceof SafetensorsError || err instanceof NpyError) {
-      console.error(`hardneg ${name}: ${err.message}`);
-      return err instanceof UserError ? err.exitCode : 2;
-    }
-    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`hardneg ${name}: ${err.message}. See 'hardneg ${name} --help'.`);
-      return 2;
-    }
-    throw err;
+    return reportError(err, name);
+  } finally {
+    process.off('SIGINT', interrupted);
   }
 }
