@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """PyTorch reference of bench/iteration.ts: one GCA-HNG training iteration of the generator part.
 
-Written from ../shared/spec/ALGORITHM.md (sections 3-6), not from the official code. Same shapes,
+Written from docs/algorithm.md (sections 3-6), not from the official code. Same shapes,
 same work as ours: identity backbone + embedding head (BN1d -> Linear D->D) over fixed features,
 pass 1 (graph, GNN, generation with detached edge weights, J_m + J_syn + J_gce, backward), element-wise
 clipping, opt_c and opt_gnn steps, the softmax classifier's J_ce step, pass 2 (graph and GNN on sg(z)
 with the updated GNN, generation, J_div + J_gence + J_sim, backward), the second opt_gnn step.
 
-It uses the same result-preserving rewrites as ours (FLOPS.md section 4): keys and values of the edge
+It uses the same result-preserving rewrites as ours (docs/algorithm.md section 12.4): keys and values of the edge
 attention projected on nodes, then broadcast; the scalar correlation rho is not computed; the
 classifier weight gradient of pass 2 is not computed (it is discarded by the next zero_grad).
 `--per-edge-kv` projects keys and values on every edge instead, as the official code does.
@@ -174,7 +174,7 @@ def dist(u, v):
 
 
 def pull(z, edge_para, P, K, phi, mixing):
-    """Channel-adaptive hard negatives, rows k*P^2 + a*P + n (spec section 5)."""
+    """Channel-adaptive hard negatives, rows k*P^2 + a*P + n (docs/algorithm.md section 5)."""
     B, D = z.shape
     Z = z.view(K, P, D)
     lam_all = edge_para.view(K, P, B, D) * phi

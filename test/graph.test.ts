@@ -1,4 +1,4 @@
-// The correlation graph against ALGORITHM.md Appendix A.1 (computed with the reference modules).
+// The correlation graph against docs/algorithm.md Appendix A.1 (computed with the reference modules).
 import './helpers/backend.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Channel-adaptive generation against ALGORITHM.md Appendix A.2, plus its rules as properties.
+// Channel-adaptive generation against docs/algorithm.md Appendix A.2, plus its rules as properties.
 import './helpers/backend.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Losses: hand-computed cases and the official J_sim mask positions (ALGORITHM.md Appendix A.4).
+// Losses: hand-computed cases and the official J_sim mask positions (docs/algorithm.md Appendix A.4).
 import './helpers/backend.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -20,7 +20,7 @@ function makeLabels(sizes: number[]): number[] {
 }
 
 /**
- * The official sampler, transliterated line by line from ALGORITHM.md §1.1 (the Python
+ * The official sampler, transliterated line by line from docs/algorithm.md §1.1 (the Python
  * `BalancedBatchSampler`), with numpy's calls mapped onto one Random stream:
  * np.random.shuffle → shuffle; choice(set, P, replace=False) → permutation(len)[:P];
  * choice(idx, K, replace=True) → K × int(len).

@@ -33,7 +33,7 @@ and for frozen-feature mode:
                        ImageNet mean/std, (x/255 − mean)/std
   tiny.json            what the files are
 
-The official forward passes (ALGORITHM.md §2.1) are written out below: ResNet-50 runs conv1, bn1,
+The official forward passes (docs/algorithm.md §2.1) are written out below: ResNet-50 runs conv1, bn1,
 relu, maxpool, layer1..layer4, then global average pool + global max pool, summed (POOLING True);
 GoogLeNet (torchvision layout, transform_input=True, aux heads deleted) runs through inception5b,
 then AdaptiveAvgPool2d(1) and flatten (no dropout, no fc).
@@ -130,7 +130,7 @@ def fill_deterministic(model: nn.Module) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The official backbone forwards (ALGORITHM.md §2.1)
+# The official backbone forwards (docs/algorithm.md §2.1)
 # ----------------------------------------------------------------------------------------------
 
 

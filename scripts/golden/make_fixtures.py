@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixtures from the official GCA-HNG PyTorch code (see shared/golden/README.md).
+"""Reference fixtures from the official GCA-HNG PyTorch code (see test/fixtures/golden/README.md).
 
 Usage (Debian's python3-torch, PyTorch 1.13, CPU only; never run by tests or CI):
 
@@ -11,7 +11,7 @@ Usage (Debian's python3-torch, PyTorch 1.13, CPU only; never run by tests or CI)
   /usr/bin/python3 scripts/golden/make_fixtures.py OFFICIAL_REPO --out DIR preset [NAME ...]
   /usr/bin/python3 scripts/golden/make_fixtures.py OFFICIAL_REPO --out DIR verify PREFIX [PREFIX ...]
 
-`verify` recomputes existing fixtures (for instance the shipped samples in shared/golden/) from
+`verify` recomputes existing fixtures (for instance the shipped samples in test/fixtures/golden/) from
 their inputs and state with this generator and compares every expected tensor. Output files are
 deterministic: rerunning with the same arguments reproduces them bit for bit (--threads 1).
 
@@ -430,7 +430,7 @@ def anchor_tile(z, P, K):
 
 def compose(off, model, z, y, spec, mode, record=None):
     """The loss composition of GCA_HNG.forward without the feature extractor and the optimisers,
-    written from shared/golden/README.md, calling the official submodules. mode 'eval' (no grad) or
+    written from test/fixtures/golden/README.md, calling the official submodules. mode 'eval' (no grad) or
     'train' (returns gradients as well). `record` collects the GNN intermediates of the first pass."""
     P, K = spec['P'], spec['K']
     B = P * K
@@ -850,7 +850,7 @@ def make_core(off, name, spec, outdir, with_f64=True, nontrivial=False):
     doc['environment'] = {'torch': torch.__version__, 'numpy': np.__version__, 'threads': torch.get_num_threads(), 'device': 'cpu'}
     doc['report'] = report
     doc['notes'] = [
-        'See shared/golden/README.md for the exact semantics of every tensor.',
+        'See test/fixtures/golden/README.md for the exact semantics of every tensor.',
         'eval/*: model.eval() (BN running stats, dropout off), under torch.no_grad(). train/*, grad*/*: model.train(), every nn.Dropout p=0, BN batch statistics.',
         'grad/<param> = d train/loss/J_gen / d param (GNN + softmax classifier); grad/z = d train/loss/J_metric / d z.',
         'grad_metric/<gnn param> = d train/loss/J_metric / d param (only J_gce depends on the GNN params there).',

@@ -1,4 +1,4 @@
-// The retrieval benchmarks read as distributed (ALGORITHM.md §8), and the registry of their readers.
+// The retrieval benchmarks read as distributed (docs/algorithm.md §8), and the registry of their readers.
 //
 //   name      --data-root DIR holds                                   splits
 //   cub200    CUB_200_2011/: images.txt, classes.txt,                  train: classes 1–100

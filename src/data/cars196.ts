@@ -6,7 +6,7 @@
 //                    matrix is accepted too)
 //   car_ims/         the 16,185 images (car_ims.tgz extracted)
 //
-// Retrieval split (ALGORITHM.md §8): classes 1–98 train (8,054 images), 99–196 test (8,131),
+// Retrieval split (docs/algorithm.md §8): classes 1–98 train (8,054 images), 99–196 test (8,131),
 // whatever the `test` flag says; the bounding boxes are not used. Images in annotation order; the
 // own class identifier is the class number, its name the class_names entry.
 import { join, resolve } from 'node:path';

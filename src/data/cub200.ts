@@ -6,7 +6,7 @@
 //   image_class_labels.txt  <image_id> <class_id>
 //   images/
 //
-// Retrieval split (ALGORITHM.md §8): classes 1–100 train (5,864 images), 101–200 test (5,924).
+// Retrieval split (docs/algorithm.md §8): classes 1–100 train (5,864 images), 101–200 test (5,924).
 // train_test_split.txt is the classification split and is not used. Images in images.txt order;
 // the own class identifier is the class number, the class name the classes.txt name (the folder).
 import { resolve } from 'node:path';

@@ -1,7 +1,7 @@
 // The dataset abstraction every trainer and evaluator uses.
 //
 // A dataset has two class-disjoint splits, `train` and `test` (the retrieval protocol of the field:
-// CUB, Cars, SOP train on one half of the classes and retrieve on the other, ALGORITHM.md §8).
+// CUB, Cars, SOP train on one half of the classes and retrieve on the other, docs/algorithm.md §8).
 // A split is a list of `size` images with one label each:
 //
 //   - `labels[i]` is a contiguous class index 0..C−1 of the split (C = classNames.length), every

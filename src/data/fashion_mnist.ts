@@ -6,7 +6,7 @@
 // file; see data/fashion-mnist/README.md and scripts/data/make_fashion_mnist_subset.ts). Pointing
 // `dir` at the original files (e.g. /usr/share/datasets/fashion-mnist) reads the full 70,000.
 //
-// Split rule (class-disjoint, like CUB/Cars in ALGORITHM.md §8: the first half of the class ids
+// Split rule (class-disjoint, like CUB/Cars in docs/algorithm.md §8: the first half of the class ids
 // trains, the second half is retrieved): the images of both original files are pooled; classes
 // 0–4 (T-shirt/top, Trouser, Pullover, Dress, Coat) form `train`, classes 5–9 (Sandal, Shirt,
 // Sneaker, Bag, Ankle boot) form `test`. Each split numbers its classes 0..4 in ascending original

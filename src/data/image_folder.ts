@@ -1,4 +1,4 @@
-// A dataset in an image folder, torchvision `ImageFolder` style (ALGORITHM.md §8):
+// A dataset in an image folder, torchvision `ImageFolder` style (docs/algorithm.md §8):
 //
 //   DIR/train/<class>/**/*.{png,jpg,jpeg}
 //   DIR/test/<class>/**/*.{png,jpg,jpeg}

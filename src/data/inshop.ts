@@ -7,7 +7,7 @@
 //   img/                      the images (Img/img.zip extracted), at the listed paths; when DIR has
 //                             no img/ but Img/img/, the paths are read under Img/
 //
-// Splits by evaluation_status (ALGORITHM.md §8): train (25,882 images, 3,997 items), query (14,218)
+// Splits by evaluation_status (docs/algorithm.md §8): train (25,882 images, 3,997 items), query (14,218)
 // and gallery (12,612; 3,985 items). The own class identifier is the item id (id_XXXXXXXX),
 // ordered by its number; query and gallery share one numbering.
 import { join, resolve } from 'node:path';

@@ -1,4 +1,4 @@
-// The image pipeline of the benchmarks (ALGORITHM.md §1.3, geometry in src/data/transforms.ts):
+// The image pipeline of the benchmarks (docs/algorithm.md §1.3, geometry in src/data/transforms.ts):
 //
 //   - ImagePool: worker threads (node:worker_threads) that decode and transform images with sharp
 //     and write float32 NHWC straight into a batch's SharedArrayBuffer; the images of a batch are

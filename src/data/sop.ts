@@ -5,7 +5,7 @@
 //                                   e.g. 1 1 1 bicycle_final/111085122871_0.JPG
 //   bicycle_final/, cabinet_final/, … (the images, at the listed paths)
 //
-// Splits (ALGORITHM.md §8): Ebay_train.txt → train (59,551 images, 11,318 classes), Ebay_test.txt →
+// Splits (docs/algorithm.md §8): Ebay_train.txt → train (59,551 images, 11,318 classes), Ebay_test.txt →
 // test (60,502 images, 11,316 classes). The own class identifier is class_id; a class's name is
 // its product id, the file-name stem before '_' (what the official conversion names its folder).
 // Lines are split on whitespace, so CRLF endings and other id widths are fine (cf. QUIRK 20).

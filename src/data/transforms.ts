@@ -1,4 +1,4 @@
-// The paper's image transforms (ALGORITHM.md §1.3), torchvision's geometry exactly, pixels by sharp:
+// The paper's image transforms (docs/algorithm.md §1.3), torchvision's geometry exactly, pixels by sharp:
 //
 //   train: RandomResizedCrop(224, scale (0.08, 1), ratio (3/4, 4/3), bilinear), RandomHorizontalFlip
 //          (p = 0.5), ToTensor ([0, 1]), Normalize(ImageNet mean, std);

@@ -1,5 +1,6 @@
 // The loss hyper-parameters of GCA-HNG (official names in comments) and the named options that
 // correct the official code's quirks (off by default: the default is the official behaviour).
+// QUIRK n refers to entry n of docs/algorithm.md §11.
 import type { SimMaskKind } from './losses.ts';
 
 export interface GcaHngLossConfig {

@@ -3,6 +3,7 @@
 // feature is the channel-wise product of the two samples' centred, L2-normalised embeddings:
 // W[r,c,d] = x_r[d]·x_c[d] / (‖x_r‖‖x_c‖), x_i = z_i − mean_d z_i.
 // The GNN's node input is the raw z, not the centred x (official behaviour, QUIRK 2).
+// Described in docs/algorithm.md §3; QUIRK n is entry n of its §11.
 import * as tf from '@tensorflow/tfjs';
 
 export interface CorrelationGraph {

@@ -1,4 +1,4 @@
-// Channel-adaptive hard negative generation (the official GeneralPulling).
+// Channel-adaptive hard negative generation (the official GeneralPulling, docs/algorithm.md §5).
 // For anchor chunk k (positive chunk k⁺ = (k+1) mod K), anchor a and every node n of every
 // negative chunk m, the negative y is pulled towards the anchor channel by channel:
 //   ratio_d = (d⁺ + (d⁻ − d⁺)·φ·Λ[(k,a) → (m,n), d]) / d⁻,   g = x + (y − x) ⊙ ratio

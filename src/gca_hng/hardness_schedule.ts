@@ -4,6 +4,7 @@
 // the real negative moved to the positive's distance, so the learned per-channel weights no longer
 // matter. 'adaptive' (beyond the paper) clamps the effective α to the range that keeps φ within
 // [φ_lo, φ_hi]: unchanged while the official value is inside it, bounded away from 0 and 1 otherwise.
+// Described in docs/algorithm.md §6.8.
 
 export interface HardnessSchedule {
   kind: 'official' | 'adaptive';

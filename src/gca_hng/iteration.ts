@@ -1,4 +1,4 @@
-// One GCA-HNG training iteration in the official order (ALGORITHM.md §6.6):
+// One GCA-HNG training iteration in the official order (docs/algorithm.md §6.6):
 //  1 zero opt_c, opt_gnn │ 2–8 pass 1: J_metric = J_m + J_syn + J_gce, backward
 //  9 clip + opt_c.step   │ 10 clip + opt_gnn.step (#1)
 // 11 opt_s: zero, J_ce = 10·CE(cls(sg z)), backward, step (no clipping)

@@ -1,4 +1,4 @@
-// The generator's objective terms (pass 2 of a GCA-HNG iteration).
+// The generator's objective terms (pass 2 of a GCA-HNG iteration, docs/algorithm.md §6.5).
 import * as tf from '@tensorflow/tfjs';
 
 export const DIVERSITY_FACTOR = 0.01;

@@ -1,4 +1,4 @@
-// The three objectives of one GCA-HNG iteration (ALGORITHM.md §6), as functions of the model's
+// The three objectives of one GCA-HNG iteration (docs/algorithm.md §6), as functions of the model's
 // current weights. They return scalars on the gradient tape of the caller plus what was made
 // on the way (for logging and golden comparisons).
 import * as tf from '@tensorflow/tfjs';

@@ -1,4 +1,5 @@
-// GCA-HNG and its ablations (docs/ablations.md), as switches on the official iteration:
+// GCA-HNG and its ablations (docs/ablations.md, docs/algorithm.md §6.9), as switches on the
+// official iteration (QUIRK n: entry n of docs/algorithm.md §11):
 //   gca-hng           the official method;
 //   gca-hng-nosyn     J_syn off: J_metric = J_m + J_gce (the generator still trains);
 //   gca-hng-nogce     J_gce does not reach the backbone: pass 1's GNN sees sg(z), so J_gce only

@@ -1,4 +1,5 @@
-// The N-pair losses of GCA-HNG (the official NpairLoss), with its l2 term 3e-3·0.25·Σ‖·‖²/n.
+// The N-pair losses of GCA-HNG (the official NpairLoss), with its l2 term 3e-3·0.25·Σ‖·‖²/n
+// (docs/algorithm.md §6.1, §6.2).
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, softCrossEntropy } from './cross_entropy.ts';
 

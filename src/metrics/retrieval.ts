@@ -1,5 +1,5 @@
 // Retrieval metrics on one set that is both query set and database (CUB, Cars, SOP):
-// Recall@k, MAP@R and R-Precision (Musgrave et al. 2020), in two semantics.
+// Recall@k, MAP@R and R-Precision (Musgrave et al. 2020), in two semantics (docs/algorithm.md §7).
 //
 // textbook (default): query i's own row is excluded by index; R = class size − 1; queries with
 //   R = 0 are left out of every mean; neighbour lists are as long as R needs.

@@ -1,5 +1,5 @@
 // torchvision's GoogLeNet (Inception v1 with BatchNorm) as a Backbone, as the official code runs it
-// (ALGORITHM.md §1.3, §2.1): transform_input (x′_c = x_c·σ_c/0.5 + (μ_c − 0.5)/0.5 on ImageNet-
+// (docs/algorithm.md §1.3, §2.1): transform_input (x′_c = x_c·σ_c/0.5 + (μ_c − 0.5)/0.5 on ImageNet-
 // normalised input), conv1 (7×7/2) → maxpool1 → conv2 (1×1) → conv3 (3×3) → maxpool2 →
 // inception3a, 3b → maxpool3 → inception4a..4e → maxpool4 (2×2/2) → inception5a, 5b →
 // AdaptiveAvgPool2d(1) → 1024 features; no dropout, no fc, aux heads deleted. Every max-pool uses

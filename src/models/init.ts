@@ -1,4 +1,4 @@
-// Fresh parameters with the official initialisation (ALGORITHM.md §2.2, §4.1), seeded:
+// Fresh parameters with the official initialisation (docs/algorithm.md §2.2, §4.1), seeded:
 // PyTorch's default Linear init U(±1/√in) for weights and biases; Xavier-uniform weights and zero
 // biases for the attention projections of the node layers and the edge layers' q/k/v; LayerNorm
 // and BatchNorm weight 1, bias 0; running mean 0, variance 1.

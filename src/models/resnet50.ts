@@ -1,4 +1,4 @@
-// torchvision's ResNet-50 as a Backbone (ALGORITHM.md §2.1): conv1 (7×7, stride 2, pad 3) → bn1 →
+// torchvision's ResNet-50 as a Backbone (docs/algorithm.md §2.1): conv1 (7×7, stride 2, pad 3) → bn1 →
 // ReLU → maxpool (3×3, stride 2, pad 1) → layer1..layer4 of Bottleneck v1.5 blocks (1×1 → 3×3
 // with the stride → 1×1 ×4, a 1×1 strided projection on the first block of each layer), then
 // global average pool + global max pool, summed (POOLING True, every RES config) or the average

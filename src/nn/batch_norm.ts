@@ -1,7 +1,7 @@
 // BatchNorm1d over the rows of a [N, C] tensor, with PyTorch's semantics: in training it
 // normalises with the batch mean and biased variance and moves the running statistics by
 // momentum 0.1 towards the batch mean and the *unbiased* variance; in evaluation it uses them.
-// Written with plain ops: tf.batchNorm's gradient without scale/offset is broken (BACKENDS.md).
+// Written with plain ops: tf.batchNorm's gradient without scale/offset is broken (docs/backends.md).
 import * as tf from '@tensorflow/tfjs';
 
 export interface BatchNormState {

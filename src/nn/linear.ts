@@ -4,7 +4,7 @@
 // native kernels active the products take their transposes as flags (one OpenBLAS call each, the
 // bias added inside the product); on the pure wasm path they are written with explicit
 // transposes: TensorFlow.js's wasm matMul is pathologically slow with a transposed operand (see
-// BACKENDS.md).
+// docs/backends.md).
 import * as tf from '@tensorflow/tfjs';
 import { nativeKernelsActive } from '../engine/native_kernels.ts';
 import { lazyGradOp } from './checkpoint.ts';

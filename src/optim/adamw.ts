@@ -1,5 +1,5 @@
-// AdamW with PyTorch's semantics (torch.optim.AdamW, no amsgrad), including its gradient-buffer
-// rules (QUIRK 8): a parameter's gradient buffer comes into existence with its first gradient;
+// AdamW with PyTorch's semantics (torch.optim.AdamW, no amsgrad; docs/algorithm.md §2.4),
+// including its gradient-buffer rules (QUIRK 8 of docs/algorithm.md §11): a parameter's gradient buffer comes into existence with its first gradient;
 // zeroGrad() zeroes existing buffers but never removes them; step() skips a parameter without a
 // buffer (no weight decay, no state) but steps one whose buffer is all zeros.
 import * as tf from '@tensorflow/tfjs';

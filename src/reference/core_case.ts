@@ -1,4 +1,4 @@
-// Everything a generator golden fixture records (shared/golden/README.md), computed by our
+// Everything a generator golden fixture records (test/fixtures/golden/README.md), computed by our
 // implementation: the graph, eval- and train-mode forward passes with intermediates, the
 // generation, every loss, the gradients of J_metric, J_softce and J_gen, and the BatchNorm
 // buffers after the two train-mode GNN passes.

@@ -1,4 +1,4 @@
-// Replays a training-trajectory fixture (shared/golden/README.md, "Training-trajectory
+// Replays a training-trajectory fixture (test/fixtures/golden/README.md, "Training-trajectory
 // fixtures"): T whole iterations of the official GCA_HNG.forward from state0, with the given
 // inputs, hardness values and mixing sequences, and compares losses, e_bj, para_scale, the state
 // after every iteration and the three optimizers' moments and step counters.

@@ -1,4 +1,4 @@
-// The official class-balanced P×K batch sampler (`BalancedBatchSampler`, ALGORITHM.md §1.1),
+// The official class-balanced P×K batch sampler (`BalancedBatchSampler`, docs/algorithm.md §1.1),
 // with its own seeded Random stream instead of numpy's global generator (QUIRK 15/17), and its
 // whole state serialisable so a resumed run draws exactly the batches the interrupted one would.
 //

@@ -1,4 +1,4 @@
-// Reorder a sampler batch into the chunk layout (ALGORITHM.md §1.2).
+// Reorder a sampler batch into the chunk layout (docs/algorithm.md §1.2).
 //
 // The sampler yields rows class-major: row j = p·K + k is the k-th sample of the p-th drawn class.
 // The training loop needs K chunks of P rows: X′[k·P + p] = X[p·K + k], so chunk k holds the k-th

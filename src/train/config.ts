@@ -80,7 +80,7 @@ export const TrainConfigSchema = z.strictObject({
     dotWeight: nonNegative.default(10),
     /** LOSS.DIV_WEIGHT */
     divWeight: nonNegative.default(10),
-    /** Rows zeroed in J_sim: the official positions (QUIRK 1) or the same-class rows. */
+    /** Rows zeroed in J_sim: the official positions (docs/algorithm.md, QUIRK 1) or the same-class rows. */
     simMask: z.enum(['reference', 'same-class']).default('reference'),
     edgeDropout: z.number().min(0).max(0.99).default(0.1),
     /** 'official': φ = exp(−α/J_avg); 'adaptive': α is clamped each epoch so that φ stays in phiRange. */

@@ -1,4 +1,4 @@
-// The three AdamW optimizers of GCA-HNG as train.py builds them (ALGORITHM.md §2.3):
+// The three AdamW optimizers of GCA-HNG as train.py builds them (docs/algorithm.md §2.3):
 // opt_c: [backbone @ BASE_LR, embedding head @ BASE_LR·EMBEDDING_RATIO], WEIGHT_DECAY;
 // opt_gnn: gnn.* @ GNN_LR, WEIGHT_DECAY; opt_s: softmax_classifier @ CLASSIFIER_LR, weight decay
 // 0.01 (AdamW's default, not configurable in the official code: QUIRK 9).

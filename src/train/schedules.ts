@@ -1,4 +1,4 @@
-// Learning-rate schedules, stepped once per epoch after evaluation (ALGORITHM.md §2.3), in closed
+// Learning-rate schedules, stepped once per epoch after evaluation (docs/algorithm.md §2.3), in closed
 // form of the number of completed epochs e.
 
 export type LrPolicy = 'step' | 'cos' | 'exp' | 'none';

@@ -1,4 +1,4 @@
-// The official epoch loop (ALGORITHM.md §6.7) around the GCA-HNG iteration, with exact resumption:
+// The official epoch loop (docs/algorithm.md §6.7) around the GCA-HNG iteration, with exact resumption:
 // every `checkpointEvery` iterations and at each epoch's end the weights, optimizer state, random
 // streams, sampler state, running loss sums and position in the epoch are written atomically, so
 // a run killed at any moment and resumed ends exactly as the uninterrupted one.

@@ -1,4 +1,4 @@
-// Where the golden fixtures produced by the official implementation live (copied from shared/golden).
+// Where the golden fixtures produced by the official implementation live (test/fixtures/golden, format in its README).
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 

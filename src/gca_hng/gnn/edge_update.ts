@@ -3,7 +3,8 @@
 // (single head, scale √D, dropout on the two weights), then two residual blocks
 // N = LayerNorm∘GELU sharing ONE LayerNorm:  t = N(u + A),  A′ = N(FFN(t) + t).
 // Keys and values depend only on nodes, so they are projected on the B nodes and broadcast to
-// the B² edges: identical to the official per-edge projection, without its 4·E·D² cost.
+// the B² edges: identical to the official per-edge projection, without its 4·E·D² cost
+// (docs/algorithm.md §4.3, §12.4).
 import * as tf from '@tensorflow/tfjs';
 import { edgeAttention, edgeAttentionWeights, gelu, geluLayerNorm } from '../../nn/fused.ts';
 import { linear } from '../../nn/linear.ts';

@@ -2,6 +2,7 @@
 // by edge update (the edge update sees the new node features), then two heads:
 //   edge_para = σ(fc(BN₁(A)))  ∈ (0,1)^{E×D}: per-edge, per-channel interpolation weights;
 //   node_pred = cls(BN₂(h))    ∈ ℝ^{B×C}: node classification logits.
+// Described in docs/algorithm.md §4.
 import * as tf from '@tensorflow/tfjs';
 import { batchNorm1d } from '../../nn/batch_norm.ts';
 import { linear } from '../../nn/linear.ts';

@@ -1,4 +1,4 @@
-// Node update of one GNN layer (the official DotAttentionLayer):
+// Node update of one GNN layer (the official DotAttentionLayer, docs/algorithm.md §4.2):
 //  (a) masked multi-head attention of each target node over the source nodes of *other* class
 //      slots (r mod P ≠ c mod P), with an implicit extra logit 0 in the softmax (QUIRK 3);
 //  (b) h₁ = N(h + att);  (c) h₂ = N(h₁ + Σ_c GELU(edge_to_node(A))[r,c]) (sum over edges by source);

@@ -18,7 +18,7 @@ export interface DistanceOptions {
 
 /**
  * q·rᵀ [N, M] through the project's Linear op, whose gradient transposes explicitly (wasm is very
- * slow on matMul gradients with a transposed operand; see BACKENDS.md).
+ * slow on matMul gradients with a transposed operand; see docs/backends.md).
  */
 export function innerProducts(q: tf.Tensor2D, r: tf.Tensor2D): tf.Tensor2D {
   return linear(q, r, tf.zeros([r.shape[0]])) as tf.Tensor2D;
