@@ -2,7 +2,7 @@
 // then the raw data. Reads little-endian float32/float64/int32/int64/uint8/bool, C or Fortran order.
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic_write.ts';
-import { bytesOf, dataFromBytes, type HostDType, type HostTensor, numel } from './host_tensor.ts';
+import { bytesOf, bytesPerElement, dataFromBytes, type HostDType, type HostTensor, numel } from './host_tensor.ts';
 
 export class NpyError extends Error {}
 
@@ -13,24 +13,30 @@ const DTYPE_TO_DESCR: Record<HostDType, string> = {
   F32: '<f4', F64: '<f8', I64: '<i8', I32: '<i4', U8: '|u1', BOOL: '|b1',
 };
 
+/** Parses a .npy file; anything it declares that its bytes do not hold is a one-line NpyError. */
 export function parseNpy(bytes: Uint8Array, source = '.npy data'): HostTensor {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
   if (bytes.byteLength < 10 || magic.some((m, i) => bytes[i] !== m)) throw new NpyError(`${source}: not a .npy file (bad magic)`);
   const major = bytes[6] as number;
+  if (major < 1 || major > 3) throw new NpyError(`${source}: unsupported .npy version ${major} (expected 1, 2 or 3)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const headerStart = major === 1 ? 10 : 12;
-  const header = new TextDecoder().decode(bytes.subarray(headerStart, headerStart + headerLen));
-  const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
+  if (bytes.byteLength < headerStart) throw new NpyError(`${source}: file is truncated (no header)`);
+  const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  if (headerStart + headerLen > bytes.byteLength) throw new NpyError(`${source}: header length ${headerLen} exceeds the file size ${bytes.byteLength}`);
+  const header = new TextDecoder('latin1').decode(bytes.subarray(headerStart, headerStart + headerLen));
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1] === 'True';
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || shapeText === undefined) throw new NpyError(`${source}: malformed header ${JSON.stringify(header)}`);
+  if (descr === undefined || shapeText === undefined) throw new NpyError(`${source}: malformed header ${JSON.stringify(header.trim().slice(0, 120))}`);
   const dtype = DESCR_TO_DTYPE[descr];
   if (!dtype) throw new NpyError(`${source}: unsupported dtype '${descr}' (expected float32, float64, int32, int64, uint8 or bool, little-endian)`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  const parts = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (!parts.every((p) => /^[0-9]+L?$/.test(p))) throw new NpyError(`${source}: shape (${shapeText}) is not a tuple of non-negative integers`);
+  const shape = parts.map((p) => Number.parseInt(p, 10));
   const start = headerStart + headerLen;
-  const size = numel(shape) * (dtype === 'F64' || dtype === 'I64' ? 8 : dtype === 'F32' || dtype === 'I32' ? 4 : 1);
-  if (start + size > bytes.byteLength) throw new NpyError(`${source}: file is truncated (needs ${size} data bytes for shape [${shape.join(', ')}])`);
+  const size = numel(shape) * bytesPerElement(dtype);
+  if (!Number.isSafeInteger(size) || start + size > bytes.byteLength) throw new NpyError(`${source}: file is truncated (needs ${size} data bytes for shape [${shape.join(', ')}], has ${bytes.byteLength - start})`);
   let data = dataFromBytes(dtype, bytes.subarray(start, start + size));
   if (fortran && shape.length > 1) data = fortranToC(data, shape);
   return { dtype, shape, data };

@@ -13,38 +13,58 @@ export interface SafetensorsFile {
 
 export class SafetensorsError extends Error {}
 
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * Parses a safetensors file, checking everything it declares against what it holds: a header that
+ * is a JSON object, entries with a known dtype, a shape of non-negative integers and a byte range
+ * inside the data that matches dtype × shape. Anything else is a one-line SafetensorsError.
+ */
 export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsFile {
   if (bytes.byteLength < 8) throw new SafetensorsError(`${source}: too short to be a safetensors file`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = Number(view.getBigUint64(0, true));
-  if (8 + headerLen > bytes.byteLength) {
-    throw new SafetensorsError(`${source}: header length ${headerLen} exceeds the file size ${bytes.byteLength}`);
+  const declared = view.getBigUint64(0, true);
+  if (declared > BigInt(bytes.byteLength - 8)) {
+    throw new SafetensorsError(`${source}: header length ${declared} exceeds the file size ${bytes.byteLength} (not a safetensors file, or truncated)`);
   }
-  let header: Record<string, unknown>;
+  const headerLen = Number(declared);
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen))) as Record<string, unknown>;
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
   } catch {
     throw new SafetensorsError(`${source}: the header is not valid JSON`);
   }
+  if (!isObject(header)) throw new SafetensorsError(`${source}: the header is ${header === null ? 'null' : Array.isArray(header) ? 'a list' : `a ${typeof header}`}, expected a JSON object of tensors`);
   const dataStart = 8 + headerLen;
+  const dataLength = bytes.byteLength - dataStart;
   const tensors = new Map<string, HostTensor>();
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
+      if (entry !== null && (!isObject(entry) || Object.values(entry).some((v) => typeof v !== 'string'))) {
+        throw new SafetensorsError(`${source}: __metadata__ must be an object of strings`);
+      }
       metadata = (entry ?? {}) as Record<string, string>;
       continue;
     }
-    const e = entry as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-    if (!e.dtype || !DTYPES.includes(e.dtype as HostDType)) {
-      throw new SafetensorsError(`${source}: tensor '${name}' has unsupported dtype '${e.dtype}' (expected one of ${DTYPES.join(', ')})`);
+    const what = `${source}: tensor '${name}'`;
+    if (!isObject(entry)) throw new SafetensorsError(`${what} is ${entry === null ? 'null' : `a ${Array.isArray(entry) ? 'list' : typeof entry}`}, expected {dtype, shape, data_offsets}`);
+    const { dtype, shape, data_offsets: offsets } = entry;
+    if (typeof dtype !== 'string' || !DTYPES.includes(dtype as HostDType)) {
+      throw new SafetensorsError(`${what} has unsupported dtype ${JSON.stringify(dtype)} (expected one of ${DTYPES.join(', ')})`);
     }
-    const dtype = e.dtype as HostDType;
-    const shape = e.shape ?? [];
-    const [begin, end] = e.data_offsets ?? [0, 0];
-    if (end - begin !== numel(shape) * bytesPerElement(dtype) || dataStart + end > bytes.byteLength) {
-      throw new SafetensorsError(`${source}: tensor '${name}' has byte range [${begin}, ${end}) inconsistent with ${dtype}[${shape.join(', ')}]`);
+    if (!Array.isArray(shape) || !shape.every(isCount)) throw new SafetensorsError(`${what}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
+      throw new SafetensorsError(`${what}: data_offsets ${JSON.stringify(offsets)} is not a pair of non-negative integers`);
     }
-    tensors.set(name, { dtype, shape: [...shape], data: dataFromBytes(dtype, bytes.subarray(dataStart + begin, dataStart + end)) });
+    const [begin, end] = offsets as [number, number];
+    const dims = shape as number[];
+    const expected = numel(dims) * bytesPerElement(dtype as HostDType);
+    if (begin > end || end > dataLength || end - begin !== expected) {
+      throw new SafetensorsError(`${what} has byte range [${begin}, ${end}) inconsistent with ${dtype}[${dims.join(', ')}] (${expected} bytes) and the ${dataLength} data bytes of the file`);
+    }
+    tensors.set(name, { dtype: dtype as HostDType, shape: [...dims], data: dataFromBytes(dtype as HostDType, bytes.subarray(dataStart + begin, dataStart + end)) });
   }
   return { tensors, metadata };
 }
