@@ -103,7 +103,7 @@ export function formatReport(rows: ComparisonRow[], onlyFailures = false): strin
     if (onlyFailures && r.ok) continue;
     const err = r.error === Infinity ? 'inf' : r.error.toExponential(2);
     const kind = r.absolute ? 'abs' : 'rel';
-    lines.push(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(width)} ${kind} ${err} <= ${r.tolerance.toExponential(1)} ${r.storage}${r.note ? `  (${r.note})` : ''}`);
+    lines.push(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(width)} ${kind} ${err} ${r.ok ? '<=' : '>'} ${r.tolerance.toExponential(1)} ${r.storage}${r.note ? `  (${r.note})` : ''}`);
   }
   const failed = rows.filter((r) => !r.ok).length;
   lines.push(`tensors: ${rows.length - failed} within tolerance, ${failed} out of tolerance`);

@@ -34,7 +34,8 @@ options:
                          header reads (colour model notes); decode: every image decodes fully
   --check-images       the same as --check decode
   --concurrency N      files checked at once (default 2 × cores, at most 16)
-  --strict             exit with status 1 when a problem of severity 'error' was found
+  --strict             also exit with status 1 when a problem of severity 'warning' was found
+                       (a problem of severity 'error' always gives exit status 1)
                          (the report is printed either way; status 0 otherwise)`;
 
 const OPTIONS = {
@@ -111,7 +112,8 @@ async function inspect(argv: string[]): Promise<number> {
   });
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else console.log(formatReport(report, spec.title));
-  return values.strict && !report.ok ? 1 : 0;
+  const warnings = report.problems.some((p) => p.severity === 'warning');
+  return !report.ok || (values.strict && warnings) ? 1 : 0;
 }
 
 export const command: Command = {

@@ -145,6 +145,9 @@ export const command: Command = {
     const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
     if (positionals.length > 0) throw new UserError(`unexpected argument '${positionals[0]}'`);
     const { semantics, metrics, nmi } = await evaluate(values);
+    if (metrics.queries === 0) {
+      throw new UserError('no usable query: every class has a single sample, so no query has a relevant item to retrieve and no metric is defined (check the labels)');
+    }
     if (values.json) {
       const out = { semantics, queries: metrics.queries, recall: metrics.recall, map_at_r: metrics.mapAtR, r_precision: metrics.rPrecision, ...(nmi === undefined ? {} : { nmi }) };
       console.log(JSON.stringify(out));

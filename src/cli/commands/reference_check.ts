@@ -1,6 +1,7 @@
 // `hardneg reference-check`: recompute a golden fixture made by the official implementation and
 // compare. PREFIX.inputs.safetensors → one forward/backward case (graph, GNN, generation, losses,
 // gradients); PREFIX.train.inputs.safetensors → a training trajectory of T whole iterations.
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
@@ -43,6 +44,10 @@ export const command: Command = {
     if (!values.fixture) throw new UserError('--fixture PREFIX is required');
     if (!values.out) throw new UserError('--out OUT.safetensors is required');
     const prefix = values.fixture;
+    // The fixture's own files (PREFIX.*) are inputs: never overwrite one with our output.
+    if (resolve(values.out).startsWith(`${resolve(prefix)}.`)) {
+      throw new UserError(`--out ${values.out}: that is one of the fixture's own files (${prefix}.*); write the computed tensors elsewhere`);
+    }
     await initBackend(values.backend as BackendName);
     const started = Date.now();
     const result = await runFixture(prefix);
