@@ -3,7 +3,7 @@ import { UserError } from '../errors.ts';
 import type { Command } from './command.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
 import { NpyError } from '../io/npy.ts';
-
+import { VERSION } from '../version.ts';
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   start: async () => (await import('./commands/start.ts')).command,
@@ -18,11 +18,6 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   data: async () => (await import('./commands/data.ts')).command,
   doctor: async () => (await import('./commands/doctor.ts')).command,
 };
-
-/** Registers a command (used by modules that add commands, keeping this file the one index). */
-export function commandNames(): string[] {
-  return Object.keys(COMMANDS);
-}
 
 async function usage(): Promise<string> {
   const lines = ['hardneg: deep metric learning with GCA-HNG hard negative generation', '', 'usage: hardneg <command> [options]', '', 'commands:'];
@@ -41,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
-    console.log('0.1.0');
+    console.log(VERSION);
     return 0;
   }
   const load = COMMANDS[name];
