@@ -2,7 +2,7 @@
 // generation, every loss, the backward passes and the three optimizer steps. The metric model is
 // a D→D embedding head over given features, so the embeddings are a leaf with a gradient.
 import * as tf from '@tensorflow/tfjs';
-import { Random } from '../src/engine/random.ts';
+import { Random, STREAMS } from '../src/engine/random.ts';
 import type { GnnShape } from '../src/gca_hng/gnn/config.ts';
 import { embeddingHead } from '../src/models/embedding_head.ts';
 import { initEmbeddingHead, newGeneratorState } from '../src/models/init.ts';
@@ -19,7 +19,7 @@ export const ITERATION_SHAPES: Record<string, GnnShape> = {
 
 /** The model, optimizers and batch of one iteration at `shape`; step() runs one iteration. */
 export function prepareIteration(shape: GnnShape): { step: () => void; dispose: () => void } {
-  const rng = new Random(0);
+  const rng = new Random(0, STREAMS.benchIteration);
   const sd = newGeneratorState(shape, rng);
   initEmbeddingHead(sd, shape.D, shape.D, rng);
   const opts = createOptimizers(sd, { baseLr: 1e-4, embeddingRatio: 1, gnnLr: 3e-4, classifierLr: 1e-3, weightDecay: 1e-4, classifierWeightDecay: 0.01 });
@@ -27,7 +27,7 @@ export function prepareIteration(shape: GnnShape): { step: () => void; dispose: 
   const x = tf.randomNormal([B, shape.D], 0, 1, 'float32', 1);
   const labels = Array.from({ length: B }, (_, i) => i % shape.P);
   const mixing = () => Array.from({ length: shape.K * (shape.K - 1) }, () => rng.random());
-  const dropoutRng = new Random(1, 7);
+  const dropoutRng = new Random(1, STREAMS.benchDropout);
   return {
     step: () => {
       trainIteration(

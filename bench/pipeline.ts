@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { Random } from '../src/engine/random.ts';
+import { Random, STREAMS } from '../src/engine/random.ts';
 import { defaultWorkerCount, FileSplit, ImagePool, TrainBatches } from '../src/data/pipeline.ts';
 import { timeRuns, type BenchResult } from './timing.ts';
 
@@ -26,7 +26,7 @@ export interface PipelineBenchOptions {
 export type PipelineBenchResult = BenchResult & { images_per_s: number; workers: number };
 
 async function makeImages(dir: string, n: number, width: number, height: number): Promise<string[]> {
-  const rng = new Random(1, 7);
+  const rng = new Random(1, STREAMS.benchImages);
   const files: string[] = [];
   for (let i = 0; i < n; i++) {
     const raw = Buffer.alloc(width * height * 3);
@@ -49,7 +49,7 @@ export async function benchPipeline(o: PipelineBenchOptions = {}): Promise<Pipel
     const split = new FileSplit({ name: 'bench', files, labels: new Int32Array(n), classNames: ['all'], pool });
     let epoch = 0;
     const r = await timeRuns(`pipeline-train-224`, o.runs ?? 3, async () => {
-      const order = new Random(epoch, 3).shuffle(Array.from({ length: n }, (_, i) => i));
+      const order = new Random(epoch, STREAMS.benchOrder).shuffle(Array.from({ length: n }, (_, i) => i));
       let at = 0;
       const batches = new TrainBatches({ split, seed: epoch++, nextIndices: () => order.slice(at, (at += batch)), depth: 2 });
       for (let b = 0; b < Math.ceil(n / batch); b++) await batches.next();

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Random } from '../src/engine/random.ts';
+import { Random, STREAMS } from '../src/engine/random.ts';
 import {
-  BalancedBatchSampler, SAMPLER_STREAM, type SamplerState, chunkOrder, fromChunkLayout, rowsToChunkLayout, toChunkLayout,
+  BalancedBatchSampler, type SamplerState, chunkOrder, fromChunkLayout, rowsToChunkLayout, toChunkLayout,
 } from '../src/samplers/balanced_batch_sampler.ts';
 import { inferChunkLayout } from '../src/samplers/chunk_layout.ts';
 
@@ -26,7 +26,7 @@ function makeLabels(sizes: number[]): number[] {
  * choice(idx, K, replace=True) → K × int(len).
  */
 function officialBatches(labels: number[], P: number, K: number, seed: number, epochs: number): number[][] {
-  const rng = new Random(seed, SAMPLER_STREAM);
+  const rng = new Random(seed, STREAMS.sampler);
   const labelsSet = [...new Set(labels)].sort((a, b) => a - b);
   const labelToIndices = new Map<number, number[]>();
   for (const l of labelsSet) labelToIndices.set(l, labels.flatMap((y, i) => (y === l ? [i] : [])));
@@ -200,7 +200,7 @@ test('the same seed gives the same batches, another seed others', () => {
   assert.deepEqual(run(42), run(42));
   assert.notDeepEqual(run(42), run(43));
   // A caller-provided stream is used (and advanced) as given.
-  const rng = new Random(42, SAMPLER_STREAM);
+  const rng = new Random(42, STREAMS.sampler);
   const s = new BalancedBatchSampler(labels, { P: 3, K: 2, rng });
   assert.deepEqual(Array.from({ length: 30 }, () => [...s.nextBatch()]), run(42));
 });

@@ -142,10 +142,6 @@ export function generatorInfo(name: string): GeneratorInfo {
   return REGISTRY[m] as unknown as GeneratorInfo;
 }
 
-export function listGenerators(): GeneratorInfo[] {
-  return GENERATOR_NAMES.map((n) => REGISTRY[n] as unknown as GeneratorInfo);
-}
-
 export function createGenerator<N extends GeneratorName>(name: N, options?: GeneratorOptionsMap[N], env?: GeneratorEnv): GeneratorInstanceMap[N];
 export function createGenerator(name: string, options?: object, env?: GeneratorEnv): HardNegativeGenerator;
 export function createGenerator(name: string, options?: object, env: GeneratorEnv = {}): HardNegativeGenerator {

@@ -18,11 +18,6 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./commands/doctor.ts')).command,
 };
 
-/** Registers a command (used by modules that add commands, keeping this file the one index). */
-export function commandNames(): string[] {
-  return Object.keys(COMMANDS);
-}
-
 async function usage(): Promise<string> {
   const lines = ['hardneg: deep metric learning with GCA-HNG hard negative generation', '', 'usage: hardneg <command> [options]', '', 'commands:'];
   for (const name of Object.keys(COMMANDS)) {

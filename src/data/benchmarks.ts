@@ -39,7 +39,7 @@ import {
 } from './listing.ts';
 
 export {
-  BENCHMARK_NAMES, type BenchmarkName, type ClassId, type Severity, type DatasetProblem, type ListedImage, type ListedSplit, type BenchmarkListing, relPath, isFile, isDir, describeFolder, type LayoutEntry, requireLayout, type TableRow, readTable, parseId, compareClassIds,
+  BENCHMARK_NAMES, PAPER_BENCHMARK_NAMES, type BenchmarkName, type ClassId, type Severity, type DatasetProblem, type ListedImage, type ListedSplit, type BenchmarkListing, relPath, isFile, isDir, describeFolder, type LayoutEntry, requireLayout, type TableRow, readTable, parseId, compareClassIds,
 } from './listing.ts';
 
 // ---------------------------------------------------------------- the image-folder layout

@@ -4,8 +4,12 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
+import { nameList } from '../text.ts';
 
-export const BENCHMARK_NAMES = ['cub200', 'cars196', 'sop', 'inshop', 'folder'] as const;
+/** The paper's four retrieval benchmarks (those of the official configurations, configs/presets/). */
+export const PAPER_BENCHMARK_NAMES = ['cub200', 'cars196', 'sop', 'inshop'] as const;
+/** Every dataset layout the registry in benchmarks.ts reads: the paper's benchmarks and an image folder. */
+export const BENCHMARK_NAMES = [...PAPER_BENCHMARK_NAMES, 'folder'] as const;
 export type BenchmarkName = (typeof BENCHMARK_NAMES)[number];
 
 /** A dataset's own class identifier: a number (CUB, Cars, SOP) or a string (In-Shop item, folder). */
@@ -89,7 +93,7 @@ function present(root: string, entry: LayoutEntry): boolean {
 
 function listNames(entries: readonly LayoutEntry[]): string {
   const names = entries.map((e) => (typeof e === 'string' ? e : e.join(' or ')));
-  return names.length === 1 ? (names[0] as string) : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+  return nameList(names, { conjunction: 'and' });
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   type AppliedTransform, checkTransform, IMAGENET_NORMALIZATION, type ImageTransform, loadSharp, PAPER_TEST_TRANSFORM, PAPER_TRAIN_TRANSFORM,
   type TestTransform, type TrainTransform, transformInto,
 } from './transforms.ts';
-import { Random } from '../engine/random.ts';
+import { Random, STREAMS } from '../engine/random.ts';
 import { mapConcurrent } from './concurrency.ts';
 import { siblingModule, startModuleWorker } from '../engine/worker.ts';
 
@@ -311,9 +311,6 @@ export class FileSplit implements DatasetSplit {
 
 // ---------------------------------------------------------------- TrainBatches
 
-/** The PCG stream of the per-image seeds (see Random). */
-export const AUGMENTATION_STREAM = 40;
-
 export type RandomState = ReturnType<Random['getState']>;
 
 export interface TrainBatchesState<S> {
@@ -357,7 +354,7 @@ export class TrainBatches<S = unknown> {
   private closed = false;
 
   constructor(private readonly o: TrainBatchesOptions<S>) {
-    this.rng = new Random(o.seed, AUGMENTATION_STREAM);
+    this.rng = new Random(o.seed, STREAMS.augmentation);
     if (o.resume) this.rng.setState(o.resume.augmentation);
     this.depth = o.depth ?? 2;
     if (!Number.isInteger(this.depth) || this.depth < 0) throw new UserError(`prefetch depth must be an integer ≥ 0, got ${this.depth}`);

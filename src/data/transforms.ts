@@ -23,7 +23,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Sharp, SharpOptions } from 'sharp';
 import type { Normalization } from './dataset.ts';
-import { Random } from '../engine/random.ts';
+import { Random, STREAMS } from '../engine/random.ts';
 import { firstLine, UserError } from '../errors.ts';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
@@ -61,9 +61,6 @@ export type ImageTransform = TrainTransform | TestTransform;
 
 export const PAPER_TRAIN_TRANSFORM: TrainTransform = Object.freeze({ kind: 'train', size: 224, scale: [0.08, 1] as const, ratio: [3 / 4, 4 / 3] as const, flipProbability: 0.5 });
 export const PAPER_TEST_TRANSFORM: TestTransform = Object.freeze({ kind: 'test', resize: 256, size: 224 });
-
-/** The PCG stream (see Random) of the per-image draws; the seed is the image's own. */
-export const IMAGE_STREAM = 41;
 
 /** Python's round(): nearest integer, halves to even. */
 export function roundHalfEven(x: number): number {
@@ -129,7 +126,7 @@ export interface TrainDecision {
 
 /** The crop and flip of one image of width×height drawn from its seed. */
 export function trainDecision(seed: number, width: number, height: number, t: TrainTransform): TrainDecision {
-  const rng = new Random(seed >>> 0, IMAGE_STREAM);
+  const rng = new Random(seed >>> 0, STREAMS.image);
   const box = randomResizedCropBox(width, height, t.scale, t.ratio, () => rng.random(), (n) => rng.int(n));
   const flip = rng.random() < t.flipProbability;
   return { box, flip };

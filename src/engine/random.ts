@@ -1,6 +1,58 @@
 // Seeded pseudo-random numbers (PCG-XSH-RR 32): one independent stream per purpose (sampler,
 // dropout, mixing, augmentation), each reproducible and serialisable for exact resumption.
 
+/**
+ * Every PCG stream id the code draws from, in one table: `new Random(seed, STREAMS.x)`. The values
+ * are part of the results: changing one changes that stream's draws, so every seeded result
+ * (the seed-0 runs, the golden trajectories, resumed runs) changes. Add a stream with a new value;
+ * never renumber one. Two purposes may share a value only where they never run together.
+ */
+export const STREAMS = {
+  // ---- a training run (src/train/, src/models/); seed = train.seed
+  /** The class-balanced P×K sampler's draws (src/samplers/balanced_batch_sampler.ts). */
+  sampler: 1,
+  /** Initialisation of the metric model: backbone, embedding head, GNN, classifier (src/models/metric_model.ts). */
+  init: 11,
+  /** Initialisation of a base loss's proxies (Proxy-Anchor, ProxyNCA) not in the state dict yet. */
+  lossProxies: 12,
+  /** Initialisation of a baseline generator's parameters (DAML). */
+  generatorInit: 13,
+  /** GCA-HNG's mixing values (rand_seq), K(K−1) per generation. */
+  mixing: 21,
+  /** GCA-HNG's edge dropout. */
+  edgeDropout: 22,
+  /** One augmentation seed per training image (the paper's crop + flip, a flip, or a mirrored cached feature). */
+  augmentationSeeds: 23,
+  /** A baseline generator's own draws (Proxy Synthesis's λ, …). */
+  generator: 24,
+  /** The fixed probe batch of the hardness diagnostics (training is not affected). */
+  probeBatch: 31,
+  /** The probe's mixing values; seeded train.seed + i for the i-th value. */
+  probeMixing: 32,
+  // ---- the image pipeline (src/data/)
+  /** Per-image seeds of TrainBatches when it draws them itself (src/data/pipeline.ts). */
+  augmentation: 40,
+  /** The crop and flip drawn from one image's own seed (src/data/transforms.ts trainDecision). */
+  image: 41,
+  // ---- commands and benchmarks that are not a training run
+  /** `hardneg demo`: synthetic features, model initialisation, batches and mixing values. */
+  demo: 0,
+  /** `hardneg demo`: edge dropout (the demo runs no sampler, so sharing 1 with it is harmless). */
+  demoDropout: 1,
+  /** `hardneg generate --seed S`: the mixing values when --random is not given. */
+  generateMixing: 3,
+  /** bench/iteration.ts: the state dict and mixing values of the timed iteration. */
+  benchIteration: 0,
+  /** bench/iteration.ts: edge dropout of the timed iteration. */
+  benchDropout: 7,
+  /** bench/pipeline.ts: the pixels of the synthetic JPEGs. */
+  benchImages: 7,
+  /** bench/pipeline.ts: each epoch's image order. */
+  benchOrder: 3,
+} as const;
+
+export type StreamName = keyof typeof STREAMS;
+
 export class Random {
   private state: bigint;
   private readonly inc: bigint;

@@ -19,6 +19,8 @@ import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes,
 
 export const GOOGLENET_PREFIX = 'feature_extractor.backbone.';
 const BN_EPS = 1e-3;
+/** Feature width n_mid: inception5b's output channels. */
+export const GOOGLENET_FEATURES = 1024;
 
 /** Inception(in, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj), torchvision's table. */
 const INCEPTION: ReadonlyArray<[name: string, cfg: [number, number, number, number, number, number, number]]> = [
@@ -82,7 +84,7 @@ export function googlenet(options: GoogLeNetOptions = {}): TorchvisionBackbone {
 
   return {
     name: 'googlenet',
-    features: 1024,
+    features: GOOGLENET_FEATURES,
     prefix: P,
     bnFreeze,
     parameterShapes: () => shapes.map(([n, s]) => [n, [...s]]),

@@ -1,7 +1,7 @@
 // The metric model: backbone → BatchNorm1d → Linear (feature_extractor.*), plus, for GCA-HNG, the
 // GNN (gnn.*) and the softmax classifier (softmax_classifier.*), in one state dict.
 import * as tf from '@tensorflow/tfjs';
-import { Random } from '../engine/random.ts';
+import { Random, STREAMS } from '../engine/random.ts';
 import type { Backbone } from './backbone.ts';
 import { embeddingHead } from './embedding_head.ts';
 import { initEmbeddingHead, initGenerator, initPairMlp } from './init.ts';
@@ -17,7 +17,7 @@ export interface MetricModel {
 
 export function createMetricModel(backbone: Backbone, shape: GnnShape, seed: number, normalize: boolean, withGenerator: boolean, pairMlp = false): MetricModel {
   const sd = new StateDict();
-  const rng = new Random(seed, 11);
+  const rng = new Random(seed, STREAMS.init);
   backbone.init(sd, rng);
   initEmbeddingHead(sd, backbone.features, shape.D, rng);
   if (withGenerator) initGenerator(sd, shape, rng);

@@ -17,6 +17,8 @@ import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes,
 export const RESNET50_PREFIX = 'feature_extractor.backbone.model.';
 const LAYERS: ReadonlyArray<[blocks: number, planes: number, stride: number]> = [[3, 64, 1], [4, 128, 2], [6, 256, 2], [3, 512, 2]];
 const EXPANSION = 4;
+/** Feature width n_mid: layer4's output channels (average and max pooling are summed, not concatenated). */
+export const RESNET50_FEATURES = 512 * EXPANSION;
 
 export interface ResNet50Options {
   /** BatchNorm2d in evaluation mode during training (official BN_FREEZE); default true. */
@@ -66,7 +68,7 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
 
   return {
     name: 'resnet50',
-    features: 512 * EXPANSION,
+    features: RESNET50_FEATURES,
     prefix: P,
     bnFreeze,
     parameterShapes: () => shapes.map(([n, s]) => [n, [...s]]),

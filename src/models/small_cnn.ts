@@ -10,11 +10,13 @@ import type { Backbone } from './backbone.ts';
 
 const PREFIX = 'feature_extractor.backbone.';
 const CHANNELS = [32, 64, 128];
+/** Feature width n_mid: the last convolution's channels. */
+export const SMALL_CNN_FEATURES = CHANNELS[CHANNELS.length - 1] as number;
 
 export function smallCnn(inputChannels: number): Backbone {
   return {
     name: 'small-cnn',
-    features: CHANNELS[CHANNELS.length - 1] as number,
+    features: SMALL_CNN_FEATURES,
     init(sd: StateDict, rng: Random) {
       let cin = inputChannels;
       CHANNELS.forEach((cout, i) => {

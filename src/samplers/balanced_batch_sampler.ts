@@ -18,19 +18,16 @@
 // An epoch is `while count + B < N` (count += B per batch), i.e. ⌈N/B⌉ − 1 batches; nothing is reset
 // between epochs. Use toChunkLayout (chunk_reorder.ts) to get the training loop's row k·P + p.
 import { UserError } from '../errors.ts';
-import { Random } from '../engine/random.ts';
+import { Random, STREAMS } from '../engine/random.ts';
 
 export { chunkOrder, fromChunkLayout, rowsToChunkLayout, toChunkLayout } from './chunk_reorder.ts';
-
-/** The Random stream id used when the sampler builds its own generator from a seed. */
-export const SAMPLER_STREAM = 1;
 
 export interface BalancedBatchSamplerOptions {
   /** Classes per batch (TRAIN.NUM_SAMPLED_CLASSES). */
   P: number;
   /** Samples per class (TRAIN.NUM_PER_CLASS). */
   K: number;
-  /** Seed of a new Random(seed, SAMPLER_STREAM); ignored when `rng` is given. Default 0. */
+  /** Seed of a new Random(seed, STREAMS.sampler); ignored when `rng` is given. Default 0. */
   seed?: number;
   /** A dedicated generator to use (and mutate) instead; its state is part of state(). */
   rng?: Random;
@@ -93,7 +90,7 @@ export class BalancedBatchSampler {
     if (this.batchesPerEpoch() < 1) {
       throw new UserError(`sampler: the training split has N = ${this.n} images, not more than one batch of P·K = ${P}·${K} = ${this.batchSize}, so an epoch would have ⌈N/B⌉ − 1 = 0 batches; lower P or K`);
     }
-    this.rng = opts.rng ?? new Random(opts.seed ?? 0, SAMPLER_STREAM);
+    this.rng = opts.rng ?? new Random(opts.seed ?? 0, STREAMS.sampler);
     // Ascending index lists, each shuffled once in place, in ascending class order.
     this.order = this.classes.map((c) => this.rng.shuffle(byClass.get(c) as number[]));
     this.used = this.classes.map(() => 0);

@@ -1,9 +1,57 @@
 // The training configuration: typed, validated where it enters (a YAML file, --set key=value),
-// unknown keys refused by name. Official config.py names are given in the comments; the defaults
-// are the official ones scaled to the embedded dataset where the official value cannot apply
-// (batch shape, embedding width, epochs).
+// unknown keys refused by name. Official config.py names are given in the comments. The accepted
+// names of datasets, backbones, methods and base losses come from their registries
+// (src/data/listing.ts, src/models/backbones.ts, src/gca_hng/variants.ts + src/baselines/index.ts,
+// src/losses/metric/index.ts); this module only orders them.
+//
+// Defaults that differ from the official config.py (whose values the official YAMLs, mirrored in
+// configs/presets/, override in turn; the defaults here are for the embedded 28×28 dataset):
+//   key                     here          config.py
+//   train.classesPerBatch   5             TRAIN.NUM_SAMPLED_CLASSES 40
+//   train.samplesPerClass   4             TRAIN.NUM_PER_CLASS 2
+//   train.epochs            3             TRAIN.EPOCHES 300
+//   train.evalEvery         1             TEST.EVAL_EPOCH 10
+//   model.backbone          small-cnn     MODEL.BACKBONE '' (Googlenet, Resnet50 or DINO)
+//   model.weights           null          MODEL.PRETRAINED True (ImageNet weights)
+//   model.pooling           true          MODEL.POOLING False
+//   model.embeddingSize     64            MODEL.EMBEDDING_SIZE 512
+//   model.gnnLayers         1             MODEL.GNN_LAYER 2
+//   model.attentionHeads    2             MODEL.ATT_HEAD 8
+//   loss.alpha              4             LOSS.ALPHA 90
+//   loss.beta               30            LOSS.BETA 10000
+//   loss.softmaxFactor      20            LOSS.SOFTMAX_FACTOR 10000
+//   loss.dotWeight          10            LOSS.DOT_WEIGHT 20
+//   solver.baseLr           1e-3          SOLVER.BASE_LR 0.1
+//   solver.weightDecay      1e-4          SOLVER.WEIGHT_DECAY 0
+//   solver.metricGamma      0.5           SOLVER.METRIC_GAMMA 0.1
+//   solver.metricDecaySteps 5             SOLVER.METRIC_DECAY_STEPS 10
+//   solver.gradClipValue    10            SOLVER.GRAD_L2_CLIP 0.35
+//   solver.bnFreeze         true          SOLVER.BN_FREEZE False
+//   solver.warmUpEpochs     0             SOLVER.WARM_UP_EPOCH 1
+//   dataset.flip            false         always (the training transform's RandomHorizontalFlip)
+// The loss weights, weightDecay, metricGamma, gradClipValue and bnFreeze are those of the official
+// G_CUB200.yml. The same as config.py: model.normalize (MODEL.NORM False), loss.divWeight (10),
+// solver.embeddingRatio (1), gnnLr (3e-4), classifierLr (1e-3), lrPolicy ('step'), gradClip (True).
+// Keys with no config.py counterpart default to the official code's fixed behaviour (loss.simMask
+// 'reference', loss.edgeDropout 0.1, loss.hardness 'official', solver.classifierWeightDecay 0.01;
+// solver.proxyLrMultiplier 100 is Proxy-Anchor's official), except eval.semantics: 'textbook' here,
+// 'official' in the official evaluation (and the presets).
 import { z } from 'zod';
+import { GENERATOR_NAMES } from '../baselines/index.ts';
+import { PAPER_BENCHMARK_NAMES } from '../data/listing.ts';
 import { GCA_METHODS } from '../gca_hng/variants.ts';
+import { LOSS_NAMES, type LossName } from '../losses/metric/index.ts';
+import { BACKBONE_NAMES } from '../models/backbones.ts';
+
+/** The official base loss, listed first. */
+const OFFICIAL_LOSS: LossName = 'npair';
+
+/** dataset.name: the embedded dataset, an image folder, then the paper's benchmarks. */
+export const DATASET_NAMES = ['fashion-mnist', 'folder', ...PAPER_BENCHMARK_NAMES] as const;
+/** train.method: GCA-HNG and its ablations, then the baseline registry's generators ('none' first). */
+export const TRAIN_METHODS = [...GCA_METHODS, ...GENERATOR_NAMES];
+/** loss.base: the loss registry's names, the official one first. */
+export const BASE_LOSSES = [OFFICIAL_LOSS, ...LOSS_NAMES.filter((n) => n !== OFFICIAL_LOSS)];
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -14,7 +62,7 @@ export const TrainConfigSchema = z.strictObject({
      * 'fashion-mnist' (embedded), 'folder' (DIR/train/<class>/*, DIR/test/<class>/*), or a benchmark
      * as distributed: cub200, cars196, sop, inshop (README, "Benchmark datasets").
      */
-    name: z.enum(['fashion-mnist', 'folder', 'cub200', 'cars196', 'sop', 'inshop']).default('fashion-mnist'),
+    name: z.enum(DATASET_NAMES).default('fashion-mnist'),
     root: z.string().nullable().default(null),
     /** Side of the square images fed to the small CNN (folder datasets are resized to it). */
     imageSize: positiveInt.default(28),
@@ -23,11 +71,11 @@ export const TrainConfigSchema = z.strictObject({
   }).prefault({}),
   model: z.strictObject({
     /**
+     * A name of the backbone registry (src/models/backbones.ts, where each says how images reach it):
      * small-cnn (from scratch, small images); resnet50 / googlenet (torchvision layouts, the paper's
-     * 224-px pipeline, weights from model.weights); onnx (frozen-feature mode: features of
-     * model.onnx cached once, then only the head and GCA-HNG train); dino-vits16 (not supported yet).
+     * 224-px pipeline, weights from model.weights); onnx (frozen-feature mode); dino-vits16 (refused).
      */
-    backbone: z.enum(['small-cnn', 'resnet50', 'googlenet', 'onnx', 'dino-vits16']).default('small-cnn'),
+    backbone: z.enum(BACKBONE_NAMES).default('small-cnn'),
     /** torchvision weights as safetensors (docs/backbones.md); null trains the backbone from scratch. */
     weights: z.string().nullable().default(null),
     /** The ONNX image model of frozen-feature mode. */
@@ -52,7 +100,7 @@ export const TrainConfigSchema = z.strictObject({
      * gca-hng, its ablations (docs/ablations.md), none (the base loss alone), or a baseline
      * generator: hdml, ee, symm, ps, daml (docs/losses_and_baselines.md).
      */
-    method: z.enum([...GCA_METHODS, 'none', 'hdml', 'ee', 'symm', 'ps', 'daml']).default('gca-hng'),
+    method: z.enum(TRAIN_METHODS).default('gca-hng'),
     /** TRAIN.NUM_SAMPLED_CLASSES (P) */
     classesPerBatch: positiveInt.min(2).default(5),
     /** TRAIN.NUM_PER_CLASS (K) */
@@ -69,7 +117,7 @@ export const TrainConfigSchema = z.strictObject({
   }).prefault({}),
   loss: z.strictObject({
     /** The base metric loss (official: npair). GCA-HNG also runs on proxy-anchor and multi-similarity. */
-    base: z.enum(['npair', 'triplet', 'contrastive', 'multi-similarity', 'proxy-anchor', 'proxy-nca']).default('npair'),
+    base: z.enum(BASE_LOSSES).default(OFFICIAL_LOSS),
     /** LOSS.ALPHA */
     alpha: nonNegative.default(4),
     /** LOSS.BETA */

@@ -1,9 +1,10 @@
 // Opens the configured dataset and backbone for training: the two class-disjoint splits as the
-// trainer's ImageSplits, the backbone that fits their images, and the class-balanced sampler.
-//   small-cnn on fashion-mnist / folder: small images in memory, optional seeded flips;
-//   resnet50 / googlenet: the paper's 224-px pipeline (seeded RandomResizedCrop + flip in training,
-//     Resize 256 + CenterCrop 224 for evaluation), torchvision weights from model.weights;
-//   onnx (frozen-feature mode): features of the evaluation transform (and of mirrored images, for
+// trainer's ImageSplits, the backbone that fits their images, and the class-balanced sampler. One
+// data path per way images reach a backbone (its `input` in src/models/backbones.ts):
+//   small-images (small-cnn) on fashion-mnist / folder: small images in memory, optional seeded flips;
+//   paper-pipeline (resnet50, googlenet): the paper's 224-px pipeline (seeded RandomResizedCrop +
+//     flip in training, Resize 256 + CenterCrop 224 for evaluation), torchvision weights from model.weights;
+//   frozen-features (onnx): features of the evaluation transform (and of mirrored images, for
 //     flips) extracted once with onnxruntime and cached; the head and GCA-HNG train on the cache.
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -16,13 +17,12 @@ import { IMAGENET_NORMALIZATION, PAPER_TEST_TRANSFORM, type TestTransform } from
 import { cachedFeatureImageSplit, extractFeatures } from '../data/feature_cache.ts';
 import { BalancedBatchSampler, type SamplerState } from '../samplers/balanced_batch_sampler.ts';
 import type { Backbone } from '../models/backbone.ts';
-import { smallCnn } from '../models/small_cnn.ts';
-import { resnet50 } from '../models/resnet50.ts';
-import { googlenet } from '../models/googlenet.ts';
-import { OnnxModelError, featureIdentityBackbone } from '../models/onnx_backbone.ts';
-import { loadTorchvisionSafetensors, type TorchvisionBackbone } from '../models/torchvision.ts';
+import { backboneSpec, backbonesTaking, unsupportedMessage } from '../models/backbones.ts';
+import { OnnxModelError } from '../models/onnx_backbone.ts';
+import { loadTorchvisionSafetensors } from '../models/torchvision.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { UserError } from '../errors.ts';
+import { nameList } from '../text.ts';
 import type { TrainConfig } from './config.ts';
 import type { ImageSplit } from './image_split.ts';
 import type { BatchSampler } from './trainer.ts';
@@ -40,11 +40,11 @@ function flipRows(pixels: Float32Array, shape: readonly number[], flips: readonl
   });
 }
 
-/** Resize 256 + CenterCrop 224, or the same proportions for an ONNX model of another input side. */
+/** Resize 256 + CenterCrop 224, or the same proportions for a backbone of another input side. */
 function evaluationTransform(c: TrainConfig): TestTransform {
-  if (c.model.backbone !== 'onnx' || c.model.onnxInputSize === 224) return PAPER_TEST_TRANSFORM;
-  const size = c.model.onnxInputSize;
-  return { kind: 'test', resize: Math.round((size * 256) / 224), size };
+  const size = backboneSpec(c.model.backbone).inputSize({ imageSize: c.dataset.imageSize, onnxInputSize: c.model.onnxInputSize });
+  if (size === PAPER_TEST_TRANSFORM.size) return PAPER_TEST_TRANSFORM;
+  return { kind: 'test', resize: Math.round((size * PAPER_TEST_TRANSFORM.resize) / PAPER_TEST_TRANSFORM.size), size };
 }
 
 /** Small images held in memory: augmentation is a flip for odd seeds. */
@@ -89,13 +89,13 @@ async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boo
   const transform = evaluationTransform(c);
   switch (c.dataset.name) {
     case 'fashion-mnist':
-      if (paper) throw new UserError(`model.backbone ${c.model.backbone} needs 224-px colour images; fashion-mnist is 28×28 grayscale (use small-cnn)`);
+      if (paper) throw new UserError(`model.backbone ${c.model.backbone} needs 224-px colour images; fashion-mnist is 28×28 grayscale (use ${nameList(backbonesTaking(['small-images']))})`);
       return { ds: loadFashionMnist({ normalize: true }) };
     case 'folder':
       if (paper) return { ds: await openBenchmark('folder', root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn }) };
       return { ds: await openImageFolder(root, { size: c.dataset.imageSize, channels: 3, normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, onWarning: warn }) };
     default: {
-      if (!paper) throw new UserError(`dataset ${c.dataset.name} needs a 224-px backbone (resnet50, googlenet or onnx), not ${c.model.backbone}`);
+      if (!paper) throw new UserError(`dataset ${c.dataset.name} needs a 224-px backbone (${nameList(backbonesTaking(['paper-pipeline', 'frozen-features']))}), not ${c.model.backbone}`);
       const ds = await openBenchmark(c.dataset.name, root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn });
       return { ds, queryCount: ds.query?.size };
     }
@@ -103,20 +103,19 @@ async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boo
 }
 
 export async function openTrainingData(c: TrainConfig, warn: (message: string) => void): Promise<TrainingData> {
-  if (c.model.backbone === 'dino-vits16') {
-    throw new UserError('the DINO ViT-S/16 backbone is not supported yet; export it to ONNX and use frozen-feature mode (model.backbone=onnx, model.onnx=FILE)');
-  }
-  const paper = c.model.backbone !== 'small-cnn';
+  const spec = backboneSpec(c.model.backbone);
+  if (spec.unsupported) throw new UserError(unsupportedMessage(spec.unsupported));
+  const paper = spec.input !== 'small-images';
   if (paper && !c.dataset.root && c.dataset.name !== 'fashion-mnist') throw new UserError(`dataset ${c.dataset.name} needs --data-root DIR`);
   const { ds, queryCount } = await openDataset(c, warn, paper);
   const sampler = (seed: number): BatchSampler => {
     const s = new BalancedBatchSampler(ds.train.labels, { P: c.train.classesPerBatch, K: c.train.samplesPerClass, seed, onWarning: warn, classNames: ds.train.classNames });
     return { nextBatch: () => Array.from(s.nextBatch()), batchesPerEpoch: () => s.batchesPerEpoch(), state: () => s.state(), restore: (st) => s.restore(st as SamplerState) };
   };
-  if (c.model.backbone === 'small-cnn') {
-    return { train: asImageSplit(ds.train), test: asImageSplit(ds.test), backbone: smallCnn(ds.train.imageShape[2]), sampler };
+  if (spec.input === 'small-images') {
+    return { train: asImageSplit(ds.train), test: asImageSplit(ds.test), backbone: spec.create({ channels: ds.train.imageShape[2] }), sampler };
   }
-  if (c.model.backbone === 'onnx') {
+  if (spec.input === 'frozen-features') {
     if (!c.model.onnx) throw new UserError('frozen-feature mode needs model.onnx=FILE (an ONNX image model)');
     const t = evaluationTransform(c);
     const common = { cacheDir: c.model.featureCache, modelPath: c.model.onnx, dataset: { name: c.dataset.name, root: resolve(c.dataset.root ?? '') }, transform: `resize${t.resize}-centercrop${t.size}-imagenet` };
@@ -131,11 +130,9 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
     }
     const trainSplit = cachedFeatureImageSplit(train);
     const testSplit = { ...cachedFeatureImageSplit(test), queryCount };
-    return { train: trainSplit, test: testSplit, backbone: featureIdentityBackbone(train.width), sampler };
+    return { train: trainSplit, test: testSplit, backbone: spec.create({ width: train.width }), sampler };
   }
-  const backbone: TorchvisionBackbone = c.model.backbone === 'resnet50'
-    ? resnet50({ bnFreeze: c.solver.bnFreeze, pooling: c.model.pooling })
-    : googlenet({ bnFreeze: c.solver.bnFreeze });
+  const backbone = spec.create({ bnFreeze: c.solver.bnFreeze, pooling: c.model.pooling });
   const weights = c.model.weights;
   if (!weights) warn(`model.weights is not set: ${c.model.backbone} starts from random weights (the paper fine-tunes ImageNet weights; docs/backbones.md)`);
   return {

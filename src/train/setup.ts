@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../errors.ts';
 import { describeEngine, initBackend } from '../engine/backend.ts';
+import { backboneSpec, unsupportedMessage } from '../models/backbones.ts';
 import { ConfigError, applyOverrides, parseConfig, type TrainConfig } from './config.ts';
 import { openTrainingData } from './datasets.ts';
 import { runTraining, type TrainerInputs, type TrainResult } from './trainer.ts';
@@ -80,9 +81,8 @@ export function resolveConfig(v: ConfigSources): TrainConfig {
     raw = applyOverrides(raw, [...flags, ...(v.set ?? [])]);
     const config = parseConfig(raw, v.config ? String(v.config) : 'configuration');
     if (config.dataset.name === 'folder' && !config.dataset.root) throw new ConfigError("the folder dataset needs --data-root DIR (dataset.root)");
-    if (config.model.backbone === 'dino-vits16') {
-      throw new ConfigError(`the DINO ViT-S/16 backbone${v.preset ? ` of preset ${v.preset}` : ''} is not supported yet; export it to ONNX and train in frozen-feature mode (--set model.backbone=onnx --set model.onnx=FILE)`);
-    }
+    const unsupported = backboneSpec(config.model.backbone).unsupported;
+    if (unsupported) throw new ConfigError(unsupportedMessage(unsupported, { flags: true, context: v.preset ? ` of preset ${v.preset}` : '' }));
     if (config.model.embeddingSize % config.model.attentionHeads !== 0) {
       throw new ConfigError(`model.embeddingSize ${config.model.embeddingSize} must be divisible by model.attentionHeads ${config.model.attentionHeads}`);
     }

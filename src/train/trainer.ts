@@ -4,7 +4,7 @@
 // a run killed at any moment and resumed ends exactly as the uninterrupted one.
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Random } from '../engine/random.ts';
+import { Random, STREAMS } from '../engine/random.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { writeNpy } from '../io/npy.ts';
@@ -12,6 +12,7 @@ import { hardnessDiagnostics } from '../gca_hng/diagnostics.ts';
 import { isGcaMethod, variantOf } from '../gca_hng/variants.ts';
 import { effectiveAlpha, epochPhi } from '../gca_hng/hardness_schedule.ts';
 import type { Backbone } from '../models/backbone.ts';
+import { backboneSpec } from '../models/backbones.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import type { TrainConfig } from './config.ts';
 import { createMetricModel, embed, type MetricModel } from '../models/metric_model.ts';
@@ -91,16 +92,16 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const compat = checkCompatibility(gca ? 'gca-hng' : c.train.method, c.loss.base, { samplesPerClass: K, classesPerBatch: P });
   if (!compat.ok) throw new UserError(`method ${c.train.method} with loss ${c.loss.base}: ${compat.reason}`);
   // Loss proxies and a baseline generator's parameters join the state dict (and opt_c) by name.
-  const baseLoss = createLoss(c.loss.base, undefined, { sd: model.sd, numClasses: shape.C, embeddingSize: shape.D, rng: new Random(c.train.seed, 12) });
-  const generator = gca ? undefined : createGenerator(c.train.method, undefined, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, 13) });
-  const generatorRng = new Random(c.train.seed, 24);
+  const baseLoss = createLoss(c.loss.base, undefined, { sd: model.sd, numClasses: shape.C, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.lossProxies) });
+  const generator = gca ? undefined : createGenerator(c.train.method, undefined, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.generatorInit) });
+  const generatorRng = new Random(c.train.seed, STREAMS.generator);
   const opts: Optimizers = createOptimizers(model.sd, {
     baseLr: c.solver.baseLr, embeddingRatio: c.solver.embeddingRatio, gnnLr: c.solver.gnnLr,
     classifierLr: c.solver.classifierLr, weightDecay: c.solver.weightDecay, classifierWeightDecay: c.solver.classifierWeightDecay,
     proxyLrMultiplier: c.solver.proxyLrMultiplier,
-  });
+  }, generator);
   const sampler = inp.sampler(c.train.seed);
-  const rng = { mixing: new Random(c.train.seed, 21), dropout: new Random(c.train.seed, 22), flip: new Random(c.train.seed, 23), generator: generatorRng };
+  const rng = { mixing: new Random(c.train.seed, STREAMS.mixing), dropout: new Random(c.train.seed, STREAMS.edgeDropout), flip: new Random(c.train.seed, STREAMS.augmentationSeeds), generator: generatorRng };
   let s: TrainerState = {
     epoch: 0, iterationInEpoch: 0, globalStep: 0, jAvg: J_START, jGen: J_START, sumJm: 0, sumJgen: 0, countJ: 0,
     sampler: null, rng: {}, best: null, last: null, wallSeconds: 0,
@@ -124,8 +125,10 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const iterations = c.train.maxIterationsPerEpoch > 0 ? Math.min(c.train.maxIterationsPerEpoch, sampler.batchesPerEpoch()) : sampler.batchesPerEpoch();
   let doneHere = 0;
   // A fixed probe batch for the diagnostics, from its own stream (training is not affected).
-  const probe = probeBatch(inp.train.labels, P, K, new Random(c.train.seed, 31));
-  const probeMixing = Array.from({ length: K * (K - 1) }, (_, i) => new Random(c.train.seed + i, 32).random());
+  const probe = probeBatch(inp.train.labels, P, K, new Random(c.train.seed, STREAMS.probeBatch));
+  const probeMixing = Array.from({ length: K * (K - 1) }, (_, i) => new Random(c.train.seed + i, STREAMS.probeMixing).random());
+  // One seed per image drives its augmentation (the paper's crop + flip, a mirrored cached feature, or a flip).
+  const augments = c.dataset.flip || backboneSpec(c.model.backbone).augmentsEveryImage;
 
   try {
     while (s.epoch < c.train.epochs) {
@@ -148,8 +151,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       while (s.iterationInEpoch < iterations) {
         if (inp.stopAfterIterations !== undefined && doneHere >= inp.stopAfterIterations) return { final: null, best: s.best, wallSeconds: (Date.now() - started) / 1000, completed: false };
         const idx = Array.from(toChunkLayout(sampler.nextBatch(), P, K));
-        // One seed per image drives its augmentation (the paper's crop + flip, or a flip).
-        const augment = c.dataset.flip || c.model.backbone !== 'small-cnn' ? idx.map(() => rng.flip.nextUint32()) : undefined;
+        const augment = augments ? idx.map(() => rng.flip.nextUint32()) : undefined;
         const input = await inp.train.images(idx, augment);
         const labels = idx.map((i) => inp.train.labels[i] as number);
         const draw = () => Array.from({ length: K * (K - 1) }, () => rng.mixing.random());

@@ -8,23 +8,39 @@ import { UserError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic_write.ts';
 import { checkCompatibility } from '../../baselines/index.ts';
 import { resolveLossName } from '../../losses/metric/index.ts';
-import { parseConfig, type TrainConfig } from '../../train/config.ts';
+import { BASE_LOSSES, TRAIN_METHODS, parseConfig, type TrainConfig } from '../../train/config.ts';
 import { RUN_FILES, isRunDir, readRunConfig, startRunDir } from '../../train/run_dir.ts';
 import type { EvalRecord } from '../../train/evaluate_model.ts';
 import { isGcaMethod } from '../../gca_hng/variants.ts';
 import { resolveConfig } from '../../train/setup.ts';
+import { helpOption } from '../format.ts';
+import { nameList } from '../../text.ts';
 import { configSources, trainWithProgress } from '../training.ts';
 
-const HELP = `usage: hardneg compare --out DIR [--dataset NAME] [--data-root DIR] [--methods none,hdml,ee,symm,ps,daml,gca-hng]
-                       [--losses npair,proxy-anchor,multi-similarity] [--seeds N] [--epochs N]
-                       [--config FILE.yaml] [--set key=value ...] [--json] [--quiet]
+/** The grid when --methods / --losses are not given. */
+const DEFAULT_METHODS = ['none', 'gca-hng'];
+const DEFAULT_LOSSES = ['npair'];
+
+const HELP = `usage: hardneg compare --out DIR [--dataset NAME] [--data-root DIR] [--preset NAME]
+                       [--methods M1,M2,...] [--losses L1,L2,...] [--seeds N] [--epochs N]
+                       [--backend NAME] [--config FILE.yaml] [--set key=value ...] [--json] [--quiet]
 
 Trains every combination of method, base loss and seed (0..N−1) as its own run directory under
 DIR/cells/, skipping finished cells and resuming interrupted ones, then writes DIR/results.json
 (one entry per cell: method, loss, seed, metrics = metrics.json's best, wall_s), DIR/results.md and
 DIR/results.csv (mean ± std per metric over seeds). A combination that makes no sense (e.g. Proxy
-Synthesis with a pair loss) is refused with the reason, not run. Methods: none, hdml, ee, symm, ps,
-daml, gca-hng and its ablations (gca-hng-nosyn, -nogce, -flat, -noglobal).`;
+Synthesis with a pair loss) is refused with the reason, not run. --dataset, --data-root, --preset,
+--epochs, --backend, --config and --set set the base configuration as in 'hardneg train'.
+
+options:
+${[
+    helpOption('--methods LIST', `comma-separated, default ${DEFAULT_METHODS.join(',')}; from ${nameList(TRAIN_METHODS, { conjunction: 'and' })}`),
+    helpOption('--losses LIST', `comma-separated, default ${DEFAULT_LOSSES.join(',')}; from ${nameList(BASE_LOSSES, { conjunction: 'and' })} (and their aliases, e.g. ms, pa)`),
+    helpOption('--seeds N', 'seeds 0..N−1 per combination (default 1)'),
+    helpOption('--out DIR', 'where the cells and the results go (finished cells are kept, interrupted ones resumed)'),
+    helpOption('--json', 'print results.json\'s content at the end'),
+    helpOption('--quiet', 'no progress'),
+  ].join('\n')}`;
 
 export interface CellResult {
   method: string;
@@ -99,8 +115,8 @@ export const command: Command = {
     if (!v.out) throw new UserError('--out DIR is required');
     const seeds = Number(v.seeds);
     if (!Number.isInteger(seeds) || seeds < 1) throw new UserError(`--seeds: expected a positive integer, got '${v.seeds}'`);
-    const methods = list('methods', v.methods, ['none', 'gca-hng']);
-    const losses = list('losses', v.losses, ['npair']).map(canonicalLoss);
+    const methods = list('methods', v.methods, DEFAULT_METHODS);
+    const losses = list('losses', v.losses, DEFAULT_LOSSES).map(canonicalLoss);
     const base = resolveConfig(configSources(v));
     mkdirSync(join(v.out, 'cells'), { recursive: true });
     const results: CellResult[] = [];

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { initBackend, type BackendName } from '../../engine/backend.ts';
-import { Random } from '../../engine/random.ts';
+import { Random, STREAMS } from '../../engine/random.ts';
 import { readNpy, writeNpy } from '../../io/npy.ts';
 import { readSafetensors } from '../../io/safetensors.ts';
 import { toNumbers } from '../../io/host_tensor.ts';
@@ -91,7 +91,7 @@ export const command: Command = {
     } else {
       const seed = Number(v.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed: expected a non-negative integer, got '${v.seed}'`);
-      const rng = new Random(seed, 3);
+      const rng = new Random(seed, STREAMS.generateMixing);
       mixing = Array.from({ length: K * (K - 1) }, () => rng.random());
     }
     const backend = await initBackend(v.backend as BackendName);

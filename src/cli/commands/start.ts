@@ -29,7 +29,7 @@ export function comparisonTable(rows: Array<{ method: string; r: EvalRecord | nu
 }
 
 export const command: Command = {
-  summary: 'train GCA-HNG and the baseline on the embedded dataset and compare (npm start)',
+  summary: 'train GCA-HNG and the none baseline on the embedded dataset, side by side (npm start)',
   help: HELP,
   async run(argv) {
     const { values: v } = parseArgs({

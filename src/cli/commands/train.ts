@@ -1,46 +1,58 @@
-// `hardneg train`: train a metric model with GCA-HNG (or the `none` baseline) into a run directory.
+// `hardneg train`: train a metric model with GCA-HNG, one of its ablations, a baseline generator or
+// the base loss alone (`none`) into a run directory.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
-import type { TrainConfig } from '../../train/config.ts';
+import { GENERATOR_NAMES } from '../../baselines/index.ts';
+import { BACKEND_NAMES } from '../../engine/backend.ts';
+import { GCA_METHODS } from '../../gca_hng/variants.ts';
+import { PAPER_BENCHMARK_NAMES } from '../../data/listing.ts';
+import { BACKBONE_NAMES, backboneSpec } from '../../models/backbones.ts';
+import { BASE_LOSSES, parseConfig, type TrainConfig } from '../../train/config.ts';
 import { RUN_FILES, isRunDir, readRunConfig, startRunDir } from '../../train/run_dir.ts';
 import { resolveConfig } from '../../train/setup.ts';
-import { formatEval } from '../format.ts';
+import { formatEval, helpOption } from '../format.ts';
+import { nameList } from '../../text.ts';
 import { configSources, trainWithProgress } from '../training.ts';
 
-const HELP = `usage: hardneg train --out RUN_DIR [--dataset NAME] [--data-root DIR] [--preset NAME]
-                     [--method gca-hng|none] [--epochs N] [--seed S] [--config FILE.yaml]
-                     [--set key=value ...] [--overwrite] [--json]
-       hardneg train --resume RUN_DIR [--json]
+/** The defaults of every key, for the help. */
+const DEFAULTS: TrainConfig = parseConfig({}, 'defaults');
 
-Trains backbone → BatchNorm1d → Linear embeddings with GCA-HNG hard negatives (or, with
---method none, the same model and N-pair loss without them), evaluating on the test split.
+const HELP = `usage: hardneg train --out RUN_DIR [--dataset NAME] [--data-root DIR] [--preset NAME]
+                     [--method NAME] [--epochs N] [--seed S] [--backend NAME] [--config FILE.yaml]
+                     [--set key=value ...] [--overwrite] [--json] [--quiet]
+       hardneg train --resume RUN_DIR [--json] [--quiet]
+
+Trains backbone → BatchNorm1d → Linear embeddings with GCA-HNG hard negatives (or one of its
+ablations, a baseline generator, or with --method none the same model and base loss without
+generated negatives), evaluating on the test split.
 The run directory receives config.json (the resolved configuration), checkpoint.safetensors
 (resumable: weights, optimizer state, random streams, position in the epoch; written atomically),
 best.safetensors (best Recall@1) and model.safetensors (final weights) under the official
 parameter names, log.jsonl (one line per iteration and evaluation) and metrics.json.
 
 options:
-  --dataset NAME      fashion-mnist (embedded, default), folder (DIR/train/<class>/*, DIR/test/<class>/*),
-                      cub200, cars196, sop or inshop (as distributed; see the README)
-  --data-root DIR     the folder dataset's directory
-  --method NAME       gca-hng (default) or none
-  --epochs N          training epochs
-  --seed S            seed of every random stream (initialisation, sampler, mixing, dropout, flips)
-  --preset NAME       one of the 12 official configurations: g-, res-, dino- × cub200, cars196, sop,
-                      inshop (configs/presets/); --config and --set apply on top
-  --config FILE.yaml  configuration file (keys as in config.json; unknown keys are refused)
-  --set key=value     override one key, e.g. --set loss.alpha=2 --set train.classesPerBatch=8
-  --out RUN_DIR       where to write the run (refused if it holds a run, unless --overwrite)
-  --overwrite         replace the run in --out
-  --resume RUN_DIR    continue an interrupted run exactly where its last checkpoint left it
-  --json              print metrics.json's content at the end
-  --quiet             no progress bar`;
+${[
+    helpOption('--dataset NAME', `fashion-mnist (embedded${DEFAULTS.dataset.name === 'fashion-mnist' ? ', default' : ''}), folder (DIR/train/<class>/*, DIR/test/<class>/*), or a benchmark as distributed (see the README): ${nameList(PAPER_BENCHMARK_NAMES)}`),
+    helpOption('--data-root DIR', 'the directory of the folder dataset or of a benchmark'),
+    helpOption('--method NAME', `${nameList(GCA_METHODS.slice(0, 1), { defaultName: DEFAULTS.train.method })}; its ablations ${nameList(GCA_METHODS.slice(1), { conjunction: 'and' })} (docs/ablations.md); none (the base loss alone); or a baseline generator: ${nameList(GENERATOR_NAMES.filter((n) => n !== 'none'))} (docs/losses_and_baselines.md)`),
+    helpOption('--epochs N', `training epochs (default ${DEFAULTS.train.epochs})`),
+    helpOption('--seed S', `seed of every random stream (initialisation, sampler, mixing, dropout, flips; default ${DEFAULTS.train.seed})`),
+    helpOption('--backend NAME', nameList(BACKEND_NAMES, { defaultName: DEFAULTS.backend })),
+    helpOption('--preset NAME', `one of the 12 official configurations: g-, res-, dino- × ${PAPER_BENCHMARK_NAMES.join(', ')} (configs/presets/); --config and --set apply on top`),
+    helpOption('--config FILE.yaml', 'configuration file (keys as in config.json; unknown keys are refused)'),
+    helpOption('--set key=value', `override one key, e.g. --set loss.alpha=2 --set train.classesPerBatch=8; loss.base: ${nameList(BASE_LOSSES, { defaultName: DEFAULTS.loss.base })}; model.backbone: ${nameList(BACKBONE_NAMES.map((n) => (backboneSpec(n).unsupported ? `${n} (not supported yet)` : n)), { defaultName: DEFAULTS.model.backbone })} (docs/backbones.md)`),
+    helpOption('--out RUN_DIR', 'where to write the run (refused if it holds a run, unless --overwrite)'),
+    helpOption('--overwrite', 'replace the run in --out'),
+    helpOption('--resume RUN_DIR', 'continue an interrupted run exactly where its last checkpoint left it'),
+    helpOption('--json', "print metrics.json's content at the end"),
+    helpOption('--quiet', 'no progress bar'),
+  ].join('\n')}`;
 
 export const command: Command = {
-  summary: 'train GCA-HNG (or the none baseline) into a resumable run directory',
+  summary: 'train GCA-HNG (an ablation, a baseline or none) into a resumable run directory',
   help: HELP,
   async run(argv) {
     const { values: v } = parseArgs({

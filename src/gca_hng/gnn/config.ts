@@ -15,12 +15,3 @@ export interface GnnShape {
   /** Training classes (node classifier width). */
   C: number;
 }
-
-export function validateShape(s: GnnShape): void {
-  for (const [k, v] of Object.entries(s)) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${v}`);
-  }
-  if (s.P < 2) throw new Error(`P (classes per batch) must be at least 2, got ${s.P}`);
-  if (s.K < 2) throw new Error(`K (samples per class) must be at least 2, got ${s.K}`);
-  if (s.D % s.H !== 0) throw new Error(`the embedding width D=${s.D} must be divisible by the head count H=${s.H}`);
-}

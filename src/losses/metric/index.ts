@@ -138,10 +138,6 @@ export function lossInfo(name: string): LossInfo {
   return REGISTRY[resolveLossName(name)] as unknown as LossInfo;
 }
 
-export function listLosses(): LossInfo[] {
-  return LOSS_NAMES.map((n) => REGISTRY[n] as unknown as LossInfo);
-}
-
 export function createLoss<N extends LossName>(name: N, options?: LossOptionsMap[N], env?: LossEnv): LossInstanceMap[N];
 export function createLoss(name: string, options?: object, env?: LossEnv): MetricLoss;
 export function createLoss(name: string, options?: object, env: LossEnv = {}): MetricLoss {

@@ -1,0 +1,125 @@
+// The backbone registry: every `model.backbone` name with what the rest of the code needs to know
+// of it — how images reach it, the side of the images it takes, its feature width, whether every
+// training image is augmented, and how it is built. The configuration's accepted names
+// (src/train/config.ts), the data path (src/train/datasets.ts), the trainer's augmentation
+// (src/train/trainer.ts) and the run setup (src/train/setup.ts) read this table: adding a backbone
+// is an entry here plus its model file.
+import { PAPER_TRAIN_TRANSFORM } from '../data/transforms.ts';
+import type { Backbone } from './backbone.ts';
+import { GOOGLENET_FEATURES, googlenet } from './googlenet.ts';
+import { featureIdentityBackbone } from './onnx_backbone.ts';
+import { RESNET50_FEATURES, resnet50 } from './resnet50.ts';
+import { SMALL_CNN_FEATURES, smallCnn } from './small_cnn.ts';
+import type { TorchvisionBackbone } from './torchvision.ts';
+
+/**
+ * How images reach a backbone (src/train/datasets.ts has one data path per kind):
+ *  - 'small-images': small images held in memory at dataset.imageSize (fashion-mnist, folder),
+ *    trained from scratch; a seeded flip (dataset.flip) is the only augmentation;
+ *  - 'paper-pipeline': image files through the paper's 224-px pipeline (seeded RandomResizedCrop
+ *    + flip in training, Resize 256 + CenterCrop 224 for evaluation), torchvision weights from
+ *    model.weights;
+ *  - 'frozen-features': features of the ONNX image model model.onnx, extracted once with the
+ *    evaluation transform (and from mirrored images, for flips) and cached; only the embedding head
+ *    and GCA-HNG train.
+ */
+export type BackboneInput = 'small-images' | 'paper-pipeline' | 'frozen-features';
+
+/** The configuration fields that set the side of a backbone's input images. */
+export interface InputSizeFields {
+  /** dataset.imageSize */
+  imageSize: number;
+  /** model.onnxInputSize */
+  onnxInputSize: number;
+}
+
+/** A backbone that is named (a preset uses it) but not supported yet, and the way out. */
+export interface Unsupported {
+  /** The refusal's subject, e.g. 'the DINO ViT-S/16 backbone'. */
+  readonly subject: string;
+  /** What to do instead, in configuration keys. */
+  readonly instead: string;
+  /** What to do instead, in command-line flags. */
+  readonly insteadFlags: string;
+}
+
+interface Spec<I extends BackboneInput, O, B extends Backbone> {
+  readonly input: I;
+  /** One line for help texts. */
+  readonly description: string;
+  /** Feature width n_mid; null where the model file decides (the ONNX model's output width). */
+  readonly features: number | null;
+  /** Side of the square images it takes. */
+  inputSize(fields: InputSizeFields): number;
+  /**
+   * Every training image gets an augmentation seed (the paper's crop + flip, or a mirrored cached
+   * feature); false: only with dataset.flip.
+   */
+  readonly augmentsEveryImage: boolean;
+  /** Set when the backbone is refused (create then throws the refusal). */
+  readonly unsupported?: Unsupported;
+  create(options: O): B;
+}
+
+export type SmallImageBackboneSpec = Spec<'small-images', { channels: number }, Backbone>;
+export type PaperBackboneSpec = Spec<'paper-pipeline', { bnFreeze: boolean; pooling: boolean }, TorchvisionBackbone>;
+export type FrozenFeatureBackboneSpec = Spec<'frozen-features', { width: number }, Backbone>;
+export type BackboneSpec = SmallImageBackboneSpec | PaperBackboneSpec | FrozenFeatureBackboneSpec;
+
+const PAPER_SIDE = PAPER_TRAIN_TRANSFORM.size;
+
+const DINO_UNSUPPORTED: Unsupported = {
+  subject: 'the DINO ViT-S/16 backbone',
+  instead: 'export it to ONNX and use frozen-feature mode (model.backbone=onnx, model.onnx=FILE)',
+  insteadFlags: 'export it to ONNX and train in frozen-feature mode (--set model.backbone=onnx --set model.onnx=FILE)',
+};
+
+const REGISTRY = {
+  'small-cnn': {
+    input: 'small-images', description: 'a small CNN trained from scratch on small images (dataset.imageSize)',
+    features: SMALL_CNN_FEATURES, inputSize: (f) => f.imageSize, augmentsEveryImage: false,
+    create: (o) => smallCnn(o.channels),
+  } satisfies SmallImageBackboneSpec,
+  resnet50: {
+    input: 'paper-pipeline', description: "torchvision ResNet-50, the paper's 224-px pipeline, weights from model.weights",
+    features: RESNET50_FEATURES, inputSize: () => PAPER_SIDE, augmentsEveryImage: true,
+    create: (o) => resnet50({ bnFreeze: o.bnFreeze, pooling: o.pooling }),
+  } satisfies PaperBackboneSpec,
+  googlenet: {
+    input: 'paper-pipeline', description: "torchvision GoogLeNet, the paper's 224-px pipeline, weights from model.weights",
+    features: GOOGLENET_FEATURES, inputSize: () => PAPER_SIDE, augmentsEveryImage: true,
+    create: (o) => googlenet({ bnFreeze: o.bnFreeze }),
+  } satisfies PaperBackboneSpec,
+  onnx: {
+    input: 'frozen-features', description: 'frozen-feature mode: features of model.onnx cached once, then only the head and GCA-HNG train',
+    features: null, inputSize: (f) => f.onnxInputSize, augmentsEveryImage: true,
+    create: (o) => featureIdentityBackbone(o.width),
+  } satisfies FrozenFeatureBackboneSpec,
+  'dino-vits16': {
+    input: 'paper-pipeline', description: 'DINO ViT-S/16 (not supported yet: export it to ONNX and use onnx)',
+    features: 384, inputSize: () => PAPER_SIDE, augmentsEveryImage: true, unsupported: DINO_UNSUPPORTED,
+    create: () => { throw new Error(unsupportedMessage(DINO_UNSUPPORTED)); },
+  } satisfies PaperBackboneSpec,
+};
+
+export type BackboneName = keyof typeof REGISTRY;
+
+/** Every backbone name, in the registry's order (the first is the configuration's default). */
+export const BACKBONE_NAMES = Object.keys(REGISTRY) as [BackboneName, ...BackboneName[]];
+
+export function backboneSpec(name: BackboneName): BackboneSpec {
+  return REGISTRY[name];
+}
+
+/** The supported backbones whose images arrive one way (for messages that name the alternatives). */
+export function backbonesTaking(inputs: readonly BackboneInput[]): BackboneName[] {
+  return BACKBONE_NAMES.filter((n) => {
+    const s: BackboneSpec = REGISTRY[n];
+    return inputs.includes(s.input) && !s.unsupported;
+  });
+}
+
+/** The refusal of an unsupported backbone; `flags` gives the way out as command-line flags. */
+export function unsupportedMessage(u: Unsupported, opts: { flags?: boolean; context?: string } = {}): string {
+  return `${u.subject}${opts.context ?? ''} is not supported yet; ${opts.flags ? u.insteadFlags : u.instead}`;
+}
