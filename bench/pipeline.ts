@@ -1,7 +1,7 @@
 // Training-pipeline throughput: images/s of the paper's train transform (RandomResizedCrop 224,
-// flip, ImageNet normalisation) through TrainBatches and the worker pool, on a generated set of
+// flip, ImageNet normalisation) through FileSplit.loadTrain and the worker pool, a batch at a time as the trainer asks for them, on a generated set of
 // JPEGs (256 images of 500×375, about CUB's size, with textured content so decoding costs what a
-// photograph costs). One run = one epoch of shuffled batches of 64 with two batches prefetched.
+// photograph costs). One run = one epoch of shuffled batches of 64.
 //
 //   node --import tsx bench/pipeline.ts [--workers N]
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { Random, STREAMS } from '../src/engine/random.ts';
-import { defaultWorkerCount, FileSplit, ImagePool, TrainBatches } from '../src/data/pipeline.ts';
+import { defaultWorkerCount, FileSplit, ImagePool } from '../src/data/pipeline.ts';
 import { timeRuns, type BenchResult } from './timing.ts';
 
 export interface PipelineBenchOptions {
@@ -51,9 +51,12 @@ export async function benchPipeline(o: PipelineBenchOptions = {}): Promise<Pipel
     const r = await timeRuns(`pipeline-train-224`, o.runs ?? 3, async () => {
       const order = new Random(epoch, STREAMS.benchOrder).shuffle(Array.from({ length: n }, (_, i) => i));
       let at = 0;
-      const batches = new TrainBatches({ split, seed: epoch++, nextIndices: () => order.slice(at, (at += batch)), depth: 2 });
-      for (let b = 0; b < Math.ceil(n / batch); b++) await batches.next();
-      batches.close();
+      // As the trainer loads its batches: one seed per image from a seeded stream, a batch at a time.
+      const seeds = new Random(epoch++, STREAMS.augmentationSeeds);
+      while (at < n) {
+        const indices = order.slice(at, (at += batch));
+        await split.loadTrain(indices, indices.map(() => seeds.nextUint32()));
+      }
     });
     return { ...r, images_per_s: Math.round((n / r.median_ms) * 1000 * 10) / 10, workers };
   } finally {

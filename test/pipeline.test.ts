@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../src/errors.ts';
-import { Random } from '../src/engine/random.ts';
-import { FileSplit, ImagePool, TrainBatches } from '../src/data/pipeline.ts';
+import { FileSplit, ImagePool } from '../src/data/pipeline.ts';
 import {
   centerCropBox, fallbackCropBox, IMAGENET_NORMALIZATION, PAPER_TEST_TRANSFORM, PAPER_TRAIN_TRANSFORM, randomResizedCropBox, resizeShorterSide,
   roundHalfEven, trainDecision, type TrainTransform,
@@ -187,52 +186,16 @@ test('worker threads give the same bytes as the calling thread; an unreadable im
   await assert.rejects(split(inThread).load([8]), /index 8 \(position 0\) is out of range \[0, 8\)/);
 });
 
-test('TrainBatches: seeded, prefetching, and resumable from state() exactly', async () => {
-  class Sampler {
-    calls = 0;
-    private readonly rng = new Random(3, 1);
-    next(): number[] {
-      this.calls++;
-      return [0, 1, 2].map(() => this.rng.int(7));
-    }
-    state(): ReturnType<Random['getState']> {
-      return this.rng.getState();
-    }
-    restore(s: ReturnType<Random['getState']>): void {
-      this.rng.setState(s);
-    }
-  }
+test('loadTrain: one seed per image decides its crop and flip; the same seeds give the same pixels', async () => {
   const s = split(threaded);
-  const sa = new Sampler();
-  const run = new TrainBatches({ split: s, seed: 42, nextIndices: () => sa.next(), snapshot: () => sa.state(), depth: 2 });
-  const b1 = await run.next();
-  assert.equal(sa.calls, 3, 'two batches prefetched behind the first');
-  const resume = run.state();
-  const b2 = await run.next();
-  const b3 = await run.next();
-  assert.deepEqual(b1.shape, [3, 224, 224, 3]);
-  assert.deepEqual([...b1.labels], b1.indices.map((i) => s.labels[i]));
-  assert.notDeepEqual(b1.seeds, b2.seeds);
-  // Resumed: the sampler restored to the snapshot, the augmentation stream from the state.
-  const sb = new Sampler();
-  sb.restore(resume.source as ReturnType<Random['getState']>);
-  const resumed = new TrainBatches({ split: s, seed: 42, nextIndices: () => sb.next(), snapshot: () => sb.state(), depth: 1, resume: JSON.parse(JSON.stringify(resume)) });
-  const c2 = await resumed.next();
-  const c3 = await resumed.next();
-  for (const [x, y] of [[b2, c2], [b3, c3]] as const) {
-    assert.deepEqual(x.indices, y.indices);
-    assert.deepEqual(x.seeds, y.seeds);
-    assert.deepEqual(x.pixels, y.pixels);
-  }
-  // A fresh run with the same seed repeats the first batch; another seed does not.
-  const fresh = new TrainBatches({ split: s, seed: 42, nextIndices: () => new Sampler().next(), depth: 0 });
-  const f1 = await fresh.next();
-  assert.deepEqual(f1.pixels, b1.pixels);
-  const other = new TrainBatches({ split: s, seed: 43, nextIndices: () => new Sampler().next(), depth: 0 });
-  assert.notDeepEqual((await other.next()).seeds, b1.seeds);
-  run.close();
-  resumed.close();
-  await assert.rejects(run.next(), /closed/);
+  const a = await s.loadTrain([0, 1, 2], [11, 12, 13]);
+  const again = await s.loadTrain([0, 1, 2], [11, 12, 13]);
+  const other = await s.loadTrain([0, 1, 2], [11, 12, 14]);
+  assert.deepEqual(a.shape, [3, 224, 224, 3]);
+  assert.deepEqual(again.pixels, a.pixels);
+  const third = 224 * 224 * 3;
+  assert.deepEqual(other.pixels.subarray(0, 2 * third), a.pixels.subarray(0, 2 * third), 'images 0 and 1 keep their seeds');
+  assert.notDeepEqual(other.pixels.subarray(2 * third), a.pixels.subarray(2 * third), 'image 2 has another seed');
   // The test transform's geometry is the paper's.
   assert.deepEqual(s.transform, PAPER_TEST_TRANSFORM);
 });

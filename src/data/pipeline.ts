@@ -7,12 +7,8 @@
 //     never keep the process alive. `workers: 0` runs everything on the calling thread instead.
 //   - FileSplit: a DatasetSplit over image files whose load() applies the test transform
 //     (Resize 256, CenterCrop 224, ImageNet normalisation by default) and whose loadTrain() applies
-//     the train transform with one seed per image.
-//   - TrainBatches: the seeded, prefetching training loader. It draws batch indices from the
-//     caller's sampler and one 32-bit seed per image from its own PCG stream, keeps `depth` batches
-//     in flight, and reports as its state() the resume point of the next batch not yet handed out
-//     (the augmentation stream, and the sampler snapshot taken before that batch's indices were
-//     drawn), so a run resumed from it sees exactly the batches it would have seen.
+//     the train transform with one seed per image (the trainer draws the seeds from its own
+//     stream, STREAMS.augmentationSeeds, so a resumed run sees exactly the same images).
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { firstLine, UserError } from '../errors.ts';
@@ -306,93 +302,5 @@ export class FileSplit implements DatasetSplit {
     } catch (err) {
       return Promise.reject(err);
     }
-  }
-}
-
-// ---------------------------------------------------------------- TrainBatches
-
-export type RandomState = ReturnType<Random['getState']>;
-
-export interface TrainBatchesState<S> {
-  augmentation: RandomState;
-  /** The sampler snapshot taken before the next batch's indices were drawn. */
-  source: S | undefined;
-}
-
-export interface TrainBatchesOptions<S> {
-  split: FileSplit;
-  /** Seed of the augmentation stream. */
-  seed: number;
-  /** The next batch's indices (the sampler). */
-  nextIndices: () => readonly number[];
-  /** The sampler's state, taken before each call of nextIndices (for state()). */
-  snapshot?: () => S;
-  /** Batches kept in flight ahead of the one being consumed. Default 2. */
-  depth?: number;
-  transform?: TrainTransform;
-  /** Resume from a state() of an earlier run (restore the sampler to its `source` yourself). */
-  resume?: TrainBatchesState<S>;
-}
-
-export interface TrainBatch extends TransformedBatch {
-  indices: number[];
-  /** Labels of the images, in batch order. */
-  labels: Int32Array;
-  seeds: Uint32Array;
-}
-
-interface InFlight<S> {
-  before: TrainBatchesState<S>;
-  batch: Promise<TrainBatch>;
-}
-
-export class TrainBatches<S = unknown> {
-  private readonly rng: Random;
-  private readonly queue: InFlight<S>[] = [];
-  private readonly depth: number;
-  private readonly transform: TrainTransform;
-  private closed = false;
-
-  constructor(private readonly o: TrainBatchesOptions<S>) {
-    this.rng = new Random(o.seed, STREAMS.augmentation);
-    if (o.resume) this.rng.setState(o.resume.augmentation);
-    this.depth = o.depth ?? 2;
-    if (!Number.isInteger(this.depth) || this.depth < 0) throw new UserError(`prefetch depth must be an integer ≥ 0, got ${this.depth}`);
-    this.transform = o.transform ?? PAPER_TRAIN_TRANSFORM;
-    checkTransform(this.transform);
-  }
-
-  private snapshot(): TrainBatchesState<S> {
-    return { augmentation: this.rng.getState(), source: this.o.snapshot?.() };
-  }
-
-  private request(): void {
-    const before = this.snapshot();
-    const indices = [...this.o.nextIndices()];
-    const seeds = new Uint32Array(indices.length);
-    for (let i = 0; i < seeds.length; i++) seeds[i] = this.rng.nextUint32();
-    const labels = Int32Array.from(indices, (i) => this.o.split.labels[i] ?? -1);
-    const batch = this.o.split.loadTrain(indices, seeds, this.transform).then((b) => ({ ...b, indices, labels, seeds }));
-    batch.catch(() => undefined); // reported when consumed
-    this.queue.push({ before, batch });
-  }
-
-  /** The next batch; the following `depth` are started before this one is awaited. */
-  async next(): Promise<TrainBatch> {
-    if (this.closed) throw new Error('TrainBatches: closed');
-    while (this.queue.length < this.depth + 1) this.request();
-    const head = this.queue.shift() as InFlight<S>;
-    return head.batch;
-  }
-
-  /** The resume point of the next batch not yet handed out by next(). */
-  state(): TrainBatchesState<S> {
-    return this.queue[0]?.before ?? this.snapshot();
-  }
-
-  /** Drops the batches in flight (their work finishes in the background). */
-  close(): void {
-    this.closed = true;
-    this.queue.length = 0;
   }
 }

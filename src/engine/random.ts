@@ -30,8 +30,7 @@ export const STREAMS = {
   /** The probe's mixing values; seeded train.seed + i for the i-th value. */
   probeMixing: 32,
   // ---- the image pipeline (src/data/)
-  /** Per-image seeds of TrainBatches when it draws them itself (src/data/pipeline.ts). */
-  augmentation: 40,
+  /** 40 was the per-image seed stream of a prefetching loader, since removed: kept unused, not reused. */
   /** The crop and flip drawn from one image's own seed (src/data/transforms.ts trainDecision). */
   image: 41,
   // ---- commands and benchmarks that are not a training run
