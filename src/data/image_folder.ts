@@ -381,7 +381,7 @@ export async function openImageFolder(dir: string, opts: ImageFolderOptions = {}
       if (!('error' in r)) return r.image;
       const path = (s.files[i] as ScannedFile).path;
       const why = `unreadable or corrupt image (${r.error})`;
-      if (!opts.skipCorrupt) throw new UserError(`${path}: ${why}; expected a PNG or JPEG file (skipCorrupt leaves such files out)`);
+      if (!opts.skipCorrupt) throw new UserError(`${path}: ${why}; expected a PNG or JPEG file (--set dataset.skipCorrupt=true leaves such files out, with a warning)`);
       problems.push({ severity: 'warning', path, message: `${why}, skipped` });
       skipped.push(path);
       return undefined;

@@ -17,7 +17,6 @@ import {
   type AppliedTransform, checkTransform, IMAGENET_NORMALIZATION, type ImageTransform, loadSharp, PAPER_TEST_TRANSFORM, PAPER_TRAIN_TRANSFORM,
   type TestTransform, type TrainTransform, transformInto,
 } from './transforms.ts';
-import { Random, STREAMS } from '../engine/random.ts';
 import { mapConcurrent } from './concurrency.ts';
 import { siblingModule, startModuleWorker } from '../engine/worker.ts';
 

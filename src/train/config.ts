@@ -42,6 +42,7 @@ import { PAPER_BENCHMARK_NAMES } from '../data/listing.ts';
 import { GCA_METHODS } from '../gca_hng/variants.ts';
 import { LOSS_NAMES, type LossName } from '../losses/metric/index.ts';
 import { BACKBONE_NAMES } from '../models/backbones.ts';
+import { UserError } from '../errors.ts';
 
 /** The official base loss, listed first. */
 const OFFICIAL_LOSS: LossName = 'npair';
@@ -68,6 +69,8 @@ export const TrainConfigSchema = z.strictObject({
     imageSize: positiveInt.default(28),
     /** Random horizontal flips in training (seeded); the paper's pipeline always flips. */
     flip: z.boolean().default(false),
+    /** The folder dataset: leave out images that cannot be decoded (with a warning) instead of stopping. */
+    skipCorrupt: z.boolean().default(false),
   }).prefault({}),
   model: z.strictObject({
     /**
@@ -175,7 +178,8 @@ export const TrainConfigSchema = z.strictObject({
 
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 
-export class ConfigError extends Error {}
+/** A configuration the schema refuses (a user's mistake: exit 2, one line naming the key). */
+export class ConfigError extends UserError {}
 
 function describe(issue: z.core.$ZodIssue): string {
   const key = issue.path.join('.');

@@ -21,7 +21,7 @@ import { backboneSpec, backbonesTaking, unsupportedMessage } from '../models/bac
 import { OnnxModelError } from '../models/onnx_backbone.ts';
 import { loadTorchvisionSafetensors } from '../models/torchvision.ts';
 import type { StateDict } from '../models/state_dict.ts';
-import { UserError } from '../errors.ts';
+import { UserError, firstLine } from '../errors.ts';
 import { nameList } from '../text.ts';
 import type { TrainConfig } from './config.ts';
 import type { ImageSplit } from './image_split.ts';
@@ -93,7 +93,7 @@ async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boo
       return { ds: loadFashionMnist({ normalize: true }) };
     case 'folder':
       if (paper) return { ds: await openBenchmark('folder', root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn }) };
-      return { ds: await openImageFolder(root, { size: c.dataset.imageSize, channels: 3, normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, onWarning: warn }) };
+      return { ds: await openImageFolder(root, { size: c.dataset.imageSize, channels: 3, normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, skipCorrupt: c.dataset.skipCorrupt, onWarning: warn }) };
     default: {
       if (!paper) throw new UserError(`dataset ${c.dataset.name} needs a 224-px backbone (${nameList(backbonesTaking(['paper-pipeline', 'frozen-features']))}), not ${c.model.backbone}`);
       const ds = await openBenchmark(c.dataset.name, root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn });
@@ -139,7 +139,14 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
     train: pipelineSplit(ds.train as FileSplit),
     test: pipelineSplit(ds.test as FileSplit, queryCount),
     backbone,
-    loadWeights: weights ? (sd) => { loadTorchvisionSafetensors(sd, backbone, weights); } : undefined,
+    loadWeights: weights ? (sd) => {
+      try {
+        loadTorchvisionSafetensors(sd, backbone, weights);
+      } catch (err) {
+        if (err instanceof UserError) throw err;
+        throw new UserError(`model.weights ${weights}: ${firstLine(err)} (expected ${c.model.backbone} weights under torchvision's names; docs/backbones.md)`);
+      }
+    } : undefined,
     sampler,
   };
 }

@@ -88,9 +88,17 @@ export function loadCheckpoint<S>(dir: string): LoadedCheckpoint<S> {
     if (group === 'model') model.set(rest, t);
     else if ((OPTIMIZERS as readonly string[]).includes(group)) optimizers[group as (typeof OPTIMIZERS)[number]].set(rest, t);
   }
+  const path = join(dir, RUN_FILES.checkpoint);
   const raw = file.metadata.trainer_state;
-  if (!raw) throw new Error(`${join(dir, RUN_FILES.checkpoint)}: no trainer state in its metadata`);
-  const { gradBuffers, ...state } = JSON.parse(raw) as { gradBuffers: Record<string, string[]> };
+  if (!raw) throw new UserError(`${path}: no trainer state in its metadata (not a checkpoint written by hardneg train); start the run again with --overwrite`);
+  let parsed: { gradBuffers?: Record<string, string[]> };
+  try {
+    parsed = JSON.parse(raw) as typeof parsed;
+  } catch {
+    throw new UserError(`${path}: its trainer state is not valid JSON; start the run again with --overwrite`);
+  }
+  const { gradBuffers, ...state } = parsed;
+  if (!gradBuffers || typeof gradBuffers !== 'object') throw new UserError(`${path}: its trainer state lacks the optimizers' gradient buffers; start the run again with --overwrite`);
   return { model, optimizers, gradBuffers, state: state as S };
 }
 

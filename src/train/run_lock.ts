@@ -4,7 +4,7 @@
 // resume after kill -9 needs nothing by hand.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 
 export const LOCK_FILE = '.hardneg.lock';
@@ -37,6 +37,9 @@ function readLock(path: string): LockInfo | null {
 export class RunLock {
   private released = false;
   private readonly onExit = (): void => this.release();
+  /** Locks this process holds, by path, with how many times each was taken (re-entrant). */
+  private static held = new Map<string, RunLock>();
+  private count = 1;
 
   private constructor(readonly path: string) {
     process.once('exit', this.onExit);
@@ -44,7 +47,12 @@ export class RunLock {
 
   /** Takes the lock of `dir` (which must exist) or throws a UserError naming its holder. */
   static acquire(dir: string, command = 'train'): RunLock {
-    const path = join(dir, LOCK_FILE);
+    const path = join(resolve(dir), LOCK_FILE);
+    const mine = RunLock.held.get(path);
+    if (mine) {
+      mine.count++;
+      return mine;
+    }
     for (let attempt = 0; attempt < 3; attempt++) {
       let fd: number;
       try {
@@ -63,14 +71,19 @@ export class RunLock {
       const info: LockInfo = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command };
       writeSync(fd, `${JSON.stringify(info)}\n`);
       closeSync(fd);
-      return new RunLock(path);
+      const lock = new RunLock(path);
+      RunLock.held.set(path, lock);
+      return lock;
     }
     throw new UserError(`${dir}: could not take the run lock ${path}`);
   }
 
+  /** Gives the lock back (once per acquire); the file goes when the last holder in this process lets go. */
   release(): void {
     if (this.released) return;
+    if (--this.count > 0) return;
     this.released = true;
+    RunLock.held.delete(this.path);
     process.off('exit', this.onExit);
     const holder = readLock(this.path);
     if (holder && holder.pid === process.pid && holder.host === hostname()) {

@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../errors.ts';
+import { numberFlag } from '../values.ts';
 import { describeEngine, initBackend } from '../engine/backend.ts';
 import { backboneSpec, unsupportedMessage } from '../models/backbones.ts';
 import { ConfigError, applyOverrides, parseConfig, type TrainConfig } from './config.ts';
 import { openTrainingData } from './datasets.ts';
+import { RunLock } from './run_lock.ts';
 import { runTraining, type TrainerInputs, type TrainResult } from './trainer.ts';
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -74,8 +76,8 @@ export function resolveConfig(v: ConfigSources): TrainConfig {
   if (v.dataset !== undefined) flags.push(`dataset.name=${v.dataset}`);
   if (v.dataRoot !== undefined) flags.push(`dataset.root=${JSON.stringify(v.dataRoot)}`);
   if (v.method !== undefined) flags.push(`train.method=${v.method}`);
-  if (v.epochs !== undefined) flags.push(`train.epochs=${v.epochs}`);
-  if (v.seed !== undefined) flags.push(`train.seed=${v.seed}`);
+  if (v.epochs !== undefined) flags.push(`train.epochs=${numberFlag('epochs', String(v.epochs), { integer: true, min: 1 })}`);
+  if (v.seed !== undefined) flags.push(`train.seed=${numberFlag('seed', String(v.seed), { integer: true, min: 0 })}`);
   if (v.backend !== undefined) flags.push(`backend=${v.backend}`);
   try {
     raw = applyOverrides(raw, [...flags, ...(v.set ?? [])]);
@@ -107,12 +109,18 @@ export interface TrainRunCallbacks {
  * starts the backend the configuration names, opens the dataset and runs the trainer.
  */
 export async function trainRun(config: TrainConfig, runDir: string, resume: boolean, callbacks: TrainRunCallbacks = {}): Promise<TrainResult> {
-  await initBackend(config.backend);
-  callbacks.onEngine?.(describeEngine());
-  const data = await openTrainingData(config, (msg) => callbacks.onWarning?.(msg));
-  return runTraining({
-    config, runDir, resume, train: data.train, test: data.test, backbone: data.backbone, sampler: data.sampler, loadWeights: data.loadWeights,
-    onIteration: callbacks.onIteration, onEvaluation: callbacks.onEvaluation,
-  });
+  // One writer per run folder: the lock is re-entrant, so a caller that took it (beginRun) keeps it.
+  const lock = RunLock.acquire(runDir, resume ? 'train --resume' : 'train');
+  try {
+    await initBackend(config.backend);
+    callbacks.onEngine?.(describeEngine());
+    const data = await openTrainingData(config, (msg) => callbacks.onWarning?.(msg));
+    return await runTraining({
+      config, runDir, resume, train: data.train, test: data.test, backbone: data.backbone, sampler: data.sampler, loadWeights: data.loadWeights,
+      onIteration: callbacks.onIteration, onEvaluation: callbacks.onEvaluation,
+    });
+  } finally {
+    lock.release();
+  }
 }
 

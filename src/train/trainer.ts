@@ -19,7 +19,7 @@ import { createMetricModel, embed, type MetricModel } from '../models/metric_mod
 import { createOptimizers, BACKBONE_PREFIX, OPT_C_GROUPS, type Optimizers } from './optimizers.ts';
 import { createLoss } from '../losses/metric/index.ts';
 import { checkCompatibility, createGenerator } from '../baselines/index.ts';
-import { UserError } from '../errors.ts';
+import { UserError, firstLine } from '../errors.ts';
 import { trainIteration, type IterationModel } from '../gca_hng/iteration.ts';
 import { baselineIteration } from '../baselines/iteration.ts';
 import { gnnLr, metricLr } from './schedules.ts';
@@ -108,11 +108,16 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   };
   if (inp.resume) {
     const ckpt = loadCheckpoint<TrainerState>(inp.runDir);
-    for (const [name, t] of ckpt.model) model.sd.load(name, t);
-    restoreOptimizers(opts, ckpt);
-    s = ckpt.state;
-    sampler.restore(s.sampler);
-    for (const [name, r] of Object.entries(rng)) r.setState(s.rng[name] as { state: string; inc: string });
+    try {
+      for (const [name, t] of ckpt.model) model.sd.load(name, t);
+      restoreOptimizers(opts, ckpt);
+      s = ckpt.state;
+      sampler.restore(s.sampler);
+      for (const [name, r] of Object.entries(rng)) r.setState(s.rng[name] as { state: string; inc: string });
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      throw new UserError(`${join(inp.runDir, RUN_FILES.checkpoint)} does not fit the run's ${RUN_FILES.config}: ${firstLine(err)}`);
+    }
     truncateLog(inp.runDir, s.globalStep);
   }
   const started = Date.now() - s.wallSeconds * 1000;

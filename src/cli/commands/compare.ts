@@ -2,14 +2,16 @@
 // directory, summarised as results.json and a mean ± std table in Markdown and CSV.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
+import { numberFlag } from '../../values.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic_write.ts';
 import { checkCompatibility } from '../../baselines/index.ts';
 import { resolveLossName } from '../../losses/metric/index.ts';
 import { BASE_LOSSES, TRAIN_METHODS, parseConfig, type TrainConfig } from '../../train/config.ts';
-import { RUN_FILES, isRunDir, readRunConfig, startRunDir } from '../../train/run_dir.ts';
+import { RUN_FILES, isRunDir, readRunConfig } from '../../train/run_dir.ts';
+import { beginRun } from '../../train/run_start.ts';
 import type { EvalRecord } from '../../train/evaluate_model.ts';
 import { isGcaMethod } from '../../gca_hng/variants.ts';
 import { resolveConfig } from '../../train/setup.ts';
@@ -28,8 +30,10 @@ const HELP = `usage: hardneg compare --out DIR [--dataset NAME] [--data-root DIR
 Trains every combination of method, base loss and seed (0..N−1) as its own run directory under
 DIR/cells/, skipping finished cells and resuming interrupted ones, then writes DIR/results.json
 (one entry per cell: method, loss, seed, metrics = metrics.json's best, wall_s), DIR/results.md and
-DIR/results.csv (mean ± std per metric over seeds). A combination that makes no sense (e.g. Proxy
-Synthesis with a pair loss) is refused with the reason, not run. --dataset, --data-root, --preset,
+DIR/results.csv (mean ± std per metric over seeds), each written atomically. Every cell is decided
+before anything runs: an unknown name, a combination that makes no sense (e.g. Proxy Synthesis
+with a pair loss, refused with the reason) or a cell folder holding a run of another configuration
+(other --epochs or --set values) stops the request with exit 2 and nothing written. --dataset, --data-root, --preset,
 --epochs, --backend, --config and --set set the base configuration as in 'hardneg train'.
 
 options:
@@ -56,13 +60,21 @@ function list(flag: string, v: string | undefined, fallback: string[]): string[]
   return items;
 }
 
-/** The canonical loss name; unknown names pass through to be refused with a reason. */
-function canonicalLoss(name: string): string {
-  try {
-    return resolveLossName(name);
-  } catch {
-    return name;
+interface Cell {
+  method: string;
+  loss: string;
+  seed: number;
+  config: TrainConfig;
+  dir: string;
+}
+
+/** The dotted keys whose values differ between two configurations. */
+export function configDifferences(a: unknown, b: unknown, prefix = ''): string[] {
+  const isObj = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+  if (isObj(a) && isObj(b)) {
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort().flatMap((k) => configDifferences(a[k], b[k], prefix ? `${prefix}.${k}` : k));
   }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [`${prefix}: ${JSON.stringify(a)} there, ${JSON.stringify(b)} asked`];
 }
 
 function meanStd(xs: number[]): string {
@@ -103,7 +115,7 @@ export const command: Command = {
   summary: 'train a grid of methods × losses × seeds and tabulate mean ± std',
   help: HELP,
   async run(argv) {
-    const { values: v } = parseArgs({
+    const { values: v } = parseFlags({
       args: argv,
       options: {
         dataset: { type: 'string' }, 'data-root': { type: 'string' }, methods: { type: 'string' }, losses: { type: 'string' },
@@ -113,48 +125,62 @@ export const command: Command = {
       strict: true,
     });
     if (!v.out) throw new UserError('--out DIR is required');
-    const seeds = Number(v.seeds);
-    if (!Number.isInteger(seeds) || seeds < 1) throw new UserError(`--seeds: expected a positive integer, got '${v.seeds}'`);
+    const seeds = numberFlag('seeds', v.seeds, { integer: true, min: 1 });
     const methods = list('methods', v.methods, DEFAULT_METHODS);
-    const losses = list('losses', v.losses, DEFAULT_LOSSES).map(canonicalLoss);
+    const unknownMethods = methods.filter((m) => !(TRAIN_METHODS as readonly string[]).includes(m));
+    if (unknownMethods.length > 0) throw new UserError(`--methods: unknown ${unknownMethods.map((m) => `'${m}'`).join(', ')}; expected names from ${nameList(TRAIN_METHODS, { conjunction: 'and' })}`);
+    const losses = list('losses', v.losses, DEFAULT_LOSSES).map((name) => {
+      try {
+        return resolveLossName(name);
+      } catch {
+        throw new UserError(`--losses: unknown '${name}'; expected names from ${nameList(BASE_LOSSES, { conjunction: 'and' })}`);
+      }
+    });
     const base = resolveConfig(configSources(v));
-    mkdirSync(join(v.out, 'cells'), { recursive: true });
-    const results: CellResult[] = [];
-    const refused: Array<{ method: string; loss: string; reason: string }> = [];
+    // Every cell is decided before anything is written: a refused combination, or a cell folder
+    // that holds a run of another configuration, stops the whole request.
+    const cells: Cell[] = [];
+    const refused: string[] = [];
     for (const method of methods) {
       for (const loss of losses) {
         const compat = checkCompatibility(isGcaMethod(method) ? 'gca-hng' : method, loss, { samplesPerClass: base.train.samplesPerClass, classesPerBatch: base.train.classesPerBatch });
         if (!compat.ok) {
-          refused.push({ method, loss, reason: compat.reason });
-          if (!v.quiet) process.stderr.write(`refused ${method} × ${loss}: ${compat.reason}\n`);
+          refused.push(`${method} × ${loss}: ${compat.reason}`);
           continue;
         }
         for (let seed = 0; seed < seeds; seed++) {
-          let config: TrainConfig;
-          try {
-            config = parseConfig({ ...base, train: { ...base.train, method, seed }, loss: { ...base.loss, base: loss } }, `cell ${method} × ${loss}`);
-          } catch (err) {
-            throw new UserError((err as Error).message);
-          }
-          const dir = join(v.out, 'cells', `${method}__${loss}__seed${seed}`);
-          const metricsPath = join(dir, RUN_FILES.metrics);
-          if (!existsSync(metricsPath)) {
-            const resume = isRunDir(dir) && existsSync(join(dir, RUN_FILES.checkpoint));
-            if (!resume) startRunDir(dir, config);
-            if (!v.quiet) process.stderr.write(`${resume ? 'resuming' : 'training'} ${method} × ${loss}, seed ${seed} → ${dir}\n`);
-            await trainWithProgress(resume ? readRunConfig(dir) : config, dir, resume, v.quiet || v.json);
-          }
-          const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { best: EvalRecord | null; wall_s: number };
-          results.push({ method, loss, seed, metrics: m.best, wall_s: m.wall_s });
+          const config = parseConfig({ ...base, train: { ...base.train, method, seed }, loss: { ...base.loss, base: loss } }, `cell ${method} × ${loss}`);
+          cells.push({ method, loss, seed, config, dir: join(v.out, 'cells', `${method}__${loss}__seed${seed}`) });
         }
       }
     }
+    if (refused.length > 0) throw new UserError(`refused (nothing was run): ${refused.join('; ')}; drop these combinations from --methods/--losses`);
+    for (const cell of cells) {
+      if (!existsSync(join(cell.dir, RUN_FILES.config))) continue;
+      const differs = configDifferences(readRunConfig(cell.dir), cell.config);
+      if (differs.length > 0) {
+        throw new UserError(`${cell.dir} holds a run of another configuration (${differs.slice(0, 4).join(', ')}${differs.length > 4 ? ', …' : ''}); compare never answers a changed request with old cells: use another --out`);
+      }
+    }
+    mkdirSync(join(v.out, 'cells'), { recursive: true });
+    const results: CellResult[] = [];
+    for (const { method, loss, seed, config, dir } of cells) {
+      const metricsPath = join(dir, RUN_FILES.metrics);
+      if (!existsSync(metricsPath)) {
+        const resume = isRunDir(dir) && existsSync(join(dir, RUN_FILES.checkpoint));
+        const start = resume ? undefined : beginRun(dir, config, { overwrite: true, command: 'compare', flag: 'cell' });
+        if (!v.quiet) process.stderr.write(`${resume ? 'resuming' : 'training'} ${method} × ${loss}, seed ${seed} → ${dir}\n`);
+        await trainWithProgress(config, dir, resume, v.quiet || v.json, start);
+      }
+      const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { best: EvalRecord | null; wall_s: number };
+      results.push({ method, loss, seed, metrics: m.best, wall_s: m.wall_s });
+    }
     const table = summaryTable(results, base.eval.ks);
-    writeFileAtomic(join(v.out, 'results.json'), `${JSON.stringify({ results, refused }, null, 2)}\n`);
+    writeFileAtomic(join(v.out, 'results.json'), `${JSON.stringify({ results }, null, 2)}\n`);
     writeFileAtomic(join(v.out, 'results.md'), `${table.markdown}\n`);
     writeFileAtomic(join(v.out, 'results.csv'), `${table.csv}\n`);
-    if (v.json) console.log(JSON.stringify({ results, refused }));
-    else console.log(`${table.markdown}${refused.length ? `\n\nrefused:\n${refused.map((r) => `  ${r.method} × ${r.loss}: ${r.reason}`).join('\n')}` : ''}`);
+    if (v.json) console.log(JSON.stringify({ results }));
+    else console.log(table.markdown);
     return 0;
   },
 };

@@ -1,6 +1,6 @@
 // `hardneg data inspect`: what a benchmark folder holds — splits, image and class counts, problems,
 // and with --list every image with its split and the dataset's own class identifier.
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { ProgressBar } from '../progress.ts';
@@ -75,7 +75,7 @@ function formatReport(r: BenchmarkReport, title: string): string {
 }
 
 async function inspect(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
+  const { values, positionals } = parseFlags({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
   if (positionals.length > 0) throw new UserError(`unexpected argument '${positionals[0]}'`);
   if (values.dataset === undefined) throw new UserError(`needs --dataset (one of ${BENCHMARK_NAMES.join(', ')})`);
   if (values['data-root'] === undefined) throw new UserError("needs --data-root DIR, the dataset's folder");

@@ -2,7 +2,7 @@
 // iteration — on synthetic class-structured features for a few iterations, then shows where the
 // generated negatives sit. No dataset and no backbone, a quick look at the method (`npm start`
 // runs `hardneg start`, which trains on the embedded dataset).
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
@@ -47,7 +47,7 @@ export const command: Command = {
   summary: 'train the GCA-HNG core on synthetic features for a few iterations (no dataset needed)',
   help: HELP,
   async run(argv) {
-    const { values } = parseArgs({
+    const { values } = parseFlags({
       args: argv,
       options: { iterations: { type: 'string', default: '30' }, seed: { type: 'string', default: '0' }, json: { type: 'boolean', default: false }, backend: { type: 'string', default: 'auto' } },
       strict: true,

@@ -1,6 +1,6 @@
 // `hardneg doctor`: what this install computes with, and the public golden cases run on the chosen
 // backend with pass/fail. The first thing to ask for in a bug report.
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { BACKEND_NAMES, initBackend, type BackendName } from '../../engine/backend.ts';
@@ -35,7 +35,7 @@ export const command: Command = {
   summary: 'what this install computes with, and the golden cases on its backend',
   help: HELP,
   async run(argv) {
-    const { values: v } = parseArgs({ args: argv, options: { backend: { type: 'string', default: 'auto' }, fixtures: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
+    const { values: v } = parseFlags({ args: argv, options: { backend: { type: 'string', default: 'auto' }, fixtures: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
     const requested = String(v.backend);
     if (!(BACKEND_NAMES as readonly string[]).includes(requested)) throw new UserError(`--backend ${requested}: expected one of ${BACKEND_NAMES.join(', ')}`);
     const started = performance.now();

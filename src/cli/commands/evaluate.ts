@@ -1,6 +1,7 @@
 // `hardneg evaluate`: retrieval metrics (Recall@k, MAP@R, R-Precision, NMI) of saved embeddings.
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import type { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { NpyError, readNpy } from '../../io/npy.ts';
@@ -142,7 +143,7 @@ export const command: Command = {
   summary: 'Recall@k, MAP@R, R-Precision and NMI of saved embeddings',
   help: HELP,
   async run(argv: string[]): Promise<number> {
-    const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
+    const { values, positionals } = parseFlags({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
     if (positionals.length > 0) throw new UserError(`unexpected argument '${positionals[0]}'`);
     const { semantics, metrics, nmi } = await evaluate(values);
     if (metrics.queries === 0) {

@@ -1,5 +1,7 @@
 // `hardneg generate`: the synthetic hard negatives of one batch from a trained GNN (eval mode).
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { parseFlags } from '../args.ts';
+import { numberFlag } from '../../values.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
@@ -29,20 +31,25 @@ the GNN in evaluation mode (BatchNorm running statistics, no dropout).
   --out          output .npy [K·P·P, D]: row k·P² + a·P + n is the negative for anchor (k, a) from slot n
   --json         print a JSON summary`;
 
-function positiveNumber(flag: string, v: string | undefined, integer = false): number {
+function required(flag: string, v: string | undefined): string {
   if (v === undefined) throw new UserError(`--${flag} is required`);
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || (flag !== 'alpha' && n <= 0)) {
-    throw new UserError(`--${flag}: expected a ${integer ? 'positive integer' : 'number'}${flag === 'alpha' ? '' : ' > 0'}, got '${v}'`);
+  return v;
+}
+
+/** The first value that is NaN or ±Inf, as a message, or null. */
+function nonFinite(values: ArrayLike<number | bigint>, what: string): string | null {
+  for (let i = 0; i < values.length; i++) {
+    const x = Number(values[i]);
+    if (!Number.isFinite(x)) return `${what} holds ${x} at flat index ${i}: expected finite numbers`;
   }
-  return n;
+  return null;
 }
 
 export const command: Command = {
   summary: 'write the synthetic hard negatives of one batch from a GCA-HNG checkpoint',
   help: HELP,
   async run(argv) {
-    const { values: v } = parseArgs({
+    const { values: v } = parseFlags({
       args: argv,
       options: {
         checkpoint: { type: 'string' }, embeddings: { type: 'string' }, labels: { type: 'string' },
@@ -53,9 +60,14 @@ export const command: Command = {
       strict: true,
     });
     for (const f of ['checkpoint', 'embeddings', 'labels', 'out'] as const) if (!v[f]) throw new UserError(`--${f} is required`);
-    const H = positiveNumber('heads', v.heads, true);
-    const alpha = positiveNumber('alpha', v.alpha);
-    const jAvg = positiveNumber('j-avg', v['j-avg']);
+    const H = numberFlag('heads', required('heads', v.heads), { integer: true, min: 1 });
+    // φ = exp(−α/J_avg) must stay in (0, 1]: α ≥ 0 and J_avg > 0.
+    const alpha = numberFlag('alpha', required('alpha', v.alpha), { min: 0 });
+    const jAvg = numberFlag('j-avg', required('j-avg', v['j-avg']), { min: Number.MIN_VALUE });
+    const inputs = [v.checkpoint, v.embeddings, v.labels, v.random].filter((p): p is string => p !== undefined);
+    const out = resolve(v.out as string);
+    const clash = inputs.find((p) => resolve(p) === out);
+    if (clash) throw new UserError(`--out ${v.out}: that is an input of this command (${clash}); write the negatives elsewhere`);
 
     const ckptPath = v.checkpoint as string;
     const tensors = readSafetensors(ckptPath).tensors;
@@ -70,6 +82,8 @@ export const command: Command = {
       throw new UserError(`${v.embeddings}: expected a float array [B, D], got ${z.dtype} [${z.shape.join(', ')}]`);
     }
     const [B, D] = z.shape as [number, number];
+    const badZ = nonFinite(z.data as Float32Array, v.embeddings as string);
+    if (badZ) throw new UserError(badZ);
     if (D !== dims.D) throw new UserError(`${v.embeddings}: embedding width ${D} does not match the checkpoint's D=${dims.D} (${ckptPath})`);
     if (D % H !== 0) throw new UserError(`--heads ${H}: D=${D} is not divisible by it`);
     const y = readNpy(v.labels as string);
@@ -88,9 +102,10 @@ export const command: Command = {
     if (v.random) {
       mixing = toNumbers(readNpy(v.random));
       if (mixing.length !== K * (K - 1)) throw new UserError(`${v.random}: expected K(K−1) = ${K * (K - 1)} mixing values for K=${K}, got ${mixing.length}`);
+      const outside = mixing.findIndex((u) => !(u >= 0 && u < 1));
+      if (outside >= 0) throw new UserError(`${v.random}: value ${mixing[outside]} at index ${outside} is outside [0, 1); the mixing values are uniform draws`);
     } else {
-      const seed = Number(v.seed);
-      if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed: expected a non-negative integer, got '${v.seed}'`);
+      const seed = numberFlag('seed', v.seed, { integer: true, min: 0 });
       const rng = new Random(seed, STREAMS.generateMixing);
       mixing = Array.from({ length: K * (K - 1) }, () => rng.random());
     }

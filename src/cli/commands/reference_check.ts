@@ -2,7 +2,7 @@
 // compare. PREFIX.inputs.safetensors → one forward/backward case (graph, GNN, generation, losses,
 // gradients); PREFIX.train.inputs.safetensors → a training trajectory of T whole iterations.
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { initBackend, type BackendName } from '../../engine/backend.ts';
@@ -30,7 +30,7 @@ export const command: Command = {
   summary: 'recompute an official-code fixture and compare, tensor by tensor',
   help: HELP,
   async run(argv) {
-    const { values } = parseArgs({
+    const { values } = parseFlags({
       args: argv,
       options: {
         fixture: { type: 'string' },

@@ -3,7 +3,7 @@
 // test embeddings and a retrieval gallery), the runs overlaid for comparison.
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/atomic_write.ts';
@@ -51,7 +51,7 @@ export const command: Command = {
   summary: 'an HTML report of runs: losses, metrics, hardness of the negatives, UMAP, gallery',
   help: HELP,
   async run(argv) {
-    const { values: v, positionals } = parseArgs({
+    const { values: v, positionals } = parseFlags({
       args: argv,
       options: { out: { type: 'string' }, ...VIEW_OPTIONS },
       strict: true,

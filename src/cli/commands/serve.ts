@@ -5,7 +5,7 @@
 // requests addressed to the host it serves (no DNS rebinding from other sites).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { renderPage, sectionHash } from '../../report/html_page.ts';
@@ -52,7 +52,7 @@ export const command: Command = {
   summary: 'serve the report views on localhost, refreshing while runs train',
   help: HELP,
   async run(argv) {
-    const { values: v, positionals } = parseArgs({
+    const { values: v, positionals } = parseFlags({
       args: argv,
       options: {
         port: { type: 'string' }, host: { type: 'string' }, interval: { type: 'string' }, ...VIEW_OPTIONS,

@@ -1,12 +1,12 @@
 // `hardneg start` (what `npm start` runs): trains GCA-HNG and the `none` baseline on the embedded
 // Fashion-MNIST split with a fixed seed and prints them side by side.
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
+import { numberFlag, optionalNumberFlag } from '../../values.ts';
 import type { Command } from '../command.ts';
-import { UserError } from '../../errors.ts';
 import { parseConfig } from '../../train/config.ts';
 import type { EvalRecord } from '../../train/evaluate_model.ts';
-import { startRunDir } from '../../train/run_dir.ts';
+import { beginRun } from '../../train/run_start.ts';
 import { trainWithProgress } from '../training.ts';
 
 const HELP = `usage: hardneg start [--seed S] [--epochs N] [--out DIR] [--json]
@@ -32,21 +32,22 @@ export const command: Command = {
   summary: 'train GCA-HNG and the none baseline on the embedded dataset, side by side (npm start)',
   help: HELP,
   async run(argv) {
-    const { values: v } = parseArgs({
+    const { values: v } = parseFlags({
       args: argv,
       options: { seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, out: { type: 'string', default: join('runs', 'quickstart') }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false } },
       strict: true,
     });
-    const seed = Number(v.seed);
-    if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed: expected a non-negative integer, got '${v.seed}'`);
+    const seed = numberFlag('seed', v.seed, { integer: true, min: 0 });
+    const epochs = optionalNumberFlag('epochs', v.epochs, { integer: true, min: 1 });
     const rows: Array<{ method: string; r: EvalRecord | null; wall: number }> = [];
     for (const method of ['gca-hng', 'none'] as const) {
-      const overrides: Record<string, unknown> = { train: { method, seed, ...(v.epochs ? { epochs: Number(v.epochs) } : {}) } };
+      const overrides: Record<string, unknown> = { train: { method, seed, ...(epochs !== undefined ? { epochs } : {}) } };
       const config = parseConfig(overrides, 'start');
       const dir = join(v.out, method);
-      startRunDir(dir, config);
-      if (!v.json && !v.quiet) process.stderr.write(`training ${method} (seed ${seed}) → ${dir}\n`);
-      const result = await trainWithProgress(config, dir, false, v.quiet || v.json);
+      // start replaces its own two runs (that is what it is for), never files hardneg did not write.
+      const begun = beginRun(dir, config, { overwrite: true, command: 'start' });
+      if (!v.json && !v.quiet) process.stderr.write(`training ${method} (seed ${seed}) → ${dir}${begun.replacing ? ' (replacing the run there)' : ''}\n`);
+      const result = await trainWithProgress(config, dir, false, v.quiet || v.json, begun);
       rows.push({ method, r: result.final, wall: result.wallSeconds });
     }
     if (v.json) console.log(JSON.stringify(rows.map(({ method, r, wall }) => ({ method, final: r, wall_s: wall }))));

@@ -2,7 +2,7 @@
 // the base loss alone (`none`) into a run directory.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { GENERATOR_NAMES } from '../../baselines/index.ts';
@@ -11,7 +11,8 @@ import { GCA_METHODS } from '../../gca_hng/variants.ts';
 import { PAPER_BENCHMARK_NAMES } from '../../data/listing.ts';
 import { BACKBONE_NAMES, backboneSpec } from '../../models/backbones.ts';
 import { BASE_LOSSES, parseConfig, type TrainConfig } from '../../train/config.ts';
-import { RUN_FILES, isRunDir, readRunConfig, startRunDir } from '../../train/run_dir.ts';
+import { RUN_FILES, isRunDir, readRunConfig } from '../../train/run_dir.ts';
+import { beginRun, type RunStart } from '../../train/run_start.ts';
 import { resolveConfig } from '../../train/setup.ts';
 import { formatEval, helpOption } from '../format.ts';
 import { nameList } from '../../text.ts';
@@ -51,11 +52,14 @@ ${[
     helpOption('--quiet', 'no progress bar'),
   ].join('\n')}`;
 
+/** The flags that set the configuration: refused with --resume, which uses the saved one. */
+const CONFIG_FLAGS = ['dataset', 'data-root', 'method', 'preset', 'epochs', 'seed', 'config', 'set', 'backend', 'overwrite'] as const;
+
 export const command: Command = {
   summary: 'train GCA-HNG (an ablation, a baseline or none) into a resumable run directory',
   help: HELP,
   async run(argv) {
-    const { values: v } = parseArgs({
+    const { values: v } = parseFlags({
       args: argv,
       options: {
         dataset: { type: 'string' }, 'data-root': { type: 'string' }, method: { type: 'string' }, preset: { type: 'string' },
@@ -68,21 +72,23 @@ export const command: Command = {
     });
     let runDir: string;
     let config: TrainConfig;
+    let start: RunStart | undefined;
     if (v.resume) {
       runDir = v.resume;
       if (v.out && v.out !== v.resume) throw new UserError('--resume continues the run in place; drop --out (or give the same directory)');
       if (!isRunDir(runDir)) throw new UserError(`--resume ${runDir}: not a run directory (no ${RUN_FILES.config})`);
       if (!existsSync(join(runDir, RUN_FILES.checkpoint))) throw new UserError(`--resume ${runDir}: no checkpoint yet; start the run again with --overwrite`);
-      if (v.set || v.config || v.preset || v.epochs || v.method || v.dataset) throw new UserError('--resume uses the run\'s saved configuration; configuration flags are not allowed with it');
+      const given = CONFIG_FLAGS.filter((f) => v[f] !== undefined && v[f] !== false);
+      if (given.length > 0) throw new UserError(`--resume uses the run's saved configuration; ${given.map((f) => `--${f}`).join(', ')} cannot be combined with it`);
       config = readRunConfig(runDir);
     } else {
       if (!v.out) throw new UserError('--out RUN_DIR is required (or --resume RUN_DIR)');
       runDir = v.out;
       config = resolveConfig(configSources(v));
-      if (isRunDir(runDir) && !v.overwrite) throw new UserError(`--out ${runDir} already holds a run; use --resume ${runDir} to continue it or --overwrite to replace it`);
-      startRunDir(runDir, config);
+      start = beginRun(runDir, config, { overwrite: v.overwrite });
+      if (start.replacing && !v.quiet && !v.json) process.stderr.write(`replacing the run in ${runDir} (kept aside until the new run has started)\n`);
     }
-    const result = await trainWithProgress(config, runDir, Boolean(v.resume), v.quiet || v.json);
+    const result = await trainWithProgress(config, runDir, Boolean(v.resume), v.quiet || v.json, start);
     const metrics = { final: result.final, best: result.best, wall_s: result.wallSeconds };
     if (v.json) console.log(JSON.stringify(metrics));
     else console.log(`run finished in ${result.wallSeconds.toFixed(1)} s: ${runDir}\n  final ${result.final ? formatEval(result.final) : '-'}\n  best  ${result.best ? formatEval(result.best) : '-'}`);
