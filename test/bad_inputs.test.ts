@@ -73,6 +73,9 @@ before(async () => {
   const config = JSON.parse(readFileSync(T('run', 'config.json'), 'utf8'));
   config.model.embeddingSize = 12;
   writeFileSync(T('other-config', 'config.json'), JSON.stringify(config));
+  // A folder holding the runs of an earlier start.
+  mkdirSync(T('start-out', 'gca-hng'), { recursive: true });
+  for (const f of readdirSync(T('run'))) if (!f.startsWith('.')) copyFileSync(T('run', f), T('start-out', 'gca-hng', f));
   // Someone else's folder with a config.json of their own.
   mkdirSync(T('theirs'));
   writeFileSync(T('theirs', 'config.json'), '{"learning_rate": 0.1}\n');
@@ -123,7 +126,9 @@ const ROWS: Row[] = [
   { name: 'generate with mixing draws outside [0, 1)', args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, ...GEN, '--random', T('random-outside.npy'), '--out', T('n.npy')], code: 2, words: /random-outside\.npy: value 1\.5 at index 2 is outside \[0, 1\)/, absent: () => [T('n.npy')] },
   { name: 'generate --out onto its own input', args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, '--embeddings', T('z.npy'), '--labels', `${CASE}.y.npy`, '--heads', '4', '--alpha', '5', '--j-avg', '2.5', '--out', T('z.npy')], code: 2, words: /--out .*z\.npy: that is an input of this command/, unchanged: () => [T('z.npy')] },
   { name: 'evaluate with no usable query', args: () => ['evaluate', '--embeddings', T('singletons.npy'), '--labels', T('singleton-labels.npy'), '--no-nmi'], code: 2, words: /no usable query: every class has a single sample/ },
+  { name: 'start --out holding runs, without --overwrite', args: () => ['start', '--out', T('start-out'), '--epochs', '1', '--quiet'], code: 2, words: /--out .*start-out\/gca-hng already holds a run; .*--overwrite to replace it/, unchanged: () => [T('start-out')] },
   // Flags.
+  { name: 'a misspelt --method', args: () => TRAIN(T('typo'), '--method', 'nnoe'), code: 2, words: /--method nnoe: expected gca-hng, .* or daml$/, absent: () => [T('typo')] },
   { name: 'an unknown flag', args: () => ['train', '--bogus'], code: 2, words: /Unknown option '--bogus'\. See 'hardneg train --help'\.$/ },
   { name: 'an unknown command', args: () => ['trian'], code: 2, words: /unknown command 'trian'/ },
 ];

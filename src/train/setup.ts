@@ -7,9 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../errors.ts';
 import { numberFlag } from '../values.ts';
-import { describeEngine, initBackend } from '../engine/backend.ts';
+import { BACKEND_NAMES, describeEngine, initBackend } from '../engine/backend.ts';
+import { nameList } from '../text.ts';
 import { backboneSpec, unsupportedMessage } from '../models/backbones.ts';
-import { ConfigError, applyOverrides, parseConfig, type TrainConfig } from './config.ts';
+import { ConfigError, DATASET_NAMES, TRAIN_METHODS, applyOverrides, parseConfig, type TrainConfig } from './config.ts';
 import { openTrainingData } from './datasets.ts';
 import { RunLock } from './run_lock.ts';
 import { runTraining, type TrainerInputs, type TrainResult } from './trainer.ts';
@@ -73,6 +74,9 @@ export function resolveConfig(v: ConfigSources): TrainConfig {
   }
   if (v.config) raw = merge(raw, readConfigFile(v.config));
   const flags: string[] = [];
+  if (v.dataset !== undefined && !(DATASET_NAMES as readonly string[]).includes(v.dataset)) throw new UserError(`--dataset ${v.dataset}: expected ${nameList(DATASET_NAMES)}`);
+  if (v.method !== undefined && !(TRAIN_METHODS as readonly string[]).includes(v.method)) throw new UserError(`--method ${v.method}: expected ${nameList(TRAIN_METHODS)}`);
+  if (v.backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(v.backend)) throw new UserError(`--backend ${v.backend}: expected ${nameList(BACKEND_NAMES)}`);
   if (v.dataset !== undefined) flags.push(`dataset.name=${v.dataset}`);
   if (v.dataRoot !== undefined) flags.push(`dataset.root=${JSON.stringify(v.dataRoot)}`);
   if (v.method !== undefined) flags.push(`train.method=${v.method}`);

@@ -9,12 +9,24 @@ import type { EvalRecord } from '../../train/evaluate_model.ts';
 import { beginRun } from '../../train/run_start.ts';
 import { trainWithProgress } from '../training.ts';
 
-const HELP = `usage: hardneg start [--seed S] [--epochs N] [--out DIR] [--json]
+const HELP = `usage: hardneg start [--seed S] [--epochs N] [--out DIR] [--overwrite] [--json] [--quiet]
 
 Trains GCA-HNG and the none baseline (same model and N-pair loss, no generated negatives) on the
 embedded Fashion-MNIST retrieval split (train on 5 classes, retrieve among the 5 others), with a
 fixed seed, and prints Recall@1/2/4/8, MAP@R, R-Precision, NMI and wall time side by side.
-Runs go to DIR/gca-hng and DIR/none (default runs/quickstart; those two runs are replaced).`;
+Runs go to DIR/gca-hng and DIR/none. In the default DIR, runs/quickstart, the two runs of an
+earlier start are replaced (that is what npm start is for); in a DIR given with --out, existing
+runs are replaced only with --overwrite. Files hardneg did not write are never touched.
+
+options:
+  --seed S       seed of every random stream (default 0)
+  --epochs N     training epochs of each run (default 3)
+  --out DIR      where the two runs go (default runs/quickstart)
+  --overwrite    replace runs already in --out DIR
+  --json         print the two final results as JSON
+  --quiet        no progress`;
+
+const DEFAULT_OUT = join('runs', 'quickstart');
 
 export function comparisonTable(rows: Array<{ method: string; r: EvalRecord | null; wall: number }>): string {
   const header = ['method', 'R@1', 'R@2', 'R@4', 'R@8', 'MAP@R', 'RP', 'NMI', 'wall s'];
@@ -34,18 +46,19 @@ export const command: Command = {
   async run(argv) {
     const { values: v } = parseFlags({
       args: argv,
-      options: { seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, out: { type: 'string', default: join('runs', 'quickstart') }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false } },
+      options: { seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, out: { type: 'string' }, overwrite: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false } },
       strict: true,
     });
     const seed = numberFlag('seed', v.seed, { integer: true, min: 0 });
     const epochs = optionalNumberFlag('epochs', v.epochs, { integer: true, min: 1 });
+    const out = v.out ?? DEFAULT_OUT;
+    const overwrite = v.out === undefined || v.overwrite;
     const rows: Array<{ method: string; r: EvalRecord | null; wall: number }> = [];
     for (const method of ['gca-hng', 'none'] as const) {
       const overrides: Record<string, unknown> = { train: { method, seed, ...(epochs !== undefined ? { epochs } : {}) } };
       const config = parseConfig(overrides, 'start');
-      const dir = join(v.out, method);
-      // start replaces its own two runs (that is what it is for), never files hardneg did not write.
-      const begun = beginRun(dir, config, { overwrite: true, command: 'start' });
+      const dir = join(out, method);
+      const begun = beginRun(dir, config, { overwrite, command: 'start' });
       if (!v.json && !v.quiet) process.stderr.write(`training ${method} (seed ${seed}) → ${dir}${begun.replacing ? ' (replacing the run there)' : ''}\n`);
       const result = await trainWithProgress(config, dir, false, v.quiet || v.json, begun);
       rows.push({ method, r: result.final, wall: result.wallSeconds });
