@@ -32,7 +32,10 @@ async function makeImages(dir: string, n: number, width: number, height: number)
     const raw = Buffer.alloc(width * height * 3);
     for (let j = 0; j < raw.length; j++) raw[j] = rng.nextUint32() & 0xff;
     const path = join(dir, `${String(i).padStart(4, '0')}.jpg`);
-    await sharp(raw, { raw: { width, height, channels: 3 } }).blur(1.2).jpeg({ quality: 90 }).toFile(path);
+    await sharp(raw, { raw: { width, height, channels: 3 } })
+      .blur(1.2)
+      .jpeg({ quality: 90 })
+      .toFile(path);
     files.push(path);
   }
   return files;
@@ -55,7 +58,10 @@ export async function benchPipeline(o: PipelineBenchOptions = {}): Promise<Pipel
       const seeds = new Random(epoch++, STREAMS.augmentationSeeds);
       while (at < n) {
         const indices = order.slice(at, (at += batch));
-        await split.loadTrain(indices, indices.map(() => seeds.nextUint32()));
+        await split.loadTrain(
+          indices,
+          indices.map(() => seeds.nextUint32()),
+        );
       }
     });
     return { ...r, images_per_s: Math.round((n / r.median_ms) * 1000 * 10) / 10, workers };

@@ -82,7 +82,11 @@ if (values.help) {
 const runs = Number(values.runs);
 const rounds = Number(values.rounds);
 const threads = Number(values.threads);
-for (const [flag, v] of [['--runs', runs], ['--rounds', rounds], ['--threads', threads]] as const) {
+for (const [flag, v] of [
+  ['--runs', runs],
+  ['--rounds', rounds],
+  ['--threads', threads],
+] as const) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`${flag} must be a positive integer`);
     process.exit(2);
@@ -115,9 +119,25 @@ function runChild(name: string): Result {
   const pytorch = PYTORCH_CASES.includes(name);
   const cmd = pytorch
     ? [PYTHON, join(here, 'pytorch_iteration.py'), '--shape', name.replace(/^iteration-|-pytorch$/g, ''), '--runs', String(runs), '--threads', String(threads)]
-    : [process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--case', name, '--runs', String(runs), '--backend', String(values.backend)];
+    : [
+        process.execPath,
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--child',
+        '--case',
+        name,
+        '--runs',
+        String(runs),
+        '--backend',
+        String(values.backend),
+      ];
   const r = spawnSync(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (r.status !== 0 || !line) throw new Error(`bench case ${name} failed (exit ${r.status ?? r.signal})`);
   return JSON.parse(line) as Result;
 }
@@ -156,7 +176,9 @@ for (const name of selected) {
       .filter(([k]) => !['case', 'median_ms', 'min_ms', 'runs', 'peak_rss_mb', 'rounds', 'losses'].includes(k))
       .map(([k, v]) => `${k} ${String(v).split(' ')[0]}`)
       .join('  ');
-    console.log(`${name.padEnd(24)} median ${r.median_ms.toFixed(1)} ms  min ${r.min_ms.toFixed(1)} ms  runs ${r.runs}  peak RSS ${r.peak_rss_mb} MB  ${extra}`);
+    console.log(
+      `${name.padEnd(24)} median ${r.median_ms.toFixed(1)} ms  min ${r.min_ms.toFixed(1)} ms  runs ${r.runs}  peak RSS ${r.peak_rss_mb} MB  ${extra}`,
+    );
   }
 }
 
@@ -165,6 +187,11 @@ for (const name of Object.keys(ITERATION_SHAPES)) {
   const ours = summary.get(`iteration-${name}`);
   const theirs = summary.get(`iteration-${name}-pytorch`);
   if (!ours || !theirs) continue;
-  const ratio = { case: `iteration-${name} vs pytorch`, time_ratio: Math.round((ours.median_ms / theirs.median_ms) * 100) / 100, rss_ratio: Math.round((ours.peak_rss_mb / theirs.peak_rss_mb) * 100) / 100, threads };
+  const ratio = {
+    case: `iteration-${name} vs pytorch`,
+    time_ratio: Math.round((ours.median_ms / theirs.median_ms) * 100) / 100,
+    rss_ratio: Math.round((ours.peak_rss_mb / theirs.peak_rss_mb) * 100) / 100,
+    threads,
+  };
   console.log(values.json ? JSON.stringify(ratio) : `${ratio.case.padEnd(24)} time ×${ratio.time_ratio}  peak RSS ×${ratio.rss_ratio}  (${threads} threads)`);
 }

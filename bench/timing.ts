@@ -16,7 +16,9 @@ export function median(xs: readonly number[]): number {
 
 export async function timeRuns(name: string, runs: number, fn: () => void | Promise<void>, warmup = 1): Promise<BenchResult> {
   let peak = process.memoryUsage().rss;
-  const sample = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
+  const sample = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
   try {
     for (let i = 0; i < warmup; i++) await fn();
     const times: number[] = [];
@@ -26,7 +28,13 @@ export async function timeRuns(name: string, runs: number, fn: () => void | Prom
       times.push(performance.now() - t0);
       peak = Math.max(peak, process.memoryUsage().rss);
     }
-    return { case: name, median_ms: Math.round(median(times) * 10) / 10, min_ms: Math.round(Math.min(...times) * 10) / 10, runs, peak_rss_mb: Math.round(peak / 1048576) };
+    return {
+      case: name,
+      median_ms: Math.round(median(times) * 10) / 10,
+      min_ms: Math.round(Math.min(...times) * 10) / 10,
+      runs,
+      peak_rss_mb: Math.round(peak / 1048576),
+    };
   } finally {
     clearInterval(sample);
   }

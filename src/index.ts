@@ -44,8 +44,16 @@ export { openBenchmark, inspectBenchmark, BENCHMARK_NAMES, type BenchmarkName } 
 
 // Metrics: Recall@K, MAP@R, R-Precision (textbook or official), In-Shop, NMI, exact k-NN.
 export {
-  embeddings, evaluateRetrieval, evaluateInShop, evaluateNmi, nearestNeighbours, normalizeRows,
-  type Embeddings, type RetrievalMetrics, type RetrievalOptions, type Semantics,
+  embeddings,
+  evaluateRetrieval,
+  evaluateInShop,
+  evaluateNmi,
+  nearestNeighbours,
+  normalizeRows,
+  type Embeddings,
+  type RetrievalMetrics,
+  type RetrievalOptions,
+  type Semantics,
 } from './metrics/index.ts';
 
 // Files: safetensors (PyTorch's state-dict names) and .npy.

@@ -13,7 +13,8 @@ export interface NumberRule {
 function describeRule(r: NumberRule): string {
   const kind = r.integer ? 'an integer' : 'a number';
   if (r.min !== undefined && r.max !== undefined) return `${kind} in [${r.min}, ${r.max}${r.belowMax ? ')' : ']'}`;
-  if (r.min !== undefined) return r.min === 0 ? `a non-negative ${r.integer ? 'integer' : 'number'}` : r.min === 1 && r.integer ? 'a positive integer' : `${kind} ≥ ${r.min}`;
+  if (r.min !== undefined)
+    return r.min === 0 ? `a non-negative ${r.integer ? 'integer' : 'number'}` : r.min === 1 && r.integer ? 'a positive integer' : `${kind} ≥ ${r.min}`;
   if (r.max !== undefined) return `${kind} ${r.belowMax ? '<' : '≤'} ${r.max}`;
   return kind;
 }
@@ -22,8 +23,11 @@ function describeRule(r: NumberRule): string {
 export function numberFlag(flag: string, text: string, rule: NumberRule = {}): number {
   const t = text.trim();
   const x = t === '' ? NaN : Number(t);
-  const ok = Number.isFinite(x) && (!rule.integer || Number.isInteger(x)) && (rule.min === undefined || x >= rule.min)
-    && (rule.max === undefined || (rule.belowMax ? x < rule.max : x <= rule.max));
+  const ok =
+    Number.isFinite(x) &&
+    (!rule.integer || Number.isInteger(x)) &&
+    (rule.min === undefined || x >= rule.min) &&
+    (rule.max === undefined || (rule.belowMax ? x < rule.max : x <= rule.max));
   if (!ok) throw new UserError(`--${flag} ${text}: expected ${describeRule(rule)}`);
   return x;
 }

@@ -57,9 +57,18 @@ test('gca-hng-nogce: J_gce trains the GNN as before but no longer reaches the em
 });
 
 test('gca-hng-flat: every channel of a pair gets the same weight, the pair mean', () => {
-  const para = tf.tensor2d([[0.1, 0.5, 0.9], [0.2, 0.2, 0.8]]);
+  const para = tf.tensor2d([
+    [0.1, 0.5, 0.9],
+    [0.2, 0.2, 0.8],
+  ]);
   const flat = generationWeights(para, variantOf('gca-hng-flat')).arraySync();
-  assert.deepEqual(flat.map((row) => row.map((v) => Number(v.toFixed(6)))), [[0.5, 0.5, 0.5], [0.4, 0.4, 0.4]]);
+  assert.deepEqual(
+    flat.map((row) => row.map((v) => Number(v.toFixed(6)))),
+    [
+      [0.5, 0.5, 0.5],
+      [0.4, 0.4, 0.4],
+    ],
+  );
   assert.equal(generationWeights(para, variantOf('gca-hng')), para, 'the official method uses the per-channel weights');
 });
 

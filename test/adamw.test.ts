@@ -8,13 +8,14 @@ import { StateDict } from '../src/models/state_dict.ts';
 import { assertClose } from './helpers/close.ts';
 
 function adamwByHand(theta: number, grads: number[], lr: number, wd: number): number {
-  let m = 0, v = 0;
+  let m = 0,
+    v = 0;
   grads.forEach((g, i) => {
     const t = i + 1;
     theta *= 1 - lr * wd;
     m = 0.9 * m + 0.1 * g;
     v = 0.999 * v + 0.001 * g * g;
-    theta -= (lr / (1 - 0.9 ** t)) * m / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** t) + 1e-8);
+    theta -= ((lr / (1 - 0.9 ** t)) * m) / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** t) + 1e-8);
   });
   return theta;
 }
@@ -67,7 +68,13 @@ test('gradients accumulate until zeroed, and clipping is element-wise by value',
 
 test('optimizer state round trip under the official parameter names', async () => {
   const sd = new StateDict();
-  sd.set('gnn.fc.0.weight', tf.tensor2d([[1, 2], [3, 4]]));
+  sd.set(
+    'gnn.fc.0.weight',
+    tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]),
+  );
   const opt = new AdamW(sd, [{ params: ['gnn.fc.0.weight'], lr: 0.1, weightDecay: 0 }]);
   opt.accumulate('gnn.fc.0.weight', tf.ones([2, 2]));
   opt.step();

@@ -65,13 +65,17 @@ function detTensor(name: string, shape: number[]): Float32Array {
     const s = Math.sqrt(shape[1] as number);
     f = (u) => (2 * u - 1) / s;
   } else throw new Error(`${name}: no rule for shape [${shape.join(', ')}]`);
-  detUniform(name, n, (i, u) => { out[i] = f(u); });
+  detUniform(name, n, (i, u) => {
+    out[i] = f(u);
+  });
   return out;
 }
 
 function detProbe(name: string, n: number): Float64Array {
   const out = new Float64Array(n);
-  detUniform(name, n, (i, u) => { out[i] = 2 * u - 1; });
+  detUniform(name, n, (i, u) => {
+    out[i] = 2 * u - 1;
+  });
   return out;
 }
 
@@ -114,7 +118,9 @@ function expected(file: string): Float64Array {
 
 function officialInventory(model: string): Array<[string, number[]]> {
   // torchvision's state dict minus the classifier (unused by the backbone forward, not kept).
-  return meta(model).state_dict.filter((e) => !e.name.startsWith('fc.')).map((e) => [e.name, e.shape]);
+  return meta(model)
+    .state_dict.filter((e) => !e.name.startsWith('fc.'))
+    .map((e) => [e.name, e.shape]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -134,8 +140,14 @@ async function onCpu<T>(fn: () => Promise<T>): Promise<T> {
 test('strided, padded conv2d: value and both gradients equal tf.conv2d on the cpu backend', async () => {
   const cases: Array<[number, number, number, number, number, number, number]> = [
     // h, w, k, stride, padding, cin, cout
-    [9, 11, 3, 2, 1, 3, 4], [8, 8, 1, 2, 0, 5, 6], [13, 10, 7, 2, 3, 3, 8], [7, 9, 3, 1, 1, 4, 4], [10, 7, 3, 2, 0, 2, 3],
-    [7, 7, 1, 2, 0, 4, 3], [12, 11, 5, 3, 2, 3, 2], [6, 5, 1, 1, 0, 3, 2],
+    [9, 11, 3, 2, 1, 3, 4],
+    [8, 8, 1, 2, 0, 5, 6],
+    [13, 10, 7, 2, 3, 3, 8],
+    [7, 9, 3, 1, 1, 4, 4],
+    [10, 7, 3, 2, 0, 2, 3],
+    [7, 7, 1, 2, 0, 4, 3],
+    [12, 11, 5, 3, 2, 3, 2],
+    [6, 5, 1, 1, 0, 3, 2],
   ];
   for (const [h, w, k, s, p, cin, cout] of cases) {
     const rng = new Random(h * 100 + k);
@@ -148,9 +160,27 @@ test('strided, padded conv2d: value and both gradients equal tf.conv2d on the cp
       const x = tf.tensor4d(xv, [2, h, w, cin]);
       const wt = tf.tensor4d(wv, [cout, cin, k, k]);
       const r = tf.tensor(rv, [2, oh, ow, cout]);
-      const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(ours
-        ? conv2d(a as tf.Tensor4D, b, null, { stride: s, padding: p })
-        : tf.conv2d(a as tf.Tensor4D, tf.transpose(b, [2, 3, 1, 0]) as tf.Tensor4D, s, p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]]), r));
+      const f = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(
+          tf.mul(
+            ours
+              ? conv2d(a as tf.Tensor4D, b, null, { stride: s, padding: p })
+              : tf.conv2d(
+                  a as tf.Tensor4D,
+                  tf.transpose(b, [2, 3, 1, 0]) as tf.Tensor4D,
+                  s,
+                  p === 0
+                    ? 'valid'
+                    : [
+                        [0, 0],
+                        [p, p],
+                        [p, p],
+                        [0, 0],
+                      ],
+                ),
+            r,
+          ),
+        );
       const value = ours ? conv2d(x, wt, null, { stride: s, padding: p }) : null;
       if (value) assert.deepEqual(value.shape, [2, oh, ow, cout]);
       const [gx, gw] = tf.grads(f)([x, wt]);
@@ -160,7 +190,9 @@ test('strided, padded conv2d: value and both gradients equal tf.conv2d on the cp
     };
     const ours = await run(true);
     const ref = await onCpu(() => run(false));
-    ours.forEach((v, i) => assert.ok(relativeL2(v, ref[i] as Float32Array) < 1e-5, `case ${[h, w, k, s, p]}, output ${i}: ${relativeL2(v, ref[i] as Float32Array)}`));
+    ours.forEach((v, i) =>
+      assert.ok(relativeL2(v, ref[i] as Float32Array) < 1e-5, `case ${[h, w, k, s, p]}, output ${i}: ${relativeL2(v, ref[i] as Float32Array)}`),
+    );
   }
 });
 
@@ -172,7 +204,12 @@ test('maxPool2d: torch output sizes (ceil_mode), values, and gradients to the fi
   assert.equal(poolOutputSize(5, 2, 2, 1, true), 3); // (3−1)·2 = 4 < 5 + 1
   assert.equal(poolOutputSize(4, 2, 2, 1, true), 3);
   assert.equal(poolOutputSize(32, 3, 2, 1, false), 16);
-  for (const [h, w, k, s, p, ceil] of [[7, 9, 3, 2, 1, true], [8, 8, 2, 2, 0, false], [6, 7, 3, 1, 1, true], [9, 10, 3, 2, 0, true]] as const) {
+  for (const [h, w, k, s, p, ceil] of [
+    [7, 9, 3, 2, 1, true],
+    [8, 8, 2, 2, 0, false],
+    [6, 7, 3, 1, 1, true],
+    [9, 10, 3, 2, 0, true],
+  ] as const) {
     const rng = new Random(h + w);
     const c = 2;
     // Quantised values force ties, which must go to the first maximum in row-major order.
@@ -186,23 +223,26 @@ test('maxPool2d: torch output sizes (ceil_mode), values, and gradients to the fi
     assert.deepEqual(y.shape, [1, oh, ow, c]);
     const want = new Float32Array(oh * ow * c);
     const wantGrad = new Float64Array(h * w * c);
-    for (let ch = 0; ch < c; ch++) for (let oy = 0; oy < oh; oy++) for (let ox = 0; ox < ow; ox++) {
-      let best = -Infinity;
-      let at = -1;
-      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
-        const yy = oy * s - p + i;
-        const xx = ox * s - p + j;
-        if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
-        const v = xv[(yy * w + xx) * c + ch] as number;
-        if (v > best) {
-          best = v;
-          at = (yy * w + xx) * c + ch;
+    for (let ch = 0; ch < c; ch++)
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let i = 0; i < k; i++)
+            for (let j = 0; j < k; j++) {
+              const yy = oy * s - p + i;
+              const xx = ox * s - p + j;
+              if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+              const v = xv[(yy * w + xx) * c + ch] as number;
+              if (v > best) {
+                best = v;
+                at = (yy * w + xx) * c + ch;
+              }
+            }
+          const o = (oy * ow + ox) * c + ch;
+          want[o] = best;
+          wantGrad[at] = (wantGrad[at] as number) + (dyv[o] as number);
         }
-      }
-      const o = (oy * ow + ox) * c + ch;
-      want[o] = best;
-      wantGrad[at] = (wantGrad[at] as number) + (dyv[o] as number);
-    }
     assert.deepEqual(Array.from(await y.data()), Array.from(want), `values ${[h, w, k, s, p, ceil]}`);
     assert.ok(relativeL2(await g.data(), wantGrad) < 1e-6, `gradient ${[h, w, k, s, p, ceil]}`);
     tf.dispose([x, y, g]);
@@ -215,12 +255,24 @@ test('batchNorm2d: eval uses running statistics; training uses batch statistics 
   const xv = Float32Array.from({ length: n * h * w * c }, () => rng.normal() * 2 + 1);
   const x = tf.tensor4d(xv, [n, h, w, c]);
   const s = {
-    weight: tf.variable(tf.tensor1d([1, 2, 0.5, 1.5, 1])), bias: tf.variable(tf.tensor1d([0, 1, -1, 0.5, 0])),
-    runningMean: tf.variable(tf.tensor1d([0.1, 0.2, 0.3, 0.4, 0.5]), false), runningVar: tf.variable(tf.tensor1d([1, 2, 3, 4, 5]), false),
+    weight: tf.variable(tf.tensor1d([1, 2, 0.5, 1.5, 1])),
+    bias: tf.variable(tf.tensor1d([0, 1, -1, 0.5, 0])),
+    runningMean: tf.variable(tf.tensor1d([0.1, 0.2, 0.3, 0.4, 0.5]), false),
+    runningVar: tf.variable(tf.tensor1d([1, 2, 3, 4, 5]), false),
   };
   let tracked = 0;
   const evalOut = await batchNorm2d(x, s, false, { eps: 1e-3 }).data();
-  const trainOut = await batchNorm2d(x, { ...s, onTrack: () => { tracked++; } }, true, { eps: 1e-3 }).data();
+  const trainOut = await batchNorm2d(
+    x,
+    {
+      ...s,
+      onTrack: () => {
+        tracked++;
+      },
+    },
+    true,
+    { eps: 1e-3 },
+  ).data();
   const W = [1, 2, 0.5, 1.5, 1];
   const B = [0, 1, -1, 0.5, 0];
   const rm = [0.1, 0.2, 0.3, 0.4, 0.5];
@@ -238,7 +290,7 @@ test('batchNorm2d: eval uses running statistics; training uses batch statistics 
       assert.ok(Math.abs((trainOut[i * c + ch] as number) - tv) < 1e-5);
     });
     assert.ok(Math.abs((newMean[ch] as number) - (0.9 * (rm[ch] as number) + 0.1 * mean)) < 1e-6);
-    assert.ok(Math.abs((newVar[ch] as number) - (0.9 * (rv[ch] as number) + 0.1 * biased * 24 / 23)) < 1e-5);
+    assert.ok(Math.abs((newVar[ch] as number) - (0.9 * (rv[ch] as number) + (0.1 * biased * 24) / 23)) < 1e-5);
   }
   assert.equal(tracked, 1);
   tf.dispose([x, s.weight, s.bias, s.runningMean, s.runningVar]);
@@ -258,7 +310,12 @@ for (const model of ['resnet50', 'googlenet'] as const) {
     assert.deepEqual(b.parameterShapes(), officialInventory(model));
     const sd = new StateDict();
     b.init(sd, new Random(1));
-    assert.deepEqual(sd.names().sort(), officialInventory(model).map(([n]) => b.prefix + n).sort());
+    assert.deepEqual(
+      sd.names().sort(),
+      officialInventory(model)
+        .map(([n]) => b.prefix + n)
+        .sort(),
+    );
     assert.equal(sd.counter(`${b.prefix}${model === 'resnet50' ? 'bn1' : 'conv1.bn'}.num_batches_tracked`), 0);
     const bn = b.batchNormAffineNames();
     assert.equal(bn.length, officialInventory(model).filter(([n]) => n.endsWith('.running_mean')).length * 2);
@@ -290,14 +347,19 @@ for (const model of ['resnet50', 'googlenet'] as const) {
     const x = nhwcInput(model);
     const evalOut = b.forward(sd, x, false);
     const errEval = relativeL2(await evalOut.data(), expected(`${model}.expected.npy`));
-    t.diagnostic(`eval forward: relative L2 error ${errEval.toExponential(2)} (PyTorch float32: ${m.torch_float32_rel_error.eval.toExponential(2)}; features [${evalOut.shape.join(', ')}])`);
+    t.diagnostic(
+      `eval forward: relative L2 error ${errEval.toExponential(2)} (PyTorch float32: ${m.torch_float32_rel_error.eval.toExponential(2)}; features [${evalOut.shape.join(', ')}])`,
+    );
     assert.deepEqual(evalOut.shape, [2, b.features]);
     assert.ok(errEval <= TOLERANCE, `eval forward: relative error ${errEval}`);
     // 3. Training mode with BN frozen: gradients of L = Σ features ⊙ R for every parameter.
     const R = tf.tensor2d(Float32Array.from(detProbe('probe.R', evalOut.size)), evalOut.shape);
     const names = sd.trainable([b.prefix]);
     const loss = () => tf.sum(tf.mul(b.forward(sd, x, true), R)) as tf.Scalar;
-    const { value, grads } = tf.variableGrads(loss, names.map((n) => sd.get(n)));
+    const { value, grads } = tf.variableGrads(
+      loss,
+      names.map((n) => sd.get(n)),
+    );
     let worstNorm = 0;
     let worstDot = 0;
     for (const name of names) {
@@ -323,13 +385,15 @@ for (const model of ['resnet50', 'googlenet'] as const) {
       assert.ok(eNorm <= TOLERANCE && eDot <= TOLERANCE, `gradient of '${bare}': norm error ${eNorm}, projection error ${eDot}`);
     }
     assert.equal(names.length, Object.keys(m.gradients).length);
-    t.diagnostic(`BN-frozen gradients of ${names.length} tensors: worst relative norm error ${worstNorm.toExponential(2)}, worst projection error ${worstDot.toExponential(2)}`);
+    t.diagnostic(
+      `BN-frozen gradients of ${names.length} tensors: worst relative norm error ${worstNorm.toExponential(2)}, worst projection error ${worstDot.toExponential(2)}`,
+    );
     // Frozen BN keeps its running statistics.
     const bn1 = `${b.prefix}${model === 'resnet50' ? 'bn1' : 'conv1.bn'}`;
     assert.deepEqual(Array.from(await sd.get(`${bn1}.running_mean`).data()), Array.from(detTensor(`${bn1.slice(b.prefix.length)}.running_mean`, [64])));
     assert.equal(sd.counter(`${bn1}.num_batches_tracked`), 0);
     // One SGD step along the gradient lowers the loss.
-    const lr = 1e-3 / Math.max(...await Promise.all(names.map(async (n) => (await tf.norm(grads[sd.get(n).name] as tf.Tensor).data())[0] as number)));
+    const lr = 1e-3 / Math.max(...(await Promise.all(names.map(async (n) => (await tf.norm(grads[sd.get(n).name] as tf.Tensor).data())[0] as number))));
     for (const n of names) {
       const v = sd.get(n);
       v.assign(tf.tidy(() => tf.sub(v, tf.mul(grads[v.name] as tf.Tensor, lr))));
@@ -382,10 +446,16 @@ test('loading torchvision weights: bare and official names, fc and aux heads ski
   assert.equal(loadTorchvisionWeights(sd, b, ckpt).ignored.length, 2);
   const missing = new Map(weights);
   missing.delete('conv3.bn.running_var');
-  assert.throws(() => loadTorchvisionWeights(sd, b, missing, 'g.safetensors'), /g\.safetensors: 1 googlenet tensor\(s\) missing, e\.g\. 'conv3\.bn\.running_var'/);
+  assert.throws(
+    () => loadTorchvisionWeights(sd, b, missing, 'g.safetensors'),
+    /g\.safetensors: 1 googlenet tensor\(s\) missing, e\.g\. 'conv3\.bn\.running_var'/,
+  );
   const wrong = new Map(weights);
   wrong.set('conv1.conv.weight', { dtype: 'F32', shape: [64, 3, 3, 3], data: new Float32Array(64 * 27) });
-  assert.throws(() => loadTorchvisionWeights(sd, b, wrong, 'g.safetensors'), /'conv1\.conv\.weight' has shape \[64, 3, 3, 3\], googlenet expects \[64, 3, 7, 7\]/);
+  assert.throws(
+    () => loadTorchvisionWeights(sd, b, wrong, 'g.safetensors'),
+    /'conv1\.conv\.weight' has shape \[64, 3, 3, 3\], googlenet expects \[64, 3, 7, 7\]/,
+  );
   const resnetInGoogLeNet = new Map(weights);
   resnetInGoogLeNet.set('layer1.0.conv1.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
   assert.throws(() => loadTorchvisionWeights(sd, b, resnetInGoogLeNet, 'r.safetensors'), /'layer1\.0\.conv1\.weight' is not a googlenet parameter/);
@@ -401,7 +471,10 @@ test('forward and backward passes leave no tensors behind (eval, BN-frozen and t
   for (const b of [frozen, googlenet({ bnFreeze: false })]) {
     const before = tf.memory().numTensors;
     tf.dispose(b.forward(sd, x, false));
-    const { value, grads } = tf.variableGrads(() => tf.sum(b.forward(sd, x, true)) as tf.Scalar, names.map((n) => sd.get(n)));
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(b.forward(sd, x, true)) as tf.Scalar,
+      names.map((n) => sd.get(n)),
+    );
     assert.equal(Object.keys(grads).length, names.length);
     tf.dispose([value, ...Object.values(grads)]);
     assert.equal(tf.memory().numTensors, before, `${b.bnFreeze ? 'BN-frozen' : 'training-mode BN'}: tensors leaked`);

@@ -47,8 +47,33 @@ after(() => {
 });
 
 function train(out: string, extra: string[] = []): { code: number; stdout: string; stderr: string } {
-  return hardneg(['train', '--dataset', 'folder', '--data-root', data, '--epochs', '1', '--out', join(tmp, out),
-    '--set', 'dataset.imageSize=8', '--set', 'model.embeddingSize=8', '--set', 'model.attentionHeads=2', '--set', 'train.classesPerBatch=3', '--set', 'train.samplesPerClass=2', '--set', 'eval.ks=[1]', ...extra], { XDG_CACHE_HOME: cache });
+  return hardneg(
+    [
+      'train',
+      '--dataset',
+      'folder',
+      '--data-root',
+      data,
+      '--epochs',
+      '1',
+      '--out',
+      join(tmp, out),
+      '--set',
+      'dataset.imageSize=8',
+      '--set',
+      'model.embeddingSize=8',
+      '--set',
+      'model.attentionHeads=2',
+      '--set',
+      'train.classesPerBatch=3',
+      '--set',
+      'train.samplesPerClass=2',
+      '--set',
+      'eval.ks=[1]',
+      ...extra,
+    ],
+    { XDG_CACHE_HOME: cache },
+  );
 }
 
 const engineLine = (stderr: string): string => stderr.split('\n').find((l) => l.startsWith('backend ')) ?? `(no engine line in: ${stderr})`;
@@ -64,13 +89,21 @@ test('auto ignores an installed tfjs-node and computes on the verified backend',
 test('--backend tensorflow uses it, and says no golden test covers it', () => {
   const r = train('named', ['--backend', 'tensorflow']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(engineLine(r.stderr), /^backend tensorflow \(asked for by name; not covered by the golden tests: 'hardneg doctor --backend tensorflow' checks it\)/);
+  assert.match(
+    engineLine(r.stderr),
+    /^backend tensorflow \(asked for by name; not covered by the golden tests: 'hardneg doctor --backend tensorflow' checks it\)/,
+  );
 });
 
 test('doctor: reports the install and passes every public golden case on the default backend', () => {
   const r = hardneg(['doctor', '--json'], { XDG_CACHE_HOME: cache });
   assert.equal(r.code, 0, r.stderr);
-  const report = JSON.parse(r.stdout) as { ok: boolean; cases: Array<{ name: string; kind: string; ok: boolean; compared: number }>; environment: { backend: { name: string; verified: boolean }; components: Record<string, { found: string | null }> }; recorded: string | null };
+  const report = JSON.parse(r.stdout) as {
+    ok: boolean;
+    cases: Array<{ name: string; kind: string; ok: boolean; compared: number }>;
+    environment: { backend: { name: string; verified: boolean }; components: Record<string, { found: string | null }> };
+    recorded: string | null;
+  };
   assert.equal(report.ok, true);
   assert.equal(report.environment.backend.name, 'wasm');
   assert.equal(report.environment.backend.verified, true);
@@ -85,11 +118,17 @@ test('doctor --backend tensorflow checks that backend, records the pass, and the
   const r = hardneg(['doctor', '--backend', 'tensorflow'], { XDG_CACHE_HOME: cache });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /doctor: all \d+ golden cases pass on tensorflow/);
-  const records = JSON.parse(readFileSync(join(cache, 'hardneg', 'backend-checks.json'), 'utf8')) as Record<string, { versions: Record<string, string | null> }>;
+  const records = JSON.parse(readFileSync(join(cache, 'hardneg', 'backend-checks.json'), 'utf8')) as Record<
+    string,
+    { versions: Record<string, string | null> }
+  >;
   assert.equal(records.tensorflow?.versions['@tensorflow/tfjs-node'], ownStandIn ? '0.0.0-standin' : records.tensorflow?.versions['@tensorflow/tfjs-node']);
   const t = train('named-after-doctor', ['--backend', 'tensorflow']);
   assert.equal(t.code, 0, t.stderr);
-  assert.match(engineLine(t.stderr), /^backend tensorflow \(asked for by name; not covered by the golden tests, but 'hardneg doctor' passed its \d+ public golden cases on it on \d{4}-\d\d-\d\d/);
+  assert.match(
+    engineLine(t.stderr),
+    /^backend tensorflow \(asked for by name; not covered by the golden tests, but 'hardneg doctor' passed its \d+ public golden cases on it on \d{4}-\d\d-\d\d/,
+  );
 });
 
 test('doctor: a case out of tolerance fails the doctor (exit 1) and names the tensor', () => {

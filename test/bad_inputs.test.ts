@@ -19,8 +19,34 @@ const tmp = mkdtempSync(join(tmpdir(), 'hardneg-bad-'));
 const T = (...p: string[]): string => join(tmp, ...p);
 const CASE = join(GOLDEN, 'pub_p3k3_d32_l2');
 const GEN = ['--embeddings', `${CASE}.z.npy`, '--labels', `${CASE}.y.npy`, '--heads', '4', '--alpha', '5', '--j-avg', '2.5'];
-const TINY = ['--set', 'dataset.imageSize=8', '--set', 'model.embeddingSize=8', '--set', 'model.attentionHeads=2', '--set', 'train.classesPerBatch=3', '--set', 'train.samplesPerClass=2', '--set', 'eval.ks=[1]'];
-const TRAIN = (out: string, ...extra: string[]): string[] => ['train', '--dataset', 'folder', '--data-root', T('data'), '--epochs', '1', '--out', out, '--quiet', ...TINY, ...extra];
+const TINY = [
+  '--set',
+  'dataset.imageSize=8',
+  '--set',
+  'model.embeddingSize=8',
+  '--set',
+  'model.attentionHeads=2',
+  '--set',
+  'train.classesPerBatch=3',
+  '--set',
+  'train.samplesPerClass=2',
+  '--set',
+  'eval.ks=[1]',
+];
+const TRAIN = (out: string, ...extra: string[]): string[] => [
+  'train',
+  '--dataset',
+  'folder',
+  '--data-root',
+  T('data'),
+  '--epochs',
+  '1',
+  '--out',
+  out,
+  '--quiet',
+  ...TINY,
+  ...extra,
+];
 
 /** A safetensors file from a header given as JSON text and `dataBytes` zero bytes. */
 function rawSafetensors(path: string, headerJson: string, dataBytes: number): string {
@@ -99,36 +125,224 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const ROWS: Row[] = [
   // Damaged checkpoints (were TypeErrors with a stack trace).
-  { name: 'checkpoint header null', args: () => ['generate', '--checkpoint', T('null-header.safetensors'), ...GEN, '--out', T('n.npy')], code: 2, words: /null-header\.safetensors: the header is null, expected a JSON object of tensors/ },
-  { name: 'checkpoint entry null', args: () => ['generate', '--checkpoint', T('null-entry.safetensors'), ...GEN, '--out', T('n.npy')], code: 2, words: /tensor 'gnn\.x' is null/ },
-  { name: 'checkpoint shape not a list', args: () => ['generate', '--checkpoint', T('shape-not-list.safetensors'), ...GEN, '--out', T('n.npy')], code: 2, words: /shape 4 is not a list of non-negative integers/ },
-  { name: 'checkpoint negative offsets', args: () => ['generate', '--checkpoint', T('negative-offsets.safetensors'), ...GEN, '--out', T('n.npy')], code: 2, words: /data_offsets \[-8,0\] is not a pair of non-negative integers/ },
+  {
+    name: 'checkpoint header null',
+    args: () => ['generate', '--checkpoint', T('null-header.safetensors'), ...GEN, '--out', T('n.npy')],
+    code: 2,
+    words: /null-header\.safetensors: the header is null, expected a JSON object of tensors/,
+  },
+  {
+    name: 'checkpoint entry null',
+    args: () => ['generate', '--checkpoint', T('null-entry.safetensors'), ...GEN, '--out', T('n.npy')],
+    code: 2,
+    words: /tensor 'gnn\.x' is null/,
+  },
+  {
+    name: 'checkpoint shape not a list',
+    args: () => ['generate', '--checkpoint', T('shape-not-list.safetensors'), ...GEN, '--out', T('n.npy')],
+    code: 2,
+    words: /shape 4 is not a list of non-negative integers/,
+  },
+  {
+    name: 'checkpoint negative offsets',
+    args: () => ['generate', '--checkpoint', T('negative-offsets.safetensors'), ...GEN, '--out', T('n.npy')],
+    code: 2,
+    words: /data_offsets \[-8,0\] is not a pair of non-negative integers/,
+  },
   // Outputs that cannot be written (were ENOENT/EISDIR traces, a .tmp left behind).
-  { name: 'generate --out into a missing folder', args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, ...GEN, '--out', T('missing', 'n.npy')], code: 2, words: /missing\/n\.npy: no such file or folder/ },
-  { name: 'generate --out onto a folder', args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, ...GEN, '--out', T('a-folder')], code: 2, words: /a-folder: is a folder, expected a file/, unchanged: () => [T('a-folder')] },
-  { name: 'reference-check --out into a missing folder', args: () => ['reference-check', '--fixture', join(GOLDEN, 'pub_p4k2_d16_l1'), '--out', T('missing', 'o.safetensors')], code: 2, words: /missing\/o\.safetensors: no such file or folder/ },
-  { name: 'reference-check --out onto a folder', args: () => ['reference-check', '--fixture', join(GOLDEN, 'pub_p4k2_d16_l1'), '--out', T('a-folder')], code: 2, words: /a-folder: is a folder, expected a file/, unchanged: () => [T('a-folder')] },
-  { name: 'reference-check --out onto the fixture itself', args: () => ['reference-check', '--fixture', join(GOLDEN, 'pub_p4k2_d16_l1'), '--out', join(GOLDEN, 'pub_p4k2_d16_l1.expected.safetensors')], code: 2, words: /that is one of the fixture's own files/, unchanged: () => [join(GOLDEN, 'pub_p4k2_d16_l1.expected.safetensors')] },
-  { name: 'train --out onto a file', args: () => TRAIN(T('a-file')), code: 2, words: /--out .*a-file: is a file, expected a folder/, unchanged: () => [T('a-file')] },
-  { name: 'compare --out onto a file', args: () => ['compare', '--dataset', 'folder', '--data-root', T('data'), '--epochs', '1', '--out', T('a-file'), '--quiet', ...TINY], code: 2, words: /a-file/, unchanged: () => [T('a-file')] },
+  {
+    name: 'generate --out into a missing folder',
+    args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, ...GEN, '--out', T('missing', 'n.npy')],
+    code: 2,
+    words: /missing\/n\.npy: no such file or folder/,
+  },
+  {
+    name: 'generate --out onto a folder',
+    args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, ...GEN, '--out', T('a-folder')],
+    code: 2,
+    words: /a-folder: is a folder, expected a file/,
+    unchanged: () => [T('a-folder')],
+  },
+  {
+    name: 'reference-check --out into a missing folder',
+    args: () => ['reference-check', '--fixture', join(GOLDEN, 'pub_p4k2_d16_l1'), '--out', T('missing', 'o.safetensors')],
+    code: 2,
+    words: /missing\/o\.safetensors: no such file or folder/,
+  },
+  {
+    name: 'reference-check --out onto a folder',
+    args: () => ['reference-check', '--fixture', join(GOLDEN, 'pub_p4k2_d16_l1'), '--out', T('a-folder')],
+    code: 2,
+    words: /a-folder: is a folder, expected a file/,
+    unchanged: () => [T('a-folder')],
+  },
+  {
+    name: 'reference-check --out onto the fixture itself',
+    args: () => ['reference-check', '--fixture', join(GOLDEN, 'pub_p4k2_d16_l1'), '--out', join(GOLDEN, 'pub_p4k2_d16_l1.expected.safetensors')],
+    code: 2,
+    words: /that is one of the fixture's own files/,
+    unchanged: () => [join(GOLDEN, 'pub_p4k2_d16_l1.expected.safetensors')],
+  },
+  {
+    name: 'train --out onto a file',
+    args: () => TRAIN(T('a-file')),
+    code: 2,
+    words: /--out .*a-file: is a file, expected a folder/,
+    unchanged: () => [T('a-file')],
+  },
+  {
+    name: 'compare --out onto a file',
+    args: () => ['compare', '--dataset', 'folder', '--data-root', T('data'), '--epochs', '1', '--out', T('a-file'), '--quiet', ...TINY],
+    code: 2,
+    words: /a-file/,
+    unchanged: () => [T('a-file')],
+  },
   // Runs: resume that cannot work, and folders that are not ours.
-  { name: 'resume without trainer state', args: () => ['train', '--resume', T('no-state'), '--quiet'], code: 2, words: /checkpoint\.safetensors: no trainer state in its metadata/ },
-  { name: 'resume with a config that disagrees with the checkpoint', args: () => ['train', '--resume', T('other-config'), '--quiet'], code: 2, words: /checkpoint\.safetensors does not fit the run's config\.json: .*shape/ },
-  { name: 'resume with configuration flags', args: () => ['train', '--resume', T('run'), '--seed', '5', '--data-root', T('elsewhere')], code: 2, words: /--resume uses the run's saved configuration; --data-root, --seed cannot be combined with it/, unchanged: () => [T('run')] },
-  { name: 'overwrite with a typo in --data-root keeps the old run', args: () => ['train', '--dataset', 'folder', '--data-root', T('dta'), '--epochs', '1', '--out', T('run'), '--overwrite', '--quiet', ...TINY], code: 2, words: /dta/, unchanged: () => [T('run')] },
-  { name: 'someone else\'s config.json', args: () => TRAIN(T('theirs')), code: 2, words: /theirs\/config\.json/, unchanged: () => [T('theirs')] },
-  { name: 'weights of another model', args: () => [...TRAIN(T('weights')), '--set', 'model.backbone=googlenet', '--set', `model.weights=${JSON.stringify(T('run', 'model.safetensors'))}`], code: 2, words: /model\.weights .*model\.safetensors: .*googlenet/, absent: () => [T('weights')] },
+  {
+    name: 'resume without trainer state',
+    args: () => ['train', '--resume', T('no-state'), '--quiet'],
+    code: 2,
+    words: /checkpoint\.safetensors: no trainer state in its metadata/,
+  },
+  {
+    name: 'resume with a config that disagrees with the checkpoint',
+    args: () => ['train', '--resume', T('other-config'), '--quiet'],
+    code: 2,
+    words: /checkpoint\.safetensors does not fit the run's config\.json: .*shape/,
+  },
+  {
+    name: 'resume with configuration flags',
+    args: () => ['train', '--resume', T('run'), '--seed', '5', '--data-root', T('elsewhere')],
+    code: 2,
+    words: /--resume uses the run's saved configuration; --data-root, --seed cannot be combined with it/,
+    unchanged: () => [T('run')],
+  },
+  {
+    name: 'overwrite with a typo in --data-root keeps the old run',
+    args: () => ['train', '--dataset', 'folder', '--data-root', T('dta'), '--epochs', '1', '--out', T('run'), '--overwrite', '--quiet', ...TINY],
+    code: 2,
+    words: /dta/,
+    unchanged: () => [T('run')],
+  },
+  { name: "someone else's config.json", args: () => TRAIN(T('theirs')), code: 2, words: /theirs\/config\.json/, unchanged: () => [T('theirs')] },
+  {
+    name: 'weights of another model',
+    args: () => [...TRAIN(T('weights')), '--set', 'model.backbone=googlenet', '--set', `model.weights=${JSON.stringify(T('run', 'model.safetensors'))}`],
+    code: 2,
+    words: /model\.weights .*model\.safetensors: .*googlenet/,
+    absent: () => [T('weights')],
+  },
   // Numbers.
-  { name: 'start --epochs abc', args: () => ['start', '--epochs', 'abc', '--out', T('start')], code: 2, words: /--epochs abc: expected a positive integer/, absent: () => [T('start')] },
-  { name: 'start --epochs 0', args: () => ['start', '--epochs', '0', '--out', T('start')], code: 2, words: /--epochs 0: expected a positive integer/, absent: () => [T('start')] },
-  { name: 'generate --alpha -5 (a negative value after a space)', args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, '--embeddings', `${CASE}.z.npy`, '--labels', `${CASE}.y.npy`, '--heads', '4', '--alpha', '-5', '--j-avg', '2.5', '--out', T('n.npy')], code: 2, words: /--alpha -5: expected a non-negative number/ },
-  { name: 'generate with NaN embeddings', args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, '--embeddings', T('nan.npy'), '--labels', `${CASE}.y.npy`, '--heads', '4', '--alpha', '5', '--j-avg', '2.5', '--out', T('n.npy')], code: 2, words: /nan\.npy holds NaN at flat index 5: expected finite numbers/, absent: () => [T('n.npy')] },
-  { name: 'generate with mixing draws outside [0, 1)', args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, ...GEN, '--random', T('random-outside.npy'), '--out', T('n.npy')], code: 2, words: /random-outside\.npy: value 1\.5 at index 2 is outside \[0, 1\)/, absent: () => [T('n.npy')] },
-  { name: 'generate --out onto its own input', args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, '--embeddings', T('z.npy'), '--labels', `${CASE}.y.npy`, '--heads', '4', '--alpha', '5', '--j-avg', '2.5', '--out', T('z.npy')], code: 2, words: /--out .*z\.npy: that is an input of this command/, unchanged: () => [T('z.npy')] },
-  { name: 'evaluate with no usable query', args: () => ['evaluate', '--embeddings', T('singletons.npy'), '--labels', T('singleton-labels.npy'), '--no-nmi'], code: 2, words: /no usable query: every class has a single sample/ },
-  { name: 'start --out holding runs, without --overwrite', args: () => ['start', '--out', T('start-out'), '--epochs', '1', '--quiet'], code: 2, words: /--out .*start-out\/gca-hng already holds a run; .*--overwrite to replace it/, unchanged: () => [T('start-out')] },
+  {
+    name: 'start --epochs abc',
+    args: () => ['start', '--epochs', 'abc', '--out', T('start')],
+    code: 2,
+    words: /--epochs abc: expected a positive integer/,
+    absent: () => [T('start')],
+  },
+  {
+    name: 'start --epochs 0',
+    args: () => ['start', '--epochs', '0', '--out', T('start')],
+    code: 2,
+    words: /--epochs 0: expected a positive integer/,
+    absent: () => [T('start')],
+  },
+  {
+    name: 'generate --alpha -5 (a negative value after a space)',
+    args: () => [
+      'generate',
+      '--checkpoint',
+      `${CASE}.state.safetensors`,
+      '--embeddings',
+      `${CASE}.z.npy`,
+      '--labels',
+      `${CASE}.y.npy`,
+      '--heads',
+      '4',
+      '--alpha',
+      '-5',
+      '--j-avg',
+      '2.5',
+      '--out',
+      T('n.npy'),
+    ],
+    code: 2,
+    words: /--alpha -5: expected a non-negative number/,
+  },
+  {
+    name: 'generate with NaN embeddings',
+    args: () => [
+      'generate',
+      '--checkpoint',
+      `${CASE}.state.safetensors`,
+      '--embeddings',
+      T('nan.npy'),
+      '--labels',
+      `${CASE}.y.npy`,
+      '--heads',
+      '4',
+      '--alpha',
+      '5',
+      '--j-avg',
+      '2.5',
+      '--out',
+      T('n.npy'),
+    ],
+    code: 2,
+    words: /nan\.npy holds NaN at flat index 5: expected finite numbers/,
+    absent: () => [T('n.npy')],
+  },
+  {
+    name: 'generate with mixing draws outside [0, 1)',
+    args: () => ['generate', '--checkpoint', `${CASE}.state.safetensors`, ...GEN, '--random', T('random-outside.npy'), '--out', T('n.npy')],
+    code: 2,
+    words: /random-outside\.npy: value 1\.5 at index 2 is outside \[0, 1\)/,
+    absent: () => [T('n.npy')],
+  },
+  {
+    name: 'generate --out onto its own input',
+    args: () => [
+      'generate',
+      '--checkpoint',
+      `${CASE}.state.safetensors`,
+      '--embeddings',
+      T('z.npy'),
+      '--labels',
+      `${CASE}.y.npy`,
+      '--heads',
+      '4',
+      '--alpha',
+      '5',
+      '--j-avg',
+      '2.5',
+      '--out',
+      T('z.npy'),
+    ],
+    code: 2,
+    words: /--out .*z\.npy: that is an input of this command/,
+    unchanged: () => [T('z.npy')],
+  },
+  {
+    name: 'evaluate with no usable query',
+    args: () => ['evaluate', '--embeddings', T('singletons.npy'), '--labels', T('singleton-labels.npy'), '--no-nmi'],
+    code: 2,
+    words: /no usable query: every class has a single sample/,
+  },
+  {
+    name: 'start --out holding runs, without --overwrite',
+    args: () => ['start', '--out', T('start-out'), '--epochs', '1', '--quiet'],
+    code: 2,
+    words: /--out .*start-out\/gca-hng already holds a run; .*--overwrite to replace it/,
+    unchanged: () => [T('start-out')],
+  },
   // Flags.
-  { name: 'a misspelt --method', args: () => TRAIN(T('typo'), '--method', 'nnoe'), code: 2, words: /--method nnoe: expected gca-hng, .* or daml$/, absent: () => [T('typo')] },
+  {
+    name: 'a misspelt --method',
+    args: () => TRAIN(T('typo'), '--method', 'nnoe'),
+    code: 2,
+    words: /--method nnoe: expected gca-hng, .* or daml$/,
+    absent: () => [T('typo')],
+  },
   { name: 'an unknown flag', args: () => ['train', '--bogus'], code: 2, words: /Unknown option '--bogus'\. See 'hardneg train --help'\.$/ },
   { name: 'an unknown command', args: () => ['trian'], code: 2, words: /unknown command 'trian'/ },
 ];
@@ -159,14 +373,24 @@ test('two trainers into one folder: the second is refused while the first runs, 
   const { ROOT } = await import('./helpers/cli.ts');
   const out = T('shared');
   // Long enough (60 epochs of a tiny set) that the first is still training while the others try.
-  const first = spawn(process.execPath, [join(ROOT, 'bin', 'hardneg'), ...TRAIN(out).map((a) => (a === '1' ? '60' : a))], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const first = spawn(process.execPath, [join(ROOT, 'bin', 'hardneg'), ...TRAIN(out).map((a) => (a === '1' ? '60' : a))], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let firstErr = '';
   let firstDone = false;
-  first.stderr.on('data', (d) => { firstErr += String(d); });
-  const exited = new Promise<number>((resolve) => first.on('exit', (code) => { firstDone = true; resolve(code ?? -1); }));
+  first.stderr.on('data', (d) => {
+    firstErr += String(d);
+  });
+  const exited = new Promise<number>((resolve) =>
+    first.on('exit', (code) => {
+      firstDone = true;
+      resolve(code ?? -1);
+    }),
+  );
   const logPath = join(out, 'log.jsonl');
   const deadline = Date.now() + 120_000;
-  while (!(existsSync(logPath) && readFileSync(logPath, 'utf8').includes('"iteration"')) && !firstDone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (!(existsSync(logPath) && readFileSync(logPath, 'utf8').includes('"iteration"')) && !firstDone && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
   assert.ok(existsSync(join(out, '.hardneg.lock')), 'the first trainer holds the lock');
   const second = hardneg([...TRAIN(out), '--overwrite', '--seed', '5']);
   const third = hardneg(['train', '--resume', out, '--quiet']);
@@ -176,10 +400,17 @@ test('two trainers into one folder: the second is refused while the first runs, 
   assert.match(second.stderr, /is in use by hardneg train \(pid \d+ on /);
   assert.equal(third.code, 2, third.stderr);
   const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-  assert.equal(config.train.seed, 0, 'config.json is the first trainer\'s');
-  const log = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number });
+  assert.equal(config.train.seed, 0, "config.json is the first trainer's");
+  const log = readFileSync(join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; step: number });
   const steps = log.filter((e) => e.type === 'iteration').map((e) => e.step);
-  assert.deepEqual(steps, steps.map((_, i) => i + 1), 'one writer: the log counts its steps once');
+  assert.deepEqual(
+    steps,
+    steps.map((_, i) => i + 1),
+    'one writer: the log counts its steps once',
+  );
   assert.ok(!existsSync(join(out, '.hardneg.lock')), 'the lock is gone when the run ends');
 });
 
@@ -189,5 +420,9 @@ test('--overwrite replaces a run: the old one is kept aside until the new one ha
   const r = hardneg([...TRAIN(out), '--overwrite', '--seed', '3']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).train.seed, 3);
-  assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), [], 'nothing left aside, no lock');
+  assert.deepEqual(
+    readdirSync(out).filter((f) => f.startsWith('.')),
+    [],
+    'nothing left aside, no lock',
+  );
 });

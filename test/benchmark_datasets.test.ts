@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../src/errors.ts';
-import {
-  BENCHMARKS, benchmarkSpec, type BenchmarkName, type BenchmarkReport, inspectBenchmark, openBenchmark,
-} from '../src/data/benchmarks.ts';
+import { BENCHMARKS, benchmarkSpec, type BenchmarkName, type BenchmarkReport, inspectBenchmark, openBenchmark } from '../src/data/benchmarks.ts';
 import { closeImagePools, ImagePool } from '../src/data/pipeline.ts';
 import { decodeRgb, loadSharp } from '../src/data/transforms.ts';
 import { hardneg, ROOT } from './helpers/cli.ts';
@@ -38,7 +36,12 @@ async function image(path: string, seed: number, kind: Kind = 'rgb', width = 40,
 // ---------------------------------------------------------------- miniature layouts
 
 const CUB_NAMES: Record<number, string> = {
-  1: 'Black_footed_Albatross', 2: 'Laysan_Albatross', 100: 'Brown_Pelican', 101: 'White_Pelican', 102: 'Western_Wood_Pewee', 200: 'Common_Yellowthroat',
+  1: 'Black_footed_Albatross',
+  2: 'Laysan_Albatross',
+  100: 'Brown_Pelican',
+  101: 'White_Pelican',
+  102: 'Western_Wood_Pewee',
+  200: 'Common_Yellowthroat',
 };
 const cubFolder = (c: number): string => `${String(c).padStart(3, '0')}.${CUB_NAMES[c] ?? `Bird_${c}`}`;
 // [class, file stem, kind]; images.txt order (image ids 1..), classes interleaved on purpose.
@@ -86,7 +89,8 @@ async function makeCub(root: string): Promise<void> {
 const CARS_CLASSES = [1, 1, 99, 1, 98, 196, 98, 99, 196, 196];
 
 async function makeCars(root: string, mat = 'cars_annos_compressed.mat'): Promise<void> {
-  for (const [i] of CARS_CLASSES.entries()) await image(join(root, 'car_ims', `${String(i + 1).padStart(6, '0')}.jpg`), 100 + i, i === 4 ? 'gray' : 'rgb', 60, 40);
+  for (const [i] of CARS_CLASSES.entries())
+    await image(join(root, 'car_ims', `${String(i + 1).padStart(6, '0')}.jpg`), 100 + i, i === 4 ? 'gray' : 'rgb', 60, 40);
   copyFileSync(join(ROOT, 'test', 'fixtures', 'mat', mat), join(root, 'cars_annos.mat'));
 }
 
@@ -146,7 +150,12 @@ async function makeInShop(root: string): Promise<void> {
 }
 
 async function makeFolder(root: string): Promise<void> {
-  for (const [split, cls, n] of [['train', 'b_cat', 2], ['train', 'a_dog', 2], ['test', 'Zebra', 2], ['test', 'ant', 3]] as const) {
+  for (const [split, cls, n] of [
+    ['train', 'b_cat', 2],
+    ['train', 'a_dog', 2],
+    ['test', 'Zebra', 2],
+    ['test', 'ant', 3],
+  ] as const) {
     for (let i = 0; i < n; i++) await image(join(root, split, cls, `img${i}.png`), i + cls.length, 'rgb', 20, 20);
   }
   writeFileSync(join(root, 'train', 'a_dog', 'notes.txt'), 'x');
@@ -185,10 +194,13 @@ test('CUB-200-2011: classes 1–100 train, 101–200 test (not train_test_split.
   assert.ok(r.ok, 'no error');
   assert.deepEqual(r.remarks, []);
   // The odd colour models are notes, not drops.
-  assert.deepEqual(r.problems.map((p) => [p.severity, p.path, p.problem]), [
-    ['note', 'images/001.Black_footed_Albatross/Black_Footed_Albatross_0009_34.jpg', 'grayscale image, converted to RGB when loaded'],
-    ['note', 'images/002.Laysan_Albatross/Laysan_Albatross_0082_524.jpg', 'CMYK image, converted to RGB when loaded'],
-  ]);
+  assert.deepEqual(
+    r.problems.map((p) => [p.severity, p.path, p.problem]),
+    [
+      ['note', 'images/001.Black_footed_Albatross/Black_Footed_Albatross_0009_34.jpg', 'grayscale image, converted to RGB when loaded'],
+      ['note', 'images/002.Laysan_Albatross/Laysan_Albatross_0082_524.jpg', 'CMYK image, converted to RGB when loaded'],
+    ],
+  );
   const ds = await openBenchmark('cub200', roots.cub, { pool, normalization: null });
   assert.deepEqual([...ds.train.labels], [0, 0, 0, 1, 1, 2, 2]);
   assert.deepEqual(ds.train.classIds, [1, 2, 100]);
@@ -199,7 +211,8 @@ test('CUB-200-2011: classes 1–100 train, 101–200 test (not train_test_split.
   // Grayscale and CMYK images load as three channels; grayscale with R = G = B.
   const b = await ds.train.load([1, 4]);
   assert.deepEqual(b.shape, [2, 224, 224, 3]);
-  const px = (n: number, y: number, x: number): number[] => Array.from(b.pixels.subarray(((n * 224 + y) * 224 + x) * 3, ((n * 224 + y) * 224 + x) * 3 + 3), (v) => Math.round(v * 255));
+  const px = (n: number, y: number, x: number): number[] =>
+    Array.from(b.pixels.subarray(((n * 224 + y) * 224 + x) * 3, ((n * 224 + y) * 224 + x) * 3 + 3), (v) => Math.round(v * 255));
   const [r0, g0, b0] = px(0, 100, 100);
   assert.ok(r0 === g0 && g0 === b0, `gray pixel ${px(0, 100, 100)}`);
   // CMYK: converted by the same colour management as a plain sRGB decode (saturated colours move).
@@ -222,7 +235,11 @@ test('Cars196: cars_annos.mat read in TypeScript (scipy and MATLAB byte layouts 
     const r = await inspectBenchmark('cars196', roots.cars, { list: true, check: 'exists' });
     assert.deepEqual(r.splits, want.splits, mat);
     assert.deepEqual(labelsBySplit(r), want.labels, mat);
-    assert.deepEqual(r.items?.filter((i) => i.split === 'train').map((i) => i.path), want.trainPaths, mat);
+    assert.deepEqual(
+      r.items?.filter((i) => i.split === 'train').map((i) => i.path),
+      want.trainPaths,
+      mat,
+    );
     assert.deepEqual(r.problems, [], mat);
   }
   const ds = await openBenchmark('cars196', roots.cars, { pool });
@@ -233,7 +250,10 @@ test('Cars196: cars_annos.mat read in TypeScript (scipy and MATLAB byte layouts 
   assert.deepEqual(ds.test.classNames, ['Ferrari 458 Italia Convertible 2012', 'smart fortwo Convertible 2012']);
   assert.deepEqual([...ds.test.labels], [0, 1, 0, 1, 1]);
   const r = await inspectBenchmark('cars196', roots.cars);
-  assert.deepEqual(r.problems.map((p) => [p.severity, p.path, p.problem]), [['note', 'car_ims/000005.jpg', 'grayscale image, converted to RGB when loaded']]);
+  assert.deepEqual(
+    r.problems.map((p) => [p.severity, p.path, p.problem]),
+    [['note', 'car_ims/000005.jpg', 'grayscale image, converted to RGB when loaded']],
+  );
 });
 
 // ---------------------------------------------------------------- SOP
@@ -242,7 +262,10 @@ test('Stanford Online Products: Ebay_train.txt / Ebay_test.txt (LF or CRLF), cla
   const r = await inspectBenchmark('sop', roots.sop, { list: true });
   assert.deepEqual(r.splits, { train: { images: 7, classes: 3, listed: 7 }, test: { images: 6, classes: 3, listed: 6 } });
   assert.deepEqual(labelsBySplit(r), { train: [1, 1, 1, 3, 3, 2, 2], test: [11319, 11319, 11320, 11320, 22634, 22634] });
-  assert.deepEqual(r.items?.map((i) => i.path), [...SOP_TRAIN, ...SOP_TEST].map((x) => x[3]));
+  assert.deepEqual(
+    r.items?.map((i) => i.path),
+    [...SOP_TRAIN, ...SOP_TEST].map((x) => x[3]),
+  );
   assert.deepEqual(r.problems, []);
   const ds = await openBenchmark('sop', roots.sop, { pool });
   assert.deepEqual([...ds.train.labels], [0, 0, 0, 2, 2, 1, 1]);
@@ -257,7 +280,9 @@ test('Stanford Online Products: Ebay_train.txt / Ebay_test.txt (LF or CRLF), cla
 test('In-Shop: train / query / gallery from list_eval_partition.txt, item ids as labels, query and gallery numbered together', async () => {
   const r = await inspectBenchmark('inshop', roots.inshop, { list: true });
   assert.deepEqual(r.splits, {
-    train: { images: 4, classes: 3, listed: 4 }, query: { images: 4, classes: 3, listed: 4 }, gallery: { images: 4, classes: 3, listed: 4 },
+    train: { images: 4, classes: 3, listed: 4 },
+    query: { images: 4, classes: 3, listed: 4 },
+    gallery: { images: 4, classes: 3, listed: 4 },
   });
   assert.deepEqual(labelsBySplit(r), {
     train: ['id_00000002', 'id_00000002', 'id_00000001', 'id_00000080'],
@@ -292,7 +317,10 @@ test('image folder: class folder names as labels, sorted by code unit per split'
   const r = await inspectBenchmark('folder', roots.folder, { list: true });
   assert.deepEqual(r.splits, { train: { images: 4, classes: 2, listed: 4 }, test: { images: 5, classes: 2, listed: 5 } });
   assert.deepEqual(labelsBySplit(r), { train: ['a_dog', 'a_dog', 'b_cat', 'b_cat'], test: ['Zebra', 'Zebra', 'ant', 'ant', 'ant'] });
-  assert.deepEqual(r.problems.map((p) => [p.severity, p.path]), [['warning', 'train/a_dog/notes.txt']]);
+  assert.deepEqual(
+    r.problems.map((p) => [p.severity, p.path]),
+    [['warning', 'train/a_dog/notes.txt']],
+  );
   const ds = await openBenchmark('folder', roots.folder, { pool });
   assert.deepEqual(ds.test.classNames, ['Zebra', 'ant']);
 });
@@ -305,7 +333,9 @@ test('problems: a missing file, an unreadable image, a malformed line; a truncat
   unlinkSync(join(root, 'images', cubFolder(2), 'Laysan_Albatross_0002_1027.jpg'));
   writeFileSync(join(root, 'images', cubFolder(101), 'White_Pelican_0025_97604.jpg'), 'not a jpeg');
   const noise = Buffer.from(Array.from({ length: 96 * 96 * 3 }, (_, i) => (i * 7919) % 251));
-  const good = await sharp(noise, { raw: { width: 96, height: 96, channels: 3 } }).jpeg().toBuffer();
+  const good = await sharp(noise, { raw: { width: 96, height: 96, channels: 3 } })
+    .jpeg()
+    .toBuffer();
   writeFileSync(join(root, 'images', cubFolder(200), 'Common_Yellowthroat_0055_190967.jpg'), good.subarray(0, Math.floor(good.length / 2))); // header intact, data cut
   writeFileSync(join(root, 'images.txt'), `${CUB_IMAGES.map(([c, s], i) => `${i + 1} ${cubFolder(c)}/${s}.jpg`).join('\n')}\n15\n`);
   const r = await inspectBenchmark('cub200', root, { list: true });
@@ -321,26 +351,55 @@ test('problems: a missing file, an unreadable image, a malformed line; a truncat
   assert.equal(r.items?.length, 12);
   assert.deepEqual(r.remarks, ['1 test class(es) with a single image (e.g. 101): their queries have no positive (R = 0)']);
   const decoded = await inspectBenchmark('cub200', root, { check: 'decode' });
-  assert.ok(decoded.problems.some((p) => p.path === `images/${cubFolder(200)}/Common_Yellowthroat_0055_190967.jpg` && /^unreadable image/.test(p.problem)), JSON.stringify(decoded.problems));
-  await assert.rejects(openBenchmark('cub200', root, { pool }), (e: unknown) => e instanceof UserError && /images\.txt: line 15: expected '<image_id> <path>'.*and 1 more problem;/.test(e.message));
+  assert.ok(
+    decoded.problems.some((p) => p.path === `images/${cubFolder(200)}/Common_Yellowthroat_0055_190967.jpg` && /^unreadable image/.test(p.problem)),
+    JSON.stringify(decoded.problems),
+  );
+  await assert.rejects(
+    openBenchmark('cub200', root, { pool }),
+    (e: unknown) => e instanceof UserError && /images\.txt: line 15: expected '<image_id> <path>'.*and 1 more problem;/.test(e.message),
+  );
   const skipped: string[] = [];
   const ds = await openBenchmark('cub200', root, { pool, skipBad: true, onWarning: (w) => skipped.push(w) });
   assert.equal(ds.train.size, 6);
-  assert.ok(skipped.some((w) => /Laysan_Albatross_0002_1027\.jpg: missing file \(left out\)/.test(w)), skipped.join('\n'));
+  assert.ok(
+    skipped.some((w) => /Laysan_Albatross_0002_1027\.jpg: missing file \(left out\)/.test(w)),
+    skipped.join('\n'),
+  );
 });
 
 test('a folder that is not the named dataset: what was expected and what was found', async () => {
   const cases: [BenchmarkName, string, RegExp][] = [
-    ['cub200', roots.sop, /Stanford_Online_Products does not look like CUB_200_2011: expected images\.txt, classes\.txt, image_class_labels\.txt and images\/; found Ebay_final\.txt, Ebay_info\.txt, Ebay_test\.txt, Ebay_train\.txt, LICENSE, bicycle_final\/, cabinet_final\/, toaster_final\/$/],
-    ['cars196', roots.cub, /CUB_200_2011 does not look like Cars196 \(a folder with cars_annos\.mat and car_ims\/\): expected cars_annos\.mat and car_ims\/; found README, attributes\/, bounding_boxes\.txt, classes\.txt/],
-    ['sop', roots.inshop, /inshop does not look like Stanford_Online_Products: expected Ebay_train\.txt and Ebay_test\.txt; found img\/, list_eval_partition\.txt$/],
-    ['inshop', roots.cars, /cars does not look like In-Shop Clothes Retrieval: expected list_eval_partition\.txt or Eval\/list_eval_partition\.txt and img\/ or Img\/img\/; found car_ims\/, cars_annos\.mat$/],
+    [
+      'cub200',
+      roots.sop,
+      /Stanford_Online_Products does not look like CUB_200_2011: expected images\.txt, classes\.txt, image_class_labels\.txt and images\/; found Ebay_final\.txt, Ebay_info\.txt, Ebay_test\.txt, Ebay_train\.txt, LICENSE, bicycle_final\/, cabinet_final\/, toaster_final\/$/,
+    ],
+    [
+      'cars196',
+      roots.cub,
+      /CUB_200_2011 does not look like Cars196 \(a folder with cars_annos\.mat and car_ims\/\): expected cars_annos\.mat and car_ims\/; found README, attributes\/, bounding_boxes\.txt, classes\.txt/,
+    ],
+    [
+      'sop',
+      roots.inshop,
+      /inshop does not look like Stanford_Online_Products: expected Ebay_train\.txt and Ebay_test\.txt; found img\/, list_eval_partition\.txt$/,
+    ],
+    [
+      'inshop',
+      roots.cars,
+      /cars does not look like In-Shop Clothes Retrieval: expected list_eval_partition\.txt or Eval\/list_eval_partition\.txt and img\/ or Img\/img\/; found car_ims\/, cars_annos\.mat$/,
+    ],
     ['folder', roots.cub, /CUB_200_2011 does not look like an image-folder dataset: expected train\/ and test\/; found/],
     ['cub200', tmp, /does not look like CUB_200_2011: .*; did you mean .*CUB_200_2011\?$/],
     ['cub200', join(tmp, 'nowhere'), /nowhere: folder not found \(expected CUB_200_2011: a folder with images\.txt/],
   ];
   for (const [name, dir, message] of cases) {
-    assert.throws(() => BENCHMARKS[name].list(dir), (e: unknown) => e instanceof UserError && message.test(e.message), `${name} on ${dir}`);
+    assert.throws(
+      () => BENCHMARKS[name].list(dir),
+      (e: unknown) => e instanceof UserError && message.test(e.message),
+      `${name} on ${dir}`,
+    );
   }
   // A cars_annos.mat that is not one.
   const bad = join(tmp, 'cars_bad');
@@ -361,7 +420,10 @@ test('hardneg data inspect --json [--list], the readable report, and the exit st
   assert.deepEqual(out.splits.train, { images: 7, classes: 3, listed: 7 });
   assert.deepEqual(out.splits.test, { images: 7, classes: 3, listed: 7 });
   assert.deepEqual(out.items?.[13], { path: 'images/200.Common_Yellowthroat/Common_Yellowthroat_0003_190521.jpg', label: 200, split: 'test' });
-  assert.ok(out.problems.every((p) => typeof p.path === 'string' && typeof p.problem === 'string'), 'problems have path and problem');
+  assert.ok(
+    out.problems.every((p) => typeof p.path === 'string' && typeof p.problem === 'string'),
+    'problems have path and problem',
+  );
   const text = hardneg(['data', 'inspect', '--dataset', 'sop', '--data-root', roots.sop]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /train\s+7\s+3\n\s+test\s+6\s+3/);

@@ -55,7 +55,25 @@ test('generate reproduces the fixture’s eval-mode negatives', () => {
   const rnd = join(tmp, 'r.npy');
   writeNpy(rnd, f64(toNumbers(inputs.get('rand_seq')!), [6]));
   const out = join(tmp, 'neg.npy');
-  const r = hardneg(['generate', '--checkpoint', `${CASE}.state.safetensors`, '--embeddings', `${CASE}.z.npy`, '--labels', `${CASE}.y.npy`, '--heads', '4', '--alpha', '5', '--j-avg', '2.5', '--random', rnd, '--out', out]);
+  const r = hardneg([
+    'generate',
+    '--checkpoint',
+    `${CASE}.state.safetensors`,
+    '--embeddings',
+    `${CASE}.z.npy`,
+    '--labels',
+    `${CASE}.y.npy`,
+    '--heads',
+    '4',
+    '--alpha',
+    '5',
+    '--j-avg',
+    '2.5',
+    '--random',
+    rnd,
+    '--out',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const neg = readNpy(out);
   assert.deepEqual(neg.shape, [27, 32]);

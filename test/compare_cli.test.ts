@@ -11,13 +11,18 @@ import { summaryTable } from '../src/cli/commands/compare.ts';
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-compare-'));
 
 async function folder(dir: string): Promise<void> {
-  for (const [split, classes] of [['train', ['a', 'b', 'c', 'd']], ['test', ['e', 'f', 'g']]] as const) {
+  for (const [split, classes] of [
+    ['train', ['a', 'b', 'c', 'd']],
+    ['test', ['e', 'f', 'g']],
+  ] as const) {
     for (const [c, name] of classes.entries()) {
       mkdirSync(join(dir, split, name), { recursive: true });
       for (let i = 0; i < 4; i++) {
         const px = Buffer.alloc(8 * 8 * 3, 20 * i);
         px[(c * 9) % px.length] = 255;
-        await sharp(px, { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(join(dir, split, name, `${i}.png`));
+        await sharp(px, { raw: { width: 8, height: 8, channels: 3 } })
+          .png()
+          .toFile(join(dir, split, name, `${i}.png`));
       }
     }
   }
@@ -27,8 +32,29 @@ test('compare runs the grid, refuses nonsense with a reason before anything runs
   const data = join(tmp, 'data');
   await folder(data);
   const out = join(tmp, 'grid');
-  const common = ['--dataset', 'folder', '--data-root', data, '--seeds', '2', '--epochs', '1',
-    '--out', out, '--quiet', '--set', 'dataset.imageSize=8', '--set', 'model.embeddingSize=8', '--set', 'train.classesPerBatch=2', '--set', 'train.samplesPerClass=2', '--set', 'eval.ks=[1,2]'];
+  const common = [
+    '--dataset',
+    'folder',
+    '--data-root',
+    data,
+    '--seeds',
+    '2',
+    '--epochs',
+    '1',
+    '--out',
+    out,
+    '--quiet',
+    '--set',
+    'dataset.imageSize=8',
+    '--set',
+    'model.embeddingSize=8',
+    '--set',
+    'train.classesPerBatch=2',
+    '--set',
+    'train.samplesPerClass=2',
+    '--set',
+    'eval.ks=[1,2]',
+  ];
   const nonsense = hardneg(['compare', '--methods', 'none,ps', '--losses', 'npair,pa', ...common]);
   assert.equal(nonsense.code, 2, nonsense.stderr);
   assert.match(nonsense.stderr, /^hardneg compare: refused \(nothing was run\): ps × npair: .*proxy-based loss/);
@@ -42,11 +68,17 @@ test('compare runs the grid, refuses nonsense with a reason before anything runs
   const ps = hardneg(['compare', '--methods', 'ps', '--losses', 'pa', ...common]);
   assert.equal(ps.code, 0, ps.stderr);
   const { results } = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-  assert.deepEqual(results.map((c: { method: string; loss: string; seed: number }) => `${c.method}/${c.loss}/${c.seed}`), ['ps/proxy-anchor/0', 'ps/proxy-anchor/1']);
+  assert.deepEqual(
+    results.map((c: { method: string; loss: string; seed: number }) => `${c.method}/${c.loss}/${c.seed}`),
+    ['ps/proxy-anchor/0', 'ps/proxy-anchor/1'],
+  );
   const all = hardneg(['compare', '--methods', 'none,ps', '--losses', 'pa', ...common]);
   assert.equal(all.code, 0, all.stderr);
   const grid = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).results;
-  assert.deepEqual(grid.map((c: { method: string; loss: string; seed: number }) => `${c.method}/${c.loss}/${c.seed}`), ['none/proxy-anchor/0', 'none/proxy-anchor/1', 'ps/proxy-anchor/0', 'ps/proxy-anchor/1']);
+  assert.deepEqual(
+    grid.map((c: { method: string; loss: string; seed: number }) => `${c.method}/${c.loss}/${c.seed}`),
+    ['none/proxy-anchor/0', 'none/proxy-anchor/1', 'ps/proxy-anchor/0', 'ps/proxy-anchor/1'],
+  );
   assert.deepEqual(grid.slice(2), results, 'the ps cells are reused, not retrained');
   for (const c of results) {
     assert.ok(existsSync(join(out, 'cells', `${c.method}__${c.loss}__seed${c.seed}`, 'metrics.json')), 'each cell is a run directory');
@@ -67,6 +99,12 @@ test('compare runs the grid, refuses nonsense with a reason before anything runs
 
 test('summary table: mean ± sample std over seeds, in percent', () => {
   const rec = (r1: number) => ({ epoch: 1, recall: { 1: r1 }, map_at_r: 0.5, r_precision: 0.5, nmi: null });
-  const t = summaryTable([{ method: 'm', loss: 'l', seed: 0, metrics: rec(0.5), wall_s: 1 }, { method: 'm', loss: 'l', seed: 1, metrics: rec(0.7), wall_s: 1 }], [1]);
+  const t = summaryTable(
+    [
+      { method: 'm', loss: 'l', seed: 0, metrics: rec(0.5), wall_s: 1 },
+      { method: 'm', loss: 'l', seed: 1, metrics: rec(0.7), wall_s: 1 },
+    ],
+    [1],
+  );
   assert.match(t.markdown, /\| m \| l \| 2 \| 60\.00 ± 14\.14 \| 50\.00 ± 0\.00 \| 50\.00 ± 0\.00 \| - \|/);
 });

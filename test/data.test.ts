@@ -7,9 +7,7 @@ import sharp from 'sharp';
 import { UserError } from '../src/errors.ts';
 import { InMemorySplit, classCounts } from '../src/data/dataset.ts';
 import { IdxError, parseIdx, readIdx, serializeIdx } from '../src/data/idx.ts';
-import {
-  FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, FASHION_MNIST_FILES, FASHION_MNIST_NORMALIZATION, loadFashionMnist,
-} from '../src/data/fashion_mnist.ts';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, FASHION_MNIST_FILES, FASHION_MNIST_NORMALIZATION, loadFashionMnist } from '../src/data/fashion_mnist.ts';
 import { decodeImage, inspectImageFolder, openImageFolder } from '../src/data/image_folder.ts';
 
 // ---------------------------------------------------------------- IDX and in-memory splits
@@ -22,7 +20,10 @@ test('IDX round trip, gzip or not, and clear errors for damaged files', () => {
     assert.deepEqual([...back.data], [...a.data]);
   }
   const raw = serializeIdx(a, false);
-  assert.throws(() => parseIdx(raw.subarray(0, raw.length - 1), 'x.idx'), (e: unknown) => e instanceof IdxError && /x\.idx: truncated/.test(e.message));
+  assert.throws(
+    () => parseIdx(raw.subarray(0, raw.length - 1), 'x.idx'),
+    (e: unknown) => e instanceof IdxError && /x\.idx: truncated/.test(e.message),
+  );
   assert.throws(() => parseIdx(Uint8Array.from([1, 2, 3, 4]), 'y'), /y: not an IDX file/);
   const gz = serializeIdx(a);
   assert.throws(() => parseIdx(gz.subarray(0, 15), 'z.gz'), /z\.gz: corrupt gzip stream/);
@@ -33,14 +34,41 @@ test('InMemorySplit loads NHWC float32 in [0, 1] or normalised, and checks its i
   const s = new InMemorySplit({ name: 'train', classNames: ['a', 'b'], labels: Int32Array.from([1, 0]), pixels, imageShape: [1, 2, 2] });
   const b = await s.load([1, 0, 1]);
   assert.deepEqual(b.shape, [3, 1, 2, 2]);
-  assert.deepEqual([...b.pixels].map((v) => Math.round(v * 255)), [0, 0, 255, 255, 0, 255, 51, 102, 0, 0, 255, 255]);
-  const n = new InMemorySplit({ name: 't', classNames: ['a', 'b'], labels: Int32Array.from([1, 0]), pixels, imageShape: [1, 2, 2], normalization: { mean: [0.5, 0], std: [0.5, 2] } });
+  assert.deepEqual(
+    [...b.pixels].map((v) => Math.round(v * 255)),
+    [0, 0, 255, 255, 0, 255, 51, 102, 0, 0, 255, 255],
+  );
+  const n = new InMemorySplit({
+    name: 't',
+    classNames: ['a', 'b'],
+    labels: Int32Array.from([1, 0]),
+    pixels,
+    imageShape: [1, 2, 2],
+    normalization: { mean: [0.5, 0], std: [0.5, 2] },
+  });
   const v = (await n.load([0])).pixels;
   assert.ok(Math.abs((v[0] as number) - -1) < 1e-6 && Math.abs((v[1] as number) - 0.5) < 1e-6 && Math.abs((v[2] as number) - (0.2 - 0.5) / 0.5) < 1e-6);
   await assert.rejects(s.load([2]), /index 2 \(position 0\) is out of range \[0, 2\)/);
-  assert.throws(() => new InMemorySplit({ name: 'x', classNames: ['a', 'b', 'c'], labels: Int32Array.from([1, 0]), pixels, imageShape: [1, 2, 2] }), /class 2 has no image/);
-  assert.throws(() => new InMemorySplit({ name: 'x', classNames: ['a', 'b'], labels: Int32Array.from([1, 0]), pixels, imageShape: [2, 2, 2] }), /8 pixel bytes for 2 images/);
-  assert.throws(() => new InMemorySplit({ name: 'x', classNames: ['a', 'b'], labels: Int32Array.from([1, 0]), pixels, imageShape: [1, 2, 2], normalization: { mean: [0, 0, 0], std: [1] } }), /mean has 3 values, expected 1 or 2/);
+  assert.throws(
+    () => new InMemorySplit({ name: 'x', classNames: ['a', 'b', 'c'], labels: Int32Array.from([1, 0]), pixels, imageShape: [1, 2, 2] }),
+    /class 2 has no image/,
+  );
+  assert.throws(
+    () => new InMemorySplit({ name: 'x', classNames: ['a', 'b'], labels: Int32Array.from([1, 0]), pixels, imageShape: [2, 2, 2] }),
+    /8 pixel bytes for 2 images/,
+  );
+  assert.throws(
+    () =>
+      new InMemorySplit({
+        name: 'x',
+        classNames: ['a', 'b'],
+        labels: Int32Array.from([1, 0]),
+        pixels,
+        imageShape: [1, 2, 2],
+        normalization: { mean: [0, 0, 0], std: [1] },
+      }),
+    /mean has 3 values, expected 1 or 2/,
+  );
 });
 
 // ---------------------------------------------------------------- Fashion-MNIST
@@ -54,7 +82,9 @@ test('Fashion-MNIST: committed files follow the subset rule (1,000 + 300 per cla
   assert.deepEqual([...classCounts(train.data, 10)], new Array(10).fill(1000));
   assert.deepEqual([...classCounts(t10k.data, 10)], new Array(10).fill(300));
   assert.deepEqual(readIdx(join(FASHION_MNIST_DIR, FASHION_MNIST_FILES.test.images)).dims, [3000, 28, 28]);
-  const bytes = Object.values(FASHION_MNIST_FILES).flatMap((f) => [f.images, f.labels]).reduce((s, f) => s + statSync(join(FASHION_MNIST_DIR, f)).size, 0);
+  const bytes = Object.values(FASHION_MNIST_FILES)
+    .flatMap((f) => [f.images, f.labels])
+    .reduce((s, f) => s + statSync(join(FASHION_MNIST_DIR, f)).size, 0);
   assert.ok(bytes < 8e6, `${bytes} bytes`);
 });
 
@@ -107,7 +137,10 @@ test('Fashion-MNIST: normalisation, a custom class partition and a missing folde
   assert.equal(custom.test.classNames.length, 7);
   assert.equal(custom.test.size, 7 * 1300);
   assert.equal(FASHION_MNIST_CLASSES.length, 10);
-  assert.throws(() => loadFashionMnist({ dir: '/nonexistent/fm' }), (e: unknown) => e instanceof UserError && /\/nonexistent\/fm\/train-images-idx3-ubyte\.gz: not found/.test(e.message));
+  assert.throws(
+    () => loadFashionMnist({ dir: '/nonexistent/fm' }),
+    (e: unknown) => e instanceof UserError && /\/nonexistent\/fm\/train-images-idx3-ubyte\.gz: not found/.test(e.message),
+  );
   assert.throws(() => loadFashionMnist({ trainClasses: [0] }), /at least 2 classes/);
 });
 
@@ -125,19 +158,32 @@ async function rgbFile(path: string, w: number, h: number, rgb: [number, number,
 async function makeTree(dir: string): Promise<void> {
   for (const d of ['train/cat', 'train/dog/sub', 'test/bird', 'test/Fish']) mkdirSync(join(dir, d), { recursive: true });
   await rgbFile(join(dir, 'train/cat/a_rgb.png'), 40, 30, [200, 100, 50], 'png');
-  await sharp(Buffer.alloc(30 * 30, 128), { raw: { width: 30, height: 30, channels: 1 } }).toColourspace('b-w').png().toFile(join(dir, 'train/cat/b_gray.png'));
+  await sharp(Buffer.alloc(30 * 30, 128), { raw: { width: 30, height: 30, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(join(dir, 'train/cat/b_gray.png'));
   const rgba = Buffer.alloc(20 * 20 * 4);
   for (let i = 0; i < 400; i++) rgba.set([10, 200, 30, i % 2 === 0 ? 0 : 255], 4 * i);
-  await sharp(rgba, { raw: { width: 20, height: 20, channels: 4 } }).png().toFile(join(dir, 'train/cat/c_rgba.png'));
-  await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 200, g: 100, b: 50 } } }).toColourspace('cmyk').jpeg({ quality: 95 }).toFile(join(dir, 'train/dog/d_cmyk.jpg'));
+  await sharp(rgba, { raw: { width: 20, height: 20, channels: 4 } })
+    .png()
+    .toFile(join(dir, 'train/cat/c_rgba.png'));
+  await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 200, g: 100, b: 50 } } })
+    .toColourspace('cmyk')
+    .jpeg({ quality: 95 })
+    .toFile(join(dir, 'train/dog/d_cmyk.jpg'));
   const halves = Buffer.alloc(40 * 20 * 3);
   for (let y = 0; y < 20; y++) for (let x = 20; x < 40; x++) halves.fill(255, 3 * (y * 40 + x), 3 * (y * 40 + x) + 3);
-  await sharp(halves, { raw: { width: 40, height: 20, channels: 3 } }).png().toFile(join(dir, 'train/dog/e_halves.png'));
+  await sharp(halves, { raw: { width: 40, height: 20, channels: 3 } })
+    .png()
+    .toFile(join(dir, 'train/dog/e_halves.png'));
   await rgbFile(join(dir, 'train/dog/sub/f_upper.JPG'), 24, 24, [0, 0, 255], 'jpeg');
   writeFileSync(join(dir, 'train/dog/notes.txt'), 'not an image');
   writeFileSync(join(dir, 'train/.DS_Store'), 'hidden');
   await rgbFile(join(dir, 'test/bird/x.png'), 17, 23, [0, 255, 0], 'png');
-  await sharp(Buffer.alloc(18 * 18, 60), { raw: { width: 18, height: 18, channels: 1 } }).toColourspace('b-w').jpeg().toFile(join(dir, 'test/bird/y_gray.jpg'));
+  await sharp(Buffer.alloc(18 * 18, 60), { raw: { width: 18, height: 18, channels: 1 } })
+    .toColourspace('b-w')
+    .jpeg()
+    .toFile(join(dir, 'test/bird/y_gray.jpg'));
   await rgbFile(join(dir, 'test/Fish/z.png'), 16, 16, [255, 255, 255], 'png');
 }
 
@@ -153,7 +199,8 @@ before(async () => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const px = (p: Float32Array, n: number, y: number, x: number, c: number, size = W, ch = 3): number => Math.round((p[((n * size + y) * size + x) * ch + c] as number) * 255);
+const px = (p: Float32Array, n: number, y: number, x: number, c: number, size = W, ch = 3): number =>
+  Math.round((p[((n * size + y) * size + x) * ch + c] as number) * 255);
 
 test('image folder: labels from sorted class folders, fixed size, every colour model to RGB', async () => {
   const fixtures = join(root, 'base');
@@ -167,9 +214,10 @@ test('image folder: labels from sorted class folders, fixed size, every colour m
   assert.deepEqual(ds.test.classNames, ['Fish', 'bird'], 'code-unit order: upper case first');
   assert.deepEqual([...ds.train.labels], [0, 0, 0, 1, 1, 1]);
   assert.deepEqual([...ds.test.labels], [0, 1, 1]);
-  assert.deepEqual(Array.from({ length: 6 }, (_, i) => ds.train.source(i).slice(fixtures.length + 1)), [
-    'train/cat/a_rgb.png', 'train/cat/b_gray.png', 'train/cat/c_rgba.png', 'train/dog/d_cmyk.jpg', 'train/dog/e_halves.png', 'train/dog/sub/f_upper.JPG',
-  ]);
+  assert.deepEqual(
+    Array.from({ length: 6 }, (_, i) => ds.train.source(i).slice(fixtures.length + 1)),
+    ['train/cat/a_rgb.png', 'train/cat/b_gray.png', 'train/cat/c_rgba.png', 'train/dog/d_cmyk.jpg', 'train/dog/e_halves.png', 'train/dog/sub/f_upper.JPG'],
+  );
   assert.deepEqual(ds.train.imageShape, [W, W, 3]);
 
   const b = await ds.train.load([0, 1, 2, 3, 4, 5]);
@@ -190,12 +238,21 @@ test('image folder: labels from sorted class folders, fixed size, every colour m
   for (const v of b.pixels) assert.ok(v >= 0 && v <= 1);
 
   const t = await ds.test.load([1, 2]);
-  assert.deepEqual([0, 1, 2].map((c) => px(t.pixels, 0, 3, 3, c)), [0, 255, 0]);
+  assert.deepEqual(
+    [0, 1, 2].map((c) => px(t.pixels, 0, 3, 3, c)),
+    [0, 255, 0],
+  );
   const g = [0, 1, 2].map((c) => px(t.pixels, 1, 3, 3, c));
   assert.ok(g[0] === g[1] && g[1] === g[2] && Math.abs((g[0] as number) - 60) <= 2, `grayscale JPEG ${g}`);
 
-  assert.ok(warnings.some((w) => /notes\.txt: not a PNG or JPEG/.test(w)), warnings.join('\n'));
-  assert.ok(warnings.some((w) => /test\/Fish: test class with only 1 image/.test(w)), warnings.join('\n'));
+  assert.ok(
+    warnings.some((w) => /notes\.txt: not a PNG or JPEG/.test(w)),
+    warnings.join('\n'),
+  );
+  assert.ok(
+    warnings.some((w) => /test\/Fish: test class with only 1 image/.test(w)),
+    warnings.join('\n'),
+  );
   assert.ok(!warnings.some((w) => /DS_Store/.test(w)), 'hidden files are skipped silently');
 });
 
@@ -210,13 +267,19 @@ test('image folder: grayscale output, resize + crop, normalisation, on-demand de
   // Resize(20) + CenterCrop(8) of the 40×20 halves: 40×20 kept, columns 16..23, boundary at 4.
   const crop = await decodeImage(join(fixtures, 'train/dog/e_halves.png'), { size: 8, resize: 20 });
   assert.equal(crop.length, 8 * 8 * 3);
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map((x) => crop[(4 * 8 + x) * 3]), [0, 0, 0, 0, 255, 255, 255, 255]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6, 7].map((x) => crop[(4 * 8 + x) * 3]),
+    [0, 0, 0, 0, 255, 255, 255, 255],
+  );
   // Odd margins round half to even as Python: a 41-wide ramp (value 5·x) cropped to 8 starts at
   // column round(16.5) = 16, i.e. value 80.
   const ramp = Buffer.alloc(41 * 20);
   for (let y = 0; y < 20; y++) for (let x = 0; x < 41; x++) ramp[y * 41 + x] = 5 * x;
   const rampPath = join(root, 'ramp.png');
-  await sharp(ramp, { raw: { width: 41, height: 20, channels: 1 } }).toColourspace('b-w').png().toFile(rampPath);
+  await sharp(ramp, { raw: { width: 41, height: 20, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(rampPath);
   const rc = await decodeImage(rampPath, { size: 8, resize: 20, channels: 1 });
   assert.deepEqual([...rc.subarray(0, 8)], [80, 85, 90, 95, 100, 105, 110, 115]);
   await assert.rejects(decodeImage(join(fixtures, 'train/dog/e_halves.png'), { size: 8, resize: 6 }), /resize .* must be an integer ≥ the crop size 8/);
@@ -261,15 +324,23 @@ test('image folder: missing folder, missing or empty split, empty class — one-
 test('image folder: a corrupt image fails with its path, or is skipped with a warning', async () => {
   const dir = copyTree('corrupt');
   writeFileSync(join(dir, 'train/dog/bad.jpg'), 'definitely not a jpeg');
-  const good = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } }).png({ compressionLevel: 0 }).toBuffer();
+  const good = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
   writeFileSync(join(dir, 'test/bird/truncated.png'), good.subarray(0, good.length - 200));
-  await assert.rejects(openImageFolder(dir, { size: W }), (e: unknown) => e instanceof UserError && /train\/dog\/bad\.jpg: unreadable or corrupt image/.test(e.message));
+  await assert.rejects(
+    openImageFolder(dir, { size: W }),
+    (e: unknown) => e instanceof UserError && /train\/dog\/bad\.jpg: unreadable or corrupt image/.test(e.message),
+  );
 
   const warnings: string[] = [];
   const ds = await openImageFolder(dir, { size: W, skipCorrupt: true, onWarning: (m) => warnings.push(m) });
   assert.equal(ds.train.size, 6);
   assert.equal(ds.test.size, 3);
-  assert.deepEqual(ds.skipped.map((p) => p.slice(dir.length + 1)), ['train/dog/bad.jpg', 'test/bird/truncated.png']);
+  assert.deepEqual(
+    ds.skipped.map((p) => p.slice(dir.length + 1)),
+    ['train/dog/bad.jpg', 'test/bird/truncated.png'],
+  );
   assert.ok(warnings.some((w) => /bad\.jpg: unreadable or corrupt image .*skipped/.test(w)));
 
   // Without preloading only headers are checked: the truncated PNG fails when it is loaded.
@@ -291,12 +362,30 @@ test('inspectImageFolder summarises the splits and lists every problem', async (
   mkdirSync(join(dir, 'val'));
   const r = await inspectImageFolder(dir);
   assert.equal(r.ok, false);
-  assert.deepEqual(r.splits.map((s) => [s.name, s.images, s.classes, s.imagesPerClass]), [['train', 6, 2, [3, 3]], ['test', 3, 2, [1, 2]]]);
+  assert.deepEqual(
+    r.splits.map((s) => [s.name, s.images, s.classes, s.imagesPerClass]),
+    [
+      ['train', 6, 2, [3, 3]],
+      ['test', 3, 2, [1, 2]],
+    ],
+  );
   const lines = r.problems.map((p) => `${p.severity} ${p.path.slice(dir.length + 1)}: ${p.message}`);
-  assert.ok(lines.some((l) => /^error train\/dog\/bad\.jpg: unreadable or corrupt image/.test(l)), lines.join('\n'));
-  assert.ok(lines.some((l) => /^warning train\/dog\/notes\.txt: not a PNG or JPEG/.test(l)), lines.join('\n'));
-  assert.ok(lines.some((l) => /^warning test\/Fish: test class with only 1 image/.test(l)), lines.join('\n'));
-  assert.ok(lines.some((l) => /^warning val: not a split/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /^error train\/dog\/bad\.jpg: unreadable or corrupt image/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) => /^warning train\/dog\/notes\.txt: not a PNG or JPEG/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) => /^warning test\/Fish: test class with only 1 image/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) => /^warning val: not a split/.test(l)),
+    lines.join('\n'),
+  );
   const clean = await inspectImageFolder(join(root, 'base'), { decode: true });
   assert.equal(clean.ok, true);
   await assert.rejects(inspectImageFolder(join(root, 'nope')), /dataset folder not found/);

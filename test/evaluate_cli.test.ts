@@ -54,7 +54,10 @@ function assertUserError(run: Run, needle: string): void {
 
 describe('hardneg evaluate', { concurrency: true }, () => {
   test('official semantics --json reproduces the fixture (1,2,4,8 and 1,10,100,1000)', async () => {
-    for (const [key, ks] of [['neighbours_1_2_4_8', '1,2,4,8'], ['neighbours_1_10_100_1000', '1,10,100,1000']] as const) {
+    for (const [key, ks] of [
+      ['neighbours_1_2_4_8', '1,2,4,8'],
+      ['neighbours_1_10_100_1000', '1,10,100,1000'],
+    ] as const) {
       const run = await hardneg('--embeddings', `${CASE}.X.npy`, '--labels', `${CASE}.T.npy`, '--k', ks, '--semantics', 'official', '--no-nmi', '--json');
       const out = assertJson(run, EXPECTED.retrieval[key] as (typeof EXPECTED)['inshop']);
       assert.equal(out.nmi, undefined);
@@ -71,9 +74,17 @@ describe('hardneg evaluate', { concurrency: true }, () => {
 
   test('the In-Shop form reproduces the fixture under official semantics', async () => {
     const run = await hardneg(
-      '--query-embeddings', `${CASE}.query_X.npy`, '--query-labels', `${CASE}.query_T.npy`,
-      '--gallery-embeddings', `${CASE}.gallery_X.npy`, '--gallery-labels', `${CASE}.gallery_T.npy`,
-      '--semantics', 'official', '--json',
+      '--query-embeddings',
+      `${CASE}.query_X.npy`,
+      '--query-labels',
+      `${CASE}.query_T.npy`,
+      '--gallery-embeddings',
+      `${CASE}.gallery_X.npy`,
+      '--gallery-labels',
+      `${CASE}.gallery_T.npy`,
+      '--semantics',
+      'official',
+      '--json',
     );
     assertJson(run, EXPECTED.inshop);
   });

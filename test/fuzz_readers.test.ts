@@ -73,10 +73,34 @@ interface Format {
 
 const mats = join(ROOT, 'test', 'fixtures', 'mat');
 const FORMATS: Format[] = [
-  { name: 'safetensors', seeds: [join(GOLDEN, 'pub_p4k2_d16_l1.state.safetensors'), join(GOLDEN, 'pub_p4k2_d16_l1.inputs.safetensors')], parse: (b) => parseSafetensors(b, 'f'), ownError: (e) => e instanceof SafetensorsError, textHeader: true },
-  { name: 'npy', seeds: [join(GOLDEN, 'pub_p4k2_d16_l1.z.npy'), join(GOLDEN, 'pub_p4k2_d16_l1.y.npy')], parse: (b) => parseNpy(b, 'f'), ownError: (e) => e instanceof NpyError, textHeader: true },
-  { name: 'mat', seeds: readdirSync(mats).filter((f) => f.endsWith('.mat')).map((f) => join(mats, f)), parse: (b) => parseMat(b, 'f'), ownError: (e) => e instanceof MatError },
-  { name: 'idx', seeds: [join(ROOT, 'data', 'fashion-mnist', 't10k-labels-idx1-ubyte.gz'), join(ROOT, 'data', 'fashion-mnist', 't10k-images-idx3-ubyte.gz')], parse: (b) => parseIdx(b, 'f'), ownError: (e) => e instanceof IdxError },
+  {
+    name: 'safetensors',
+    seeds: [join(GOLDEN, 'pub_p4k2_d16_l1.state.safetensors'), join(GOLDEN, 'pub_p4k2_d16_l1.inputs.safetensors')],
+    parse: (b) => parseSafetensors(b, 'f'),
+    ownError: (e) => e instanceof SafetensorsError,
+    textHeader: true,
+  },
+  {
+    name: 'npy',
+    seeds: [join(GOLDEN, 'pub_p4k2_d16_l1.z.npy'), join(GOLDEN, 'pub_p4k2_d16_l1.y.npy')],
+    parse: (b) => parseNpy(b, 'f'),
+    ownError: (e) => e instanceof NpyError,
+    textHeader: true,
+  },
+  {
+    name: 'mat',
+    seeds: readdirSync(mats)
+      .filter((f) => f.endsWith('.mat'))
+      .map((f) => join(mats, f)),
+    parse: (b) => parseMat(b, 'f'),
+    ownError: (e) => e instanceof MatError,
+  },
+  {
+    name: 'idx',
+    seeds: [join(ROOT, 'data', 'fashion-mnist', 't10k-labels-idx1-ubyte.gz'), join(ROOT, 'data', 'fashion-mnist', 't10k-images-idx3-ubyte.gz')],
+    parse: (b) => parseIdx(b, 'f'),
+    ownError: (e) => e instanceof IdxError,
+  },
 ];
 
 let tried = 0;
@@ -105,7 +129,8 @@ for (const f of FORMATS) {
         try {
           f.parse(damaged);
         } catch (e) {
-          if (!f.ownError(e)) failures.push(`${kind} of ${path.split('/').pop()}: ${(e as Error)?.constructor?.name}: ${String((e as Error)?.message).slice(0, 160)}`);
+          if (!f.ownError(e))
+            failures.push(`${kind} of ${path.split('/').pop()}: ${(e as Error)?.constructor?.name}: ${String((e as Error)?.message).slice(0, 160)}`);
           else assert.ok(!String((e as Error).message).includes('\n'), `one line: ${(e as Error).message}`);
         }
       }
@@ -146,8 +171,18 @@ const SAFETENSORS_CASES: [string, string, number, RegExp][] = [
   ['an entry null', '{"w":null}', 0, /f: tensor 'w' is null, expected \{dtype, shape, data_offsets\}$/],
   ['shape not a list', '{"w":{"dtype":"F32","shape":4,"data_offsets":[0,16]}}', 16, /f: tensor 'w': shape 4 is not a list of non-negative integers$/],
   ['negative shape', '{"w":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}}', 16, /shape \[-4\] is not a list of non-negative integers/],
-  ['negative data_offsets (would read header bytes)', '{"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}', 8, /data_offsets \[-8,0\] is not a pair of non-negative integers/],
-  ['offsets past the end', '{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', 8, /byte range \[0, 16\) inconsistent with F32\[4\] \(16 bytes\) and the 8 data bytes/],
+  [
+    'negative data_offsets (would read header bytes)',
+    '{"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}',
+    8,
+    /data_offsets \[-8,0\] is not a pair of non-negative integers/,
+  ],
+  [
+    'offsets past the end',
+    '{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}',
+    8,
+    /byte range \[0, 16\) inconsistent with F32\[4\] \(16 bytes\) and the 8 data bytes/,
+  ],
   ['begin after end', '{"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}', 8, /byte range \[8, 0\)/],
   ['unknown dtype', '{"w":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}', 2, /unsupported dtype "F16"/],
   ['metadata not strings', '{"__metadata__":{"a":1}}', 0, /__metadata__ must be an object of strings/],
@@ -155,7 +190,10 @@ const SAFETENSORS_CASES: [string, string, number, RegExp][] = [
 
 for (const [what, header, data, message] of SAFETENSORS_CASES) {
   test(`safetensors: ${what} is a one-line error`, () => {
-    assert.throws(() => parseSafetensors(safetensorsWith(header, data), 'f'), (e: unknown) => e instanceof SafetensorsError && message.test((e as Error).message));
+    assert.throws(
+      () => parseSafetensors(safetensorsWith(header, data), 'f'),
+      (e: unknown) => e instanceof SafetensorsError && message.test((e as Error).message),
+    );
   });
 }
 

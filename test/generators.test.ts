@@ -8,7 +8,15 @@ import * as tf from '@tensorflow/tfjs';
 import { Random } from '../src/engine/random.ts';
 import { StateDict } from '../src/models/state_dict.ts';
 import {
-  ContrastiveLoss, CosineSimilarity, LpDistance, MultiSimilarityLoss, NPairLoss, ProxyAnchorLoss, ProxyNcaLoss, TripletMarginLoss, createLoss,
+  ContrastiveLoss,
+  CosineSimilarity,
+  LpDistance,
+  MultiSimilarityLoss,
+  NPairLoss,
+  ProxyAnchorLoss,
+  ProxyNcaLoss,
+  TripletMarginLoss,
+  createLoss,
 } from '../src/losses/metric/index.ts';
 import { mineGroups, nextSameClass, pairWithinClass, selectRows } from '../src/baselines/common.ts';
 import { BlockMean, Hdml, hdmlCandidates, hdmlFactor, hdmlMatrix } from '../src/baselines/hdml.ts';
@@ -17,7 +25,14 @@ import { SymmetricalSynthesis, reflectAboutAxis, symmetricPoints, symmetricalSyn
 import { ProxySynthesis, proxySynthesis, sampleBeta } from '../src/baselines/proxy_synthesis.ts';
 import { Daml, damlGenerate, damlGeneratorLoss, initDamlGenerator } from '../src/baselines/daml.ts';
 import {
-  GENERATOR_NAMES, METHOD_NAMES, assertCompatible, checkCompatibility, createGenerator, generatorInfo, generatorObjective, resolveMethodName,
+  GENERATOR_NAMES,
+  METHOD_NAMES,
+  assertCompatible,
+  checkCompatibility,
+  createGenerator,
+  generatorInfo,
+  generatorObjective,
+  resolveMethodName,
 } from '../src/baselines/index.ts';
 import { assertClose } from './helpers/close.ts';
 
@@ -37,15 +52,43 @@ test('pairing within classes, next same-class partner, one-hot row selection wit
   assert.throws(() => pairWithinClass([0, 1, 0, 1, 0, 1], 'ee'), /even number per class/);
   assert.deepEqual(nextSameClass([0, 1, 0, 1, 0, 1], 't'), [2, 3, 4, 5, 0, 1]);
   assert.throws(() => nextSameClass([0, 1, 0], 'hdml'), /class 1 has a single sample/);
-  const x = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
-  assert.deepEqual(selectRows(x, [2, 0, 2]).arraySync(), [[5, 6], [1, 2], [5, 6]]);
-  const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(selectRows(v as tf.Tensor2D, [2, 0, 2]), tf.tensor2d([[1, 1], [10, 10], [100, 100]]))))(x);
+  const x = tf.tensor2d([
+    [1, 2],
+    [3, 4],
+    [5, 6],
+  ]);
+  assert.deepEqual(selectRows(x, [2, 0, 2]).arraySync(), [
+    [5, 6],
+    [1, 2],
+    [5, 6],
+  ]);
+  const g = tf.grad((v: tf.Tensor) =>
+    tf.sum(
+      tf.mul(
+        selectRows(v as tf.Tensor2D, [2, 0, 2]),
+        tf.tensor2d([
+          [1, 1],
+          [10, 10],
+          [100, 100],
+        ]),
+      ),
+    ),
+  )(x);
   assert.deepEqual([...g.dataSync()], [10, 10, 0, 0, 101, 101]);
 });
 
 test('group mining keeps the original for positives and the hardest candidate for negatives', () => {
   // B = 2 (labels 0, 1), G = 3 candidates per pair; entry 0 is the original.
-  const cube = tf.tensor3d([[[0, 9, 9], [5, 2, 7]], [[5, 1, 4], [0, 3, 3]]]);
+  const cube = tf.tensor3d([
+    [
+      [0, 9, 9],
+      [5, 2, 7],
+    ],
+    [
+      [5, 1, 4],
+      [0, 3, 3],
+    ],
+  ]);
   assertClose(mineGroups(cube, [0, 1], rawL2).dataSync(), [0, 2, 1, 0], 0, 'distance: smallest');
   assertClose(mineGroups(cube, [0, 1], new CosineSimilarity()).dataSync(), [0, 7, 5, 0], 0, 'similarity: largest');
   assertClose(mineGroups(cube, [0, 0], rawL2).dataSync(), [0, 5, 5, 0], 0, 'one class: originals');
@@ -54,7 +97,13 @@ test('group mining keeps the original for positives and the hardest candidate fo
 // ---------- HDML ----------
 
 // z (chunk layout P = 2, K = 2): a0 = (0,0), b0 = (4,0), a1 = (1,0), b1 = (4,3); labels 0, 1, 0, 1.
-const hz = () => tf.tensor2d([[0, 0], [4, 0], [1, 0], [4, 3]]);
+const hz = () =>
+  tf.tensor2d([
+    [0, 0],
+    [4, 0],
+    [1, 0],
+    [4, 3],
+  ]);
 const hy = [0, 1, 0, 1];
 
 test('HDML pulling by hand (α = 2, J_avg = 2: φ = e^{-1})', () => {
@@ -66,7 +115,7 @@ test('HDML pulling by hand (α = 2, J_avg = 2: φ = e^{-1})', () => {
   // Anchor 0, positive (1,0): d⁺ = 1. Negative (4,0): d⁻ = 4 > 1 → distance 1 + 3φ along +x.
   assertClose(c[0]![1]!, [1 + 3 * phi, 0], 1e-5, 'ẑ(0,1)');
   // Negative (4,3): d⁻ = 5 → (4,3)·(1 + 4φ)/5.
-  assertClose(c[0]![3]!, [4 * (1 + 4 * phi) / 5, 3 * (1 + 4 * phi) / 5], 1e-5, 'ẑ(0,3)');
+  assertClose(c[0]![3]!, [(4 * (1 + 4 * phi)) / 5, (3 * (1 + 4 * phi)) / 5], 1e-5, 'ẑ(0,3)');
   // Anchor 1 = (4,0), positive (4,3): d⁺ = 3. Negative (0,0): d⁻ = 4 → (4,0) + (3 + φ)/4·(−4, 0) = (1 − φ, 0).
   assertClose(c[1]![0]!, [1 - phi, 0], 1e-5, 'ẑ(1,0)');
   // Negative (1,0): d⁻ = 3 = d⁺ → kept as is (the d⁺ ≥ d⁻ rule).
@@ -116,7 +165,15 @@ test('HDML objective: J_m + J_syn, the official e^{−β/J_gen} weighting, φ = 
     const ctx = { embeddings: z as tf.Tensor2D, labels: y, rng: new Random(1), jAvg: 3 };
     const o = new Hdml().objective(loss, ctx);
     assertClose([scalar(o.total)], [scalar(o.terms.J_m!) + scalar(o.terms.J_syn!)], 1e-5, `${loss.name} J_m + J_syn`);
-    const synOnly = scalar(loss.computeFromMatrix({ matrix: hdmlMatrix(loss.distance.maybeNormalize(z), y, loss.distance, hdmlFactor(90, 3)), labels: y, refLabels: y, selfRef: true, embeddings: z }));
+    const synOnly = scalar(
+      loss.computeFromMatrix({
+        matrix: hdmlMatrix(loss.distance.maybeNormalize(z), y, loss.distance, hdmlFactor(90, 3)),
+        labels: y,
+        refLabels: y,
+        selfRef: true,
+        embeddings: z,
+      }),
+    );
     assertClose([scalar(o.terms.J_syn!)], [synOnly], 1e-5, `${loss.name} J_syn`);
     const w = Math.exp(-1e4 / 2e4);
     const off = new Hdml().objective(loss, { ...ctx, jGen: 2e4 });
@@ -125,9 +182,20 @@ test('HDML objective: J_m + J_syn, the official e^{−β/J_gen} weighting, φ = 
     assertClose([scalar(easy.terms.J_syn!)], [scalar(easy.terms.J_m!)], 1e-5, `${loss.name}: φ = 1 leaves the negatives as they are`);
     const { grads } = tf.variableGrads(() => new Hdml().objective(loss, ctx).total, [z]);
     const g = (grads[z.name] as tf.Tensor).arraySync() as number[][];
-    assert.ok(g.every((r) => r.every(Number.isFinite) && r.some((v) => v !== 0)), `${loss.name}: gradient on every embedding`);
+    assert.ok(
+      g.every((r) => r.every(Number.isFinite) && r.some((v) => v !== 0)),
+      `${loss.name}: gradient on every embedding`,
+    );
   }
-  assert.throws(() => new Hdml().objective(new ProxyNcaLoss({ sd: new StateDict(), numClasses: 3, embeddingSize: 4, rng: new Random(1) }), { embeddings: z, labels: y, rng: new Random(1) }), /pair-based/);
+  assert.throws(
+    () =>
+      new Hdml().objective(new ProxyNcaLoss({ sd: new StateDict(), numClasses: 3, embeddingSize: 4, rng: new Random(1) }), {
+        embeddings: z,
+        labels: y,
+        rng: new Random(1),
+      }),
+    /pair-based/,
+  );
 });
 
 test('HDML J_avg tracking: 1e6 until 64 values, then the block mean (official data_collector)', () => {
@@ -143,12 +211,35 @@ test('HDML J_avg tracking: 1e6 until 64 values, then the block mean (official da
 // ---------- Embedding Expansion ----------
 
 test('EE: internal points divide the segment into n + 1 parts (official order), then lie on the unit sphere', () => {
-  const z = tf.tensor2d([[0, 0], [3, 0], [3, 3], [6, 6]]);
+  const z = tf.tensor2d([
+    [0, 0],
+    [3, 0],
+    [3, 3],
+    [6, 6],
+  ]);
   const y = [0, 0, 1, 1];
   const raw = expandEmbeddings(z, y, { innerPoints: 2, l2Normalize: false });
   assert.deepEqual(raw.partner, [1, 0, 3, 2]);
   // Sample 0 (partner 1): k = 1 → (1,0), k = 2 → (2,0); sample 1 (partner 0): (2,0), (1,0).
-  assertClose(raw.embeddings.dataSync(), flat([[0, 0], [3, 0], [3, 3], [6, 6], [1, 0], [2, 0], [4, 4], [5, 5], [2, 0], [1, 0], [5, 5], [4, 4]]), 1e-6, 'expanded set');
+  assertClose(
+    raw.embeddings.dataSync(),
+    flat([
+      [0, 0],
+      [3, 0],
+      [3, 3],
+      [6, 6],
+      [1, 0],
+      [2, 0],
+      [4, 4],
+      [5, 5],
+      [2, 0],
+      [1, 0],
+      [5, 5],
+      [4, 4],
+    ]),
+    1e-6,
+    'expanded set',
+  );
   assert.deepEqual(raw.labels, [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
   const normed = expandEmbeddings(z, y, { innerPoints: 3 });
   const g = normed.groups.arraySync();
@@ -160,7 +251,12 @@ test('EE: internal points divide the segment into n + 1 parts (official order), 
       assertClose([Math.hypot(...g[i]![k]!)], [1], 1e-6, 'normalised');
       // Before normalisation: on the segment, at fraction k/(n+1) from z_i towards the partner.
       const q = Z[raw.partner[i]!]!;
-      assertClose(r[i]![k - 1]!, Z[i]!.map((v, d) => v + (k / 4) * (q[d]! - v)), 1e-5, `segment point ${i},${k}`);
+      assertClose(
+        r[i]![k - 1]!,
+        Z[i]!.map((v, d) => v + (k / 4) * (q[d]! - v)),
+        1e-5,
+        `segment point ${i},${k}`,
+      );
     }
   }
 });
@@ -169,7 +265,12 @@ test('EE hard negative pair mining by hand (raw L2, no normalisation)', () => {
   // Groups: S(0) = {(0,0),(1,0),(2,0)}, S(1) = {(3,0),(2,0),(1,0)}, S(2) = {(3,3),(4,4),(5,5)}, S(3) = {(6,6),(5,5),(4,4)}.
   // Negatives: (0,2): (2,0)–(3,3) = √10; (0,3): (2,0)–(4,4) = √20; (1,2): (3,0)–(3,3) = 3; (1,3): (3,0)–(4,4) = √17.
   // Positives keep the originals: (0,1) = 3, (2,3) = √18.
-  const z = tf.tensor2d([[0, 0], [3, 0], [3, 3], [6, 6]]);
+  const z = tf.tensor2d([
+    [0, 0],
+    [3, 0],
+    [3, 3],
+    [6, 6],
+  ]);
   const m = embeddingExpansionMatrix(z, [0, 0, 1, 1], rawL2, { innerPoints: 2, l2Normalize: false });
   const s = Math.sqrt;
   assertClose(m.dataSync(), [0, 3, s(10), s(20), 3, 0, 3, s(17), s(10), 3, 0, s(18), s(20), s(17), s(18), 0], 1e-3, 'mined matrix');
@@ -224,12 +325,20 @@ test('EE objective: gradients reach the real embeddings; odd samples per class a
     const g = (grads[z.name] as tf.Tensor).dataSync();
     assert.ok(g.every(Number.isFinite) && g.some((v) => v !== 0), `${loss.name}: gradient`);
   }
-  assert.throws(() => new EmbeddingExpansion().objective(new MultiSimilarityLoss(), { embeddings: tf.zeros([6, 2]) as tf.Tensor2D, labels: [0, 1, 0, 1, 0, 1], rng: new Random(0) }), /even number/);
+  assert.throws(
+    () =>
+      new EmbeddingExpansion().objective(new MultiSimilarityLoss(), {
+        embeddings: tf.zeros([6, 2]) as tf.Tensor2D,
+        labels: [0, 1, 0, 1, 0, 1],
+        rng: new Random(0),
+      }),
+    /even number/,
+  );
 });
 
 // ---------- Symmetrical Synthesis ----------
 
-test('Symm: reflection about the partner\'s axis by hand; norms and similarity to the axis are preserved', () => {
+test("Symm: reflection about the partner's axis by hand; norms and similarity to the axis are preserved", () => {
   // (1,0) about the axis (1,1): 2·⟨x, û⟩û − x = (1,1) − (1,0) = (0,1).
   assertClose(reflectAboutAxis(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync(), [0, 1], 1e-6, 'reflection');
   const rng = new Random(2);
@@ -243,19 +352,33 @@ test('Symm: reflection about the partner\'s axis by hand; norms and similarity t
   }
 });
 
-test('Symm hard negative pair mining by hand (paper rule: hardest of the negative pair\'s four points)', () => {
+test("Symm hard negative pair mining by hand (paper rule: hardest of the negative pair's four points)", () => {
   // Class 0: (1,0), (0,1) → symmetric points (−1,0), (0,−1). Class 1: (2,0), (2,2) → (0,2), (2,−2).
   // Anchor 0 (1,0) vs class 1's {(2,0),(2,2),(0,2),(2,−2)}: 1, √5, √5, √5 → 1 (original).
   // Anchor 1 (0,1): √5, √5, 1, √13 → 1 (the synthetic (0,2)).
   // Anchor 2 (2,0) vs class 0's {(1,0),(0,1),(−1,0),(0,−1)}: 1, √5, 3, √5 → 1. Anchor 3 (2,2): √5, √5, √13, √13 → √5.
-  const z = tf.tensor2d([[1, 0], [0, 1], [2, 0], [2, 2]]);
+  const z = tf.tensor2d([
+    [1, 0],
+    [0, 1],
+    [2, 0],
+    [2, 2],
+  ]);
   const m = symmetricalSynthesisMatrix(z, [0, 0, 1, 1], rawL2);
   const s5 = Math.sqrt(5);
   assertClose(m.dataSync(), [0, Math.SQRT2, 1, 1, Math.SQRT2, 0, 1, 1, 1, 1, 0, 2, s5, s5, 2, 0], 1e-3, 'mined matrix');
   // With cosine similarity the largest similarity is kept: anchor 1 (0,1) vs class 1 → (0,2) gives 1.
   const c = symmetricalSynthesisMatrix(z, [0, 0, 1, 1], new CosineSimilarity()).arraySync();
   assertClose([c[1]![2]!, c[1]![3]!, c[0]![2]!], [1, 1, 1], 1e-5, 'cosine');
-  const g = tf.grad((v: tf.Tensor) => new SymmetricalSynthesis().objective(new MultiSimilarityLoss({ mining: false }), { embeddings: v as tf.Tensor2D, labels: [0, 0, 1, 1], rng: new Random(0) }).total)(z).dataSync();
+  const g = tf
+    .grad(
+      (v: tf.Tensor) =>
+        new SymmetricalSynthesis().objective(new MultiSimilarityLoss({ mining: false }), {
+          embeddings: v as tf.Tensor2D,
+          labels: [0, 0, 1, 1],
+          rng: new Random(0),
+        }).total,
+    )(z)
+    .dataSync();
   assert.ok(g.every(Number.isFinite) && g.some((v) => v !== 0), 'gradient');
 });
 
@@ -263,8 +386,16 @@ test('Symm hard negative pair mining by hand (paper rule: hardest of the negativ
 
 test('PS by hand: λ = 0.25, μ = 1 and μ = 0.5', () => {
   // x̂ = (1,0), (0,1), (0.6,0.8); p̂ = (1,0), (0,1), (1,1)/√2; labels 0, 1, 2. Row i mixes with row i − 1 (cyclic).
-  const z = tf.tensor2d([[2, 0], [0, 3], [3, 4]]);
-  const P = tf.tensor2d([[1, 0], [0, 5], [1, 1]]);
+  const z = tf.tensor2d([
+    [2, 0],
+    [0, 3],
+    [3, 4],
+  ]);
+  const P = tf.tensor2d([
+    [1, 0],
+    [0, 5],
+    [1, 1],
+  ]);
   const r = proxySynthesis(z, [0, 1, 2], P, 0.25, 1);
   const n = (v: number[]) => v.map((e) => e / Math.hypot(...v));
   const h = Math.SQRT1_2;
@@ -295,7 +426,10 @@ test('PS: Beta(α, α) draws are seeded and have the right moments; the objectiv
   const a = new Random(3);
   const b = new Random(3);
   const draws = Array.from({ length: 4000 }, () => sampleBeta(a, 0.4, 0.4));
-  assert.deepEqual(draws.slice(0, 5), Array.from({ length: 5 }, () => sampleBeta(b, 0.4, 0.4)));
+  assert.deepEqual(
+    draws.slice(0, 5),
+    Array.from({ length: 5 }, () => sampleBeta(b, 0.4, 0.4)),
+  );
   const mean = draws.reduce((s, v) => s + v, 0) / draws.length;
   const variance = draws.reduce((s, v) => s + (v - mean) ** 2, 0) / draws.length;
   assert.ok(draws.every((v) => v >= 0 && v <= 1));
@@ -363,13 +497,26 @@ test('DAML objective: J_gen + λ·J_m; J_gen trains only the generator, J_m reac
   assertClose([scalar(o.terms.J_m!)], [scalar(loss.compute(z, y))], 1e-5, 'J_m');
   assertClose([scalar(o.total)], [scalar(o.terms.J_gen!) + scalar(o.terms.J_m!)], 1e-4, 'total');
   const params = sd.trainable(daml.parameterPrefixes);
-  assert.deepEqual(params, ['daml.generator.0.weight', 'daml.generator.0.bias', 'daml.generator.2.weight', 'daml.generator.2.bias', 'daml.generator.4.weight', 'daml.generator.4.bias']);
+  assert.deepEqual(params, [
+    'daml.generator.0.weight',
+    'daml.generator.0.bias',
+    'daml.generator.2.weight',
+    'daml.generator.2.bias',
+    'daml.generator.4.weight',
+    'daml.generator.4.bias',
+  ]);
   const vars = [z, ...params.map((n) => sd.get(n))];
-  const genOnly = tf.variableGrads(() => damlGeneratorLoss(tf.tensor2d([[1], [3], [2], [5]]), damlGenerate(sd, tf.tensor2d([[1], [3], [2], [5]]), z, y), daml).total, vars);
+  const genOnly = tf.variableGrads(
+    () => damlGeneratorLoss(tf.tensor2d([[1], [3], [2], [5]]), damlGenerate(sd, tf.tensor2d([[1], [3], [2], [5]]), z, y), daml).total,
+    vars,
+  );
   assert.equal(genOnly.grads[z.name], undefined, 'no gradient from J_gen to the embeddings');
   assert.ok((genOnly.grads[sd.get('daml.generator.0.weight').name] as tf.Tensor).dataSync().some((v) => v !== 0));
   const both = tf.variableGrads(() => daml.objective(loss, { embeddings: z, labels: y, rng: new Random(0) }).total, vars);
-  assert.ok((both.grads[z.name] as tf.Tensor).dataSync().some((v) => v !== 0), 'J_m reaches the embeddings');
+  assert.ok(
+    (both.grads[z.name] as tf.Tensor).dataSync().some((v) => v !== 0),
+    'J_m reaches the embeddings',
+  );
   // Seeded initialisation with the default hidden sizes [D, D].
   const mk = () => {
     const s = new StateDict();
@@ -378,11 +525,21 @@ test('DAML objective: J_gen + λ·J_m; J_gen trains only the generator, J_m reac
   };
   const a = mk();
   const b = mk();
-  assert.deepEqual(a.names(), ['daml.generator.0.weight', 'daml.generator.0.bias', 'daml.generator.2.weight', 'daml.generator.2.bias', 'daml.generator.4.weight', 'daml.generator.4.bias']);
+  assert.deepEqual(a.names(), [
+    'daml.generator.0.weight',
+    'daml.generator.0.bias',
+    'daml.generator.2.weight',
+    'daml.generator.2.bias',
+    'daml.generator.4.weight',
+    'daml.generator.4.bias',
+  ]);
   assert.deepEqual(a.get('daml.generator.0.weight').shape, [3, 9]);
   assert.deepEqual([...a.get('daml.generator.2.weight').dataSync()], [...b.get('daml.generator.2.weight').dataSync()]);
   const w0 = a.get('daml.generator.0.weight').dataSync();
-  assert.ok(w0.every((v) => Math.abs(v) <= 1 / 3), 'U(±1/√fan_in), fan_in = 9');
+  assert.ok(
+    w0.every((v) => Math.abs(v) <= 1 / 3),
+    'U(±1/√fan_in), fan_in = 9',
+  );
   assert.throws(() => initDamlGenerator({ sd: a, embeddingSize: 4 }, [4, 4]), /expected \[4,12\]/);
   assert.throws(() => createGenerator('daml'), /StateDict/);
   // A full-size generator on random data trains end to end.
@@ -430,7 +587,10 @@ test('compatibility: proxy synthesis needs a proxy loss, the pair generators nee
   assert.deepEqual(generatorInfo('hdml').defaults, { alpha: 90, synWeight: 1, beta: 1e4 });
   // generatorObjective refuses an instance mismatch too.
   const pa = createLoss('proxy-anchor', {}, { sd: new StateDict(), numClasses: 2, embeddingSize: 2, rng: new Random(1) });
-  assert.throws(() => generatorObjective(createGenerator('symm'), pa, { embeddings: tf.zeros([4, 2]) as tf.Tensor2D, labels: [0, 1, 0, 1], rng: new Random(0) }), /pair-based/);
+  assert.throws(
+    () => generatorObjective(createGenerator('symm'), pa, { embeddings: tf.zeros([4, 2]) as tf.Tensor2D, labels: [0, 1, 0, 1], rng: new Random(0) }),
+    /pair-based/,
+  );
   const none = generatorObjective(createGenerator('none'), pa, { embeddings: tf.ones([4, 2]) as tf.Tensor2D, labels: [0, 1, 0, 1], rng: new Random(0) });
   assertClose([scalar(none.total)], [scalar(pa.compute(tf.ones([4, 2]) as tf.Tensor2D, [0, 1, 0, 1]))], 1e-6, 'none = the base loss');
 });

@@ -11,7 +11,11 @@ import { coreTolerance } from '../src/reference/core_tolerance.ts';
 import { GOLDEN } from './helpers/golden.ts';
 
 const dirs = [GOLDEN, join(GOLDEN, '..', 'extra')].filter((d) => existsSync(d));
-const cases = dirs.flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.inputs.safetensors') && !f.includes('.train.')).map((f) => join(d, f.replace('.inputs.safetensors', ''))));
+const cases = dirs.flatMap((d) =>
+  readdirSync(d)
+    .filter((f) => f.endsWith('.inputs.safetensors') && !f.includes('.train.'))
+    .map((f) => join(d, f.replace('.inputs.safetensors', ''))),
+);
 
 test('there are generator fixtures to check', () => assert.ok(cases.length >= 4));
 

@@ -9,7 +9,11 @@ import { formatReport } from '../src/reference/compare.ts';
 import { GOLDEN } from './helpers/golden.ts';
 
 const dirs = [join(GOLDEN, 'train'), join(GOLDEN, '..', 'extra')].filter((d) => existsSync(d));
-const cases = dirs.flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.train.inputs.safetensors')).map((f) => join(d, f.replace('.train.inputs.safetensors', ''))));
+const cases = dirs.flatMap((d) =>
+  readdirSync(d)
+    .filter((f) => f.endsWith('.train.inputs.safetensors'))
+    .map((f) => join(d, f.replace('.train.inputs.safetensors', ''))),
+);
 
 test('there are trajectory fixtures to check', () => assert.ok(cases.length >= 2));
 

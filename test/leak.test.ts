@@ -20,10 +20,19 @@ test('a training iteration leaves the tensor count unchanged (after optimizer st
   initEmbeddingHead(sd, 10, shape.D, rng);
   const opts = createOptimizers(sd, { baseLr: 1e-3, embeddingRatio: 1, gnnLr: 1e-3, classifierLr: 1e-3, weightDecay: 1e-4, classifierWeightDecay: 0.01 });
   const x = tf.randomNormal([9, 10], 0, 1, 'float32', 2);
-  const run = () => trainIteration(
-    { sd, shape, loss: defaultLossConfig(), embed: (t) => embeddingHead(sd, t as tf.Tensor2D, true), ...opts, clip: 10 },
-    { input: x, labels: [0, 1, 2, 0, 1, 2, 0, 1, 2], jAvg: 2, jGen: 10, mixingMetric: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], mixingGenerator: [0.6, 0.5, 0.4, 0.3, 0.2, 0.1], dropout: { p: 0.1, random: () => rng.random() } },
-  );
+  const run = () =>
+    trainIteration(
+      { sd, shape, loss: defaultLossConfig(), embed: (t) => embeddingHead(sd, t as tf.Tensor2D, true), ...opts, clip: 10 },
+      {
+        input: x,
+        labels: [0, 1, 2, 0, 1, 2, 0, 1, 2],
+        jAvg: 2,
+        jGen: 10,
+        mixingMetric: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        mixingGenerator: [0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+        dropout: { p: 0.1, random: () => rng.random() },
+      },
+    );
   run();
   run(); // buffers of the J_gen-only parameters appear in the second iteration's step #1
   const before = tf.memory().numTensors;

@@ -30,8 +30,11 @@ test('null-logit attention softmax (Appendix A.3)', () => {
 });
 
 test('cross-entropy by hand', () => {
-  const logits = tf.tensor2d([[1, 2, 3], [0, 0, 0]]);
-  const expected = ((-1 + Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3))) + Math.log(3)) / 2;
+  const logits = tf.tensor2d([
+    [1, 2, 3],
+    [0, 0, 0],
+  ]);
+  const expected = (-1 + Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3)) + Math.log(3)) / 2;
   assertClose(crossEntropy(logits, [0, 1]).dataSync(), [expected], 1e-6, 'CE');
 });
 
@@ -39,7 +42,7 @@ test('J_m by hand: P=2, K=2, D=1', () => {
   // z rows: chunk 0 = (1), (2); chunk 1 = (3), (−1). Logits Z₀Z₁ᵀ = [[3, −1], [6, −2]], targets identity.
   const z = tf.tensor2d([[1], [2], [3], [-1]]);
   const ce = (Math.log(Math.exp(3) + Math.exp(-1)) - 3 + (Math.log(Math.exp(6) + Math.exp(-2)) + 2)) / 2;
-  const l2 = 3e-3 * 0.25 * (1 + 4 + 9 + 1) / 2;
+  const l2 = (3e-3 * 0.25 * (1 + 4 + 9 + 1)) / 2;
   assertClose(npairLoss(z, [4, 5, 4, 5], 2, 2).dataSync(), [ce + l2], 1e-5, 'J_m');
 });
 
@@ -48,10 +51,10 @@ test('J_syn_raw by hand: P=2, K=2, D=1, the diagonal replaced by the positive', 
   // G rows k·4 + a·2 + n; diagonal entries (n = a) are ignored and replaced by positives.
   const g = tf.tensor2d([[100], [0.5], [-2], [100], [100], [1.5], [0.25], [100]]);
   // k=0: anchors (1, 2), positives (3, −1): tile rows a=0: (3, 0.5); a=1: (−2, −1)
-  const ce0 = ((Math.log(Math.exp(3) + Math.exp(0.5)) - 3) + (Math.log(Math.exp(-4) + Math.exp(-2)) + 2)) / 2;
+  const ce0 = (Math.log(Math.exp(3) + Math.exp(0.5)) - 3 + (Math.log(Math.exp(-4) + Math.exp(-2)) + 2)) / 2;
   const l20 = 3e-3 * 0.25 * ((1 + 4) / 2 + (9 + 0.25 + 4 + 1) / 4);
   // k=1: anchors (3, −1), positives (1, 2): tile a=0: (1, 1.5); a=1: (0.25, 2)
-  const ce1 = ((Math.log(Math.exp(3) + Math.exp(4.5)) - 3) + (Math.log(Math.exp(-0.25) + Math.exp(-2)) + 2)) / 2;
+  const ce1 = (Math.log(Math.exp(3) + Math.exp(4.5)) - 3 + (Math.log(Math.exp(-0.25) + Math.exp(-2)) + 2)) / 2;
   const l21 = 3e-3 * 0.25 * ((9 + 1) / 2 + (1 + 2.25 + 0.0625 + 4) / 4);
   assertClose(npairSyntheticLoss(g, z, 2, 2).dataSync(), [(ce0 + l20 + ce1 + l21) / 2], 1e-5, 'J_syn_raw');
 });
@@ -65,8 +68,22 @@ test('diversity loss by hand and its bounds', () => {
 });
 
 test('cosine term: identical directions give 0, opposite give 2, masked rows count in the mean', () => {
-  const z = tf.tensor2d([[1, 0], [0, 1], [1, 1], [2, 0]]); // P=2, K=2
-  const g = tf.tensor2d([[2, 0], [-1, 0], [0, 3], [0, -1], [1, 1], [-1, -1], [5, 0], [0, 5]]);
+  const z = tf.tensor2d([
+    [1, 0],
+    [0, 1],
+    [1, 1],
+    [2, 0],
+  ]); // P=2, K=2
+  const g = tf.tensor2d([
+    [2, 0],
+    [-1, 0],
+    [0, 3],
+    [0, -1],
+    [1, 1],
+    [-1, -1],
+    [5, 0],
+    [0, 5],
+  ]);
   const mask = new Float32Array(8).fill(1);
   const { unmasked, mean } = cosineTerm(g, z, 2, 2, mask);
   assertClose(unmasked.dataSync(), [0, 2, 0, 2, 0, 2, 0, 1], 1e-6, 'J_sim_unmasked');

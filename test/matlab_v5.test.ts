@@ -6,9 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import {
-  MatError, matCharRows, matField, matNumbers, matScalar, matString, matVariable, parseMat, readMat, type MatValue,
-} from '../src/data/matlab_v5.ts';
+import { MatError, matCharRows, matField, matNumbers, matScalar, matString, matVariable, parseMat, readMat, type MatValue } from '../src/data/matlab_v5.ts';
 import { ROOT } from './helpers/cli.ts';
 
 const DIR = join(ROOT, 'test', 'fixtures', 'mat');
@@ -46,7 +44,10 @@ for (const [file, littleEndian, numericClass] of [
     assert.deepEqual(a.fields, FIELDS);
     ANNOTATIONS.forEach((want, i) => {
       assert.equal(matString(matField(a, i, 'relative_im_path')), want[0]);
-      assert.deepEqual(FIELDS.slice(1).map((f) => matScalar(matField(a, i, f))), want.slice(1));
+      assert.deepEqual(
+        FIELDS.slice(1).map((f) => matScalar(matField(a, i, f))),
+        want.slice(1),
+      );
     });
     const bbox = matField(a, 0, 'bbox_x1');
     assert.equal(bbox.kind === 'numeric' && bbox.class, numericClass[0]);
@@ -85,14 +86,20 @@ test('misc.mat: every numeric class, logical, complex, column-major matrices, ch
   assert.deepEqual(num('i64'), { cls: 'int64', values: [-(2n ** 40n), 7n], dims: [1, 2] });
   assert.deepEqual(num('u64'), { cls: 'uint64', values: [2n ** 63n + 5n, 8n], dims: [1, 2] });
   assert.deepEqual(matNumbers(v('i64')), [-(2 ** 40), 7]);
-  assert.throws(() => matNumbers(v('u64')), (e: unknown) => e instanceof MatError && /9223372036854775813 cannot be represented exactly/.test(e.message));
+  assert.throws(
+    () => matNumbers(v('u64')),
+    (e: unknown) => e instanceof MatError && /9223372036854775813 cannot be represented exactly/.test(e.message),
+  );
   const b = v('b');
   assert.ok(b.kind === 'numeric' && b.logical && b.class === 'uint8', 'logical uint8');
   assert.deepEqual(matNumbers(b), [1, 0, 1]);
   const z = v('z');
   assert.ok(z.kind === 'numeric' && z.imag, 'complex');
   if (z.kind === 'numeric' && z.imag) {
-    assert.deepEqual([...(z.real as Float64Array)].map((x) => x + 0), [1, 0]); // numpy writes -3j as (-0, -3)
+    assert.deepEqual(
+      [...(z.real as Float64Array)].map((x) => x + 0),
+      [1, 0],
+    ); // numpy writes -3j as (-0, -3)
     assert.deepEqual([...(z.imag as Float64Array)], [2, -3]);
   }
   assert.deepEqual(matCharRows(v('s2')), ['abc', 'xyz']);
@@ -118,9 +125,15 @@ test('misc.mat: every numeric class, logical, complex, column-major matrices, ch
 
 test('files that are not readable v5 MAT-files get a message saying why', () => {
   const good = readFileSync(join(DIR, 'cars_annos_plain.mat'));
-  assert.throws(() => parseMat(good.subarray(0, 1000), 'cut.mat'), (e: unknown) => e instanceof MatError && /^cut\.mat: truncated file/.test(e.message));
+  assert.throws(
+    () => parseMat(good.subarray(0, 1000), 'cut.mat'),
+    (e: unknown) => e instanceof MatError && /^cut\.mat: truncated file/.test(e.message),
+  );
   assert.throws(() => parseMat(Buffer.from('hello world'), 'tiny.mat'), /tiny\.mat: not a MATLAB v5 MAT-file \(11 bytes/);
-  assert.throws(() => parseMat(Buffer.alloc(200, 0x20), 'text.mat'), /text\.mat: not a MATLAB v5 MAT-file: no endian indicator 'IM' or 'MI'.*v4 file or not a MAT-file/);
+  assert.throws(
+    () => parseMat(Buffer.alloc(200, 0x20), 'text.mat'),
+    /text\.mat: not a MATLAB v5 MAT-file: no endian indicator 'IM' or 'MI'.*v4 file or not a MAT-file/,
+  );
   const hdf5 = Buffer.concat([Buffer.from('\x89HDF\r\n\x1a\n', 'latin1'), Buffer.alloc(600)]);
   assert.throws(() => parseMat(hdf5, 'v73.mat'), /v73\.mat: an HDF5 file \(MATLAB v7\.3\)/);
   const v73 = Buffer.from(good);
@@ -160,7 +173,15 @@ test('hand-built elements: small data elements, uint16 and UTF-8 chars, objects,
   const utf8 = matrix(4, [1, 3], '', tag(16, Buffer.from('añb', 'utf8')));
   const five = matrix(12, [1, 1], '', tag(5, i32(5)));
   const cell = matrix(1, [1, 3], 'c', chars, five, utf8);
-  const obj = matrix(3, [1, 1], 'obj', tag(1, Buffer.from('MyClass', 'latin1')), tag(5, i32(8)), tag(1, Buffer.from('x\0\0\0\0\0\0\0', 'latin1')), matrix(6, [1, 1], '', tag(9, Buffer.from(new Float64Array([2.5]).buffer))));
+  const obj = matrix(
+    3,
+    [1, 1],
+    'obj',
+    tag(1, Buffer.from('MyClass', 'latin1')),
+    tag(5, i32(8)),
+    tag(1, Buffer.from('x\0\0\0\0\0\0\0', 'latin1')),
+    matrix(6, [1, 1], '', tag(9, Buffer.from(new Float64Array([2.5]).buffer))),
+  );
   const sparse = matrix(5, [3, 3], 'sp');
   const header = Buffer.alloc(128, 0x20);
   header.write('MATLAB 5.0 MAT-file, hand-built', 0, 'latin1');
@@ -174,7 +195,7 @@ test('hand-built elements: small data elements, uint16 and UTF-8 chars, objects,
   if (c.kind === 'cell') {
     assert.equal(matString(c.cells[0] as MatValue), 'hé');
     assert.equal(matScalar(c.cells[1] as MatValue), 5);
-    assert.equal((c.cells[1] as MatValue).kind === 'numeric' && ((c.cells[1] as MatValue) as { class: string }).class, 'int32');
+    assert.equal((c.cells[1] as MatValue).kind === 'numeric' && (c.cells[1] as MatValue as { class: string }).class, 'int32');
     assert.equal(matString(c.cells[2] as MatValue), 'añb');
   }
   const o = matVariable(m, 'obj');

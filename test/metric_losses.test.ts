@@ -6,9 +6,27 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
-  AvgNonZeroReducer, ContrastiveLoss, CosineSimilarity, DotProductSimilarity, LOSS_NAMES, LpDistance, MeanReducer, MultiSimilarityLoss,
-  NPairLoss, ProxyAnchorLoss, ProxyNcaLoss, SumReducer, ThresholdReducer, TripletMarginLoss, type TripletMining, createLoss, isPairBased,
-  isProxyBased, lossInfo, makeDistance, resolveLossName,
+  AvgNonZeroReducer,
+  ContrastiveLoss,
+  CosineSimilarity,
+  DotProductSimilarity,
+  LOSS_NAMES,
+  LpDistance,
+  MeanReducer,
+  MultiSimilarityLoss,
+  NPairLoss,
+  ProxyAnchorLoss,
+  ProxyNcaLoss,
+  SumReducer,
+  ThresholdReducer,
+  TripletMarginLoss,
+  type TripletMining,
+  createLoss,
+  isPairBased,
+  isProxyBased,
+  lossInfo,
+  makeDistance,
+  resolveLossName,
 } from '../src/losses/metric/index.ts';
 import { npairLoss } from '../src/losses/npair.ts';
 import { Random } from '../src/engine/random.ts';
@@ -99,20 +117,44 @@ function refProxyAnchor(X: Mat, P: Mat, y: number[], mrg: number, alpha: number)
 // ---------- distances ----------
 
 test('distances by hand: L2, L2², L1, normalised L2, cosine, dot; pairwise = matrix entries', () => {
-  const x = tf.tensor2d([[0, 0], [3, 4], [1, 0]]);
+  const x = tf.tensor2d([
+    [0, 0],
+    [3, 4],
+    [1, 0],
+  ]);
   assertClose(rawL2.matrix(x).dataSync(), [0, 5, 1, 5, 0, Math.sqrt(20), 1, Math.sqrt(20), 0], 1e-5, 'L2');
   assertClose(new LpDistance({ normalizeEmbeddings: false, power: 2 }).matrix(x).dataSync(), [0, 25, 1, 25, 0, 20, 1, 20, 0], 1e-4, 'L2²');
   assertClose(new LpDistance({ normalizeEmbeddings: false, p: 1 }).matrix(x).dataSync(), [0, 7, 1, 7, 0, 6, 1, 6, 0], 1e-5, 'L1');
   // Normalised: (3,4) → (0.6, 0.8); (0,0) stays (0,0) (PyTorch's F.normalize clamps the norm).
-  const y = tf.tensor2d([[3, 4], [1, 0]]);
+  const y = tf.tensor2d([
+    [3, 4],
+    [1, 0],
+  ]);
   assertClose(new LpDistance().matrix(y).dataSync(), [0, Math.sqrt(0.8), Math.sqrt(0.8), 0], 1e-5, 'normalised L2');
   assertClose(new CosineSimilarity().matrix(y).dataSync(), [1, 0.6, 0.6, 1], 1e-6, 'cosine');
   assertClose(new DotProductSimilarity({ normalizeEmbeddings: false }).matrix(y).dataSync(), [25, 3, 3, 1], 1e-5, 'dot');
   assertClose(new DotProductSimilarity().matrix(y).dataSync(), [1, 0.6, 0.6, 1], 1e-6, 'dot normalises by default (PML)');
   // With a reference set: [2, 3].
-  const ref = tf.tensor2d([[0, 0], [3, 4], [1, 0]]);
+  const ref = tf.tensor2d([
+    [0, 0],
+    [3, 4],
+    [1, 0],
+  ]);
   assert.deepEqual(rawL2.matrix(y, ref).shape, [2, 3]);
-  assertClose(rawL2.pairwise(y, tf.tensor2d([[0, 0], [1, 0]])).dataSync(), [5, 0], 1e-5, 'pairwise');
+  assertClose(
+    rawL2
+      .pairwise(
+        y,
+        tf.tensor2d([
+          [0, 0],
+          [1, 0],
+        ]),
+      )
+      .dataSync(),
+    [5, 0],
+    1e-5,
+    'pairwise',
+  );
   assert.equal(new CosineSimilarity().isInverted, true);
   assert.equal(rawL2.isInverted, false);
   assertClose(rawL2.margin(3, 1).dataSync(), [2], 0, 'distance margin x − y');
@@ -124,8 +166,14 @@ test('distances by hand: L2, L2², L1, normalised L2, cosine, dot; pairwise = ma
 });
 
 test('Euclidean distance has a finite gradient at coincident points (√0 with zero slope)', () => {
-  const x = tf.tensor2d([[1, 2], [1, 2], [4, 6]]);
-  const g = tf.grad((v: tf.Tensor) => tf.sum(rawL2.matrix(v as tf.Tensor2D)))(x).dataSync();
+  const x = tf.tensor2d([
+    [1, 2],
+    [1, 2],
+    [4, 6],
+  ]);
+  const g = tf
+    .grad((v: tf.Tensor) => tf.sum(rawL2.matrix(v as tf.Tensor2D)))(x)
+    .dataSync();
   for (const v of g) assert.ok(Number.isFinite(v), `gradient ${v}`);
   // Rows 0 and 1 coincide; each gets 2·(x − x₂)/‖x − x₂‖ = 2·(−3, −4)/5 from the pairs with row 2.
   assertClose(g, [-1.2, -1.6, -1.2, -1.6, 2.4, 3.2], 1e-5, 'd Σ‖·‖ / dx');
@@ -173,7 +221,9 @@ test('triplet, batch-hard (Hermans et al.) picks the farthest positive and the c
   assertClose(loss.compute(tx(), ty).dataSync(), [5.5 / 4], 1e-5, 'batch-hard');
   // Only the picked entries receive gradient: anchor 2's hardest negative is x1 (not x0).
   const x = tx();
-  const g = tf.grad((v: tf.Tensor) => loss.compute(v as tf.Tensor2D, ty))(x).dataSync();
+  const g = tf
+    .grad((v: tf.Tensor) => loss.compute(v as tf.Tensor2D, ty))(x)
+    .dataSync();
   // Each term is |x_a − x_p| − |x_a − x_n| + 1 (1-D), so ∂ is ±1 on the three points involved:
   // a0: |x0−x1| − |x0−x2| → ∂x0: −1 + 1 = 0, ∂x1: +1, ∂x2: −1.
   // a1: |x1−x0| − |x1−x2| → ∂x1: +1 + 1 = 2, ∂x0: −1, ∂x2: −1.
@@ -200,7 +250,10 @@ test('triplet loss is 0 when every margin is satisfied, for every mining', () =>
     const loss = new TripletMarginLoss({ margin: 1, distance: rawL2, mining });
     assert.equal(scalar(loss.compute(x, ty)), 0, mining);
     const g = tf.grad((v: tf.Tensor) => loss.compute(v as tf.Tensor2D, ty))(x);
-    assert.ok([...g.dataSync()].every((v) => v === 0), `${mining}: zero gradient`);
+    assert.ok(
+      [...g.dataSync()].every((v) => v === 0),
+      `${mining}: zero gradient`,
+    );
   }
 });
 
@@ -230,7 +283,11 @@ test('contrastive by hand: positive and negative pairs reduced separately', () =
   const t = loss.terms({ matrix: rawL2.matrix(tx()), labels: ty, refLabels: ty, selfRef: true });
   assertClose([scalar(t.pos), scalar(t.neg)], [1.5, 1], 1e-5, 'terms');
   // Cosine: pos [m⁺ − s]_+, neg [s − m⁻]_+. Unit vectors at 0°, 90° (A) and 60° (B): s(0,1)=0, s(0,2)=0.5, s(1,2)=cos30°.
-  const u = tf.tensor2d([[1, 0], [0, 1], [0.5, Math.sqrt(3) / 2]]);
+  const u = tf.tensor2d([
+    [1, 0],
+    [0, 1],
+    [0.5, Math.sqrt(3) / 2],
+  ]);
   const cl = new ContrastiveLoss({ posMargin: 0.9, negMargin: 0.4, distance: 'cosine', reducer: 'mean' });
   const s12 = Math.sqrt(3) / 2;
   assertClose(cl.compute(u, [0, 0, 1]).dataSync(), [0.9 + ((0.5 - 0.4) * 2 + (s12 - 0.4) * 2) / 4], 1e-5, 'cosine contrastive');
@@ -263,7 +320,14 @@ test('multi-similarity by hand: mining drops anchors 0 and 3, weighting on ancho
   const l2 = Math.log(1 + Math.exp(-2 * (S(2, 3) - 0.5))) / 2 + Math.log(1 + Math.exp(50 * (S(2, 0) - 0.5)) + Math.exp(50 * (S(2, 1) - 0.5))) / 50;
   const loss = new MultiSimilarityLoss();
   assertClose(loss.compute(x, y).dataSync(), [(l1 + l2) / 4], 1e-5, 'MS');
-  const ref = refMultiSimilarity(th.map((i) => th.map((j) => Math.cos(i - j))), y, 2, 50, 0.5, 0.1);
+  const ref = refMultiSimilarity(
+    th.map((i) => th.map((j) => Math.cos(i - j))),
+    y,
+    2,
+    50,
+    0.5,
+    0.1,
+  );
   assertClose([ref], [(l1 + l2) / 4], 1e-12, 'reference loop agrees with the hand computation');
   // Without mining (PML's MultiSimilarityLoss over all pairs): every anchor counts.
   let all = 0;
@@ -287,8 +351,12 @@ test('multi-similarity matches the official loop on random data', () => {
   const ref = refMultiSimilarity(cosMat(X, X), y, 2, 50, 0.5, 0.1);
   assert.ok(ref > 0);
   assertClose(new MultiSimilarityLoss().compute(tf.tensor2d(X), y).dataSync(), [ref], 1e-4, 'MS random');
-  assertClose(new MultiSimilarityLoss({ alpha: 3, beta: 40, base: 0.3, epsilon: 0.2 }).compute(tf.tensor2d(X), y).dataSync(),
-    [refMultiSimilarity(cosMat(X, X), y, 3, 40, 0.3, 0.2)], 1e-4, 'MS other hyper-parameters');
+  assertClose(
+    new MultiSimilarityLoss({ alpha: 3, beta: 40, base: 0.3, epsilon: 0.2 }).compute(tf.tensor2d(X), y).dataSync(),
+    [refMultiSimilarity(cosMat(X, X), y, 3, 40, 0.3, 0.2)],
+    1e-4,
+    'MS other hyper-parameters',
+  );
   // With β = 2 and λ = 0 every mined negative weighs in, so the mining boundary shows in the value
   // (with β = 50 a negative near the boundary contributes ~e^{-12}).
   const soft = refMultiSimilarity(cosMat(X, X), y, 2, 2, 0, 0.1);
@@ -305,8 +373,17 @@ function proxyState(P: Mat): StateDict {
 }
 
 test('proxy-anchor matches the official formula; divides by proxies with positives and by C', () => {
-  const X = [[1, 0.2], [0.3, 1], [-1, 0.4], [0.9, -0.1]];
-  const P = [[1, 0], [0, 1], [-1, -1]]; // class 2 has no sample in the batch
+  const X = [
+    [1, 0.2],
+    [0.3, 1],
+    [-1, 0.4],
+    [0.9, -0.1],
+  ];
+  const P = [
+    [1, 0],
+    [0, 1],
+    [-1, -1],
+  ]; // class 2 has no sample in the batch
   const y = [0, 1, 1, 0];
   const loss = new ProxyAnchorLoss({ sd: proxyState(P), numClasses: 3, embeddingSize: 2 });
   assertClose(loss.compute(tf.tensor2d(X), y).dataSync(), [refProxyAnchor(X, P, y, 0.1, 32)], 2e-4, 'proxy-anchor');
@@ -319,7 +396,14 @@ test('proxy-anchor: gradient flows to the proxies (and embeddings); proxies are 
   const loss = new ProxyAnchorLoss({ sd, numClasses: 4, embeddingSize: 3, rng: new Random(1) });
   assert.ok(sd.has('loss.proxies'));
   assert.deepEqual(sd.trainable(['loss.']), ['loss.proxies']);
-  const x = tf.variable(tf.tensor2d([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]]));
+  const x = tf.variable(
+    tf.tensor2d([
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+      [1, 1, 0],
+    ]),
+  );
   const { grads } = tf.variableGrads(() => loss.compute(x, [0, 1, 2, 0]), [x, loss.proxies()]);
   for (const v of [x, loss.proxies()]) {
     const g = (grads[v.name] as tf.Tensor).dataSync();
@@ -343,8 +427,16 @@ test('proxy-anchor: gradient flows to the proxies (and embeddings); proxies are 
 });
 
 test('proxy-nca (PML form) by hand: softmax over −s·‖x̂ − p̂‖²', () => {
-  const X = [[1, 0], [0, 2], [3, 3]];
-  const P = [[2, 0], [0, 1], [-1, 1]];
+  const X = [
+    [1, 0],
+    [0, 2],
+    [3, 3],
+  ];
+  const P = [
+    [2, 0],
+    [0, 1],
+    [-1, 1],
+  ];
   const y = [0, 1, 2];
   const s = 3;
   let expected = 0;
@@ -372,7 +464,7 @@ test("npair equals GCA-HNG's official N-pair loss, from embeddings and from the 
   const y3 = [0, 1, 0, 1, 0, 1];
   assertClose(loss.compute(tf.tensor2d(X3), y3).dataSync(), [scalar(npairLoss(tf.tensor2d(X3), y3, 2, 3))], 1e-5, 'K = 3');
   // By hand: P = 2, K = 2, D = 1 (the same case as test/losses.test.ts).
-  const hand = (Math.log(Math.exp(3) + Math.exp(-1)) - 3 + (Math.log(Math.exp(6) + Math.exp(-2)) + 2)) / 2 + 3e-3 * 0.25 * 15 / 2;
+  const hand = (Math.log(Math.exp(3) + Math.exp(-1)) - 3 + (Math.log(Math.exp(6) + Math.exp(-2)) + 2)) / 2 + (3e-3 * 0.25 * 15) / 2;
   assertClose(loss.compute(tf.tensor2d([[1], [2], [3], [-1]]), [4, 5, 4, 5]).dataSync(), [hand], 1e-5, 'by hand');
   assert.throws(() => loss.compute(z, [0, 0, 1, 1, 2, 2]), /chunk layout/);
 });
@@ -407,7 +499,9 @@ test('analytic gradients agree with central finite differences (triplet L2, mult
   ];
   for (const loss of cases) {
     const f = (M: Mat) => scalar(tf.tidy(() => loss.compute(tf.tensor2d(M), y)));
-    const g = tf.grad((v: tf.Tensor) => loss.compute(v as tf.Tensor2D, y))(tf.tensor2d(X)).dataSync();
+    const g = tf
+      .grad((v: tf.Tensor) => loss.compute(v as tf.Tensor2D, y))(tf.tensor2d(X))
+      .dataSync();
     const h = 1e-2;
     for (let i = 0; i < 6; i++) {
       for (let d = 0; d < 3; d++) {
@@ -441,5 +535,12 @@ test('registry: names, aliases, flags, defaults and refusals with reasons', () =
   assert.equal(t.margin, 0.2);
   assert.throws(() => createLoss('proxy-anchor'), /proxy-based: give it a StateDict/);
   assert.throws(() => createLoss('triplet', { mining: 'hardest' as TripletMining }), /unknown mining/);
-  assert.throws(() => new ProxyAnchorLoss({ sd: proxyState([[1, 0]]), numClasses: 1, embeddingSize: 2 }).compute(tf.tensor2d([[1, 0]]), [0], { ref: tf.tensor2d([[1, 0]]), refLabels: [0] }), /not supported/);
+  assert.throws(
+    () =>
+      new ProxyAnchorLoss({ sd: proxyState([[1, 0]]), numClasses: 1, embeddingSize: 2 }).compute(tf.tensor2d([[1, 0]]), [0], {
+        ref: tf.tensor2d([[1, 0]]),
+        refLabels: [0],
+      }),
+    /not supported/,
+  );
 });

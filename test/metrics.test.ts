@@ -79,7 +79,13 @@ for (const name of cases) {
       const semantics = path.includes('textbook') ? 'textbook' : 'official';
       const ks = Object.keys(entry.recall).map(Number);
       const actual = path.startsWith('inshop')
-        ? await evaluateInShop(loadEmbeddings(file('query_X.npy')), loadLabels(file('query_T.npy')), loadEmbeddings(file('gallery_X.npy')), loadLabels(file('gallery_T.npy')), { ks, semantics })
+        ? await evaluateInShop(
+            loadEmbeddings(file('query_X.npy')),
+            loadLabels(file('query_T.npy')),
+            loadEmbeddings(file('gallery_X.npy')),
+            loadLabels(file('gallery_T.npy')),
+            { ks, semantics },
+          )
         : await evaluateRetrieval(x, t, { ks, semantics });
       assertMetrics(actual, entry, `${name} ${path} (${semantics})`);
     }
@@ -94,7 +100,7 @@ for (const name of cases) {
       // Runs of (near-)equal scores among ranks 0..11 may come in any order: compare them as sets,
       // and skip those that cross rank 0|1 or 10|11 (the official tie order decides what is in).
       const scores = lists.scores.subarray(q * 12, q * 12 + 12);
-      for (let start = 0; start < 12; ) {
+      for (let start = 0; start < 12;) {
         let end = start + 1;
         while (end < 12 && (scores[end - 1] as number) - (scores[end] as number) < 1e-6) end++;
         if (start >= 1 && end <= 11) {
@@ -118,7 +124,12 @@ for (const name of cases) {
 //   q3 (B, R=1): 100° A, 20° B, 12° A, 0° A   -> rel 0 1 0 0: R@2 hit; RP 0;   AP 0
 //   q4 (A, R=2): 90° B, 20° B, 12° A, 0° A    -> rel 0 0 1 1: R@4 hit; RP 0;   AP 0
 // Recall@1 = 1/5, @2 = 3/5, @4 = 5/5; MAP@R = (1/2 + 1/4)/5 = 0.15; R-Precision = (1/2 + 1/2)/5 = 0.2.
-const unit = (degrees: number[]): Embeddings => embeddings(degrees.flatMap((a) => [Math.cos((a * Math.PI) / 180), Math.sin((a * Math.PI) / 180)]), degrees.length, 2);
+const unit = (degrees: number[]): Embeddings =>
+  embeddings(
+    degrees.flatMap((a) => [Math.cos((a * Math.PI) / 180), Math.sin((a * Math.PI) / 180)]),
+    degrees.length,
+    2,
+  );
 
 for (const semantics of ['textbook', 'official'] as const) {
   test(`hand case: five points in 2-D (${semantics})`, async () => {
@@ -203,7 +214,8 @@ function bruteForce(x: Embeddings, g: Embeddings, k: number, skipSelf: boolean):
 
 test('knn equals a brute-force sort (ties by index), self and query/gallery, with duplicates', async () => {
   const x = randomEmbeddings(600, 7, 1, 40); // 600 rows: several blocks of the symmetric layout
-  const rows = (lists: { indices: Int32Array; k: number }): number[][] => Array.from({ length: x.rows }, (_, q) => Array.from(lists.indices.subarray(q * lists.k, (q + 1) * lists.k)));
+  const rows = (lists: { indices: Int32Array; k: number }): number[][] =>
+    Array.from({ length: x.rows }, (_, q) => Array.from(lists.indices.subarray(q * lists.k, (q + 1) * lists.k)));
   assert.deepEqual(rows(await nearestNeighbours(x, 'self', { k: 25, excludeSelf: true, engine: 'js' })), bruteForce(x, x, 25, true));
   assert.deepEqual(rows(await nearestNeighbours(x, 'self', { k: 25, engine: 'js' })), bruteForce(x, x, 25, false));
   const g = randomEmbeddings(1500, 7, 2);
@@ -215,7 +227,11 @@ test('knn equals a brute-force sort (ties by index), self and query/gallery, wit
 test('knn on worker threads (wasm, float32) agrees with the float64 search up to near ties', async () => {
   const x = randomEmbeddings(1200, 24, 3, 30);
   const g = randomEmbeddings(900, 24, 4);
-  for (const [gallery, excludeSelf] of [['self', true], ['self', false], [g, false]] as const) {
+  for (const [gallery, excludeSelf] of [
+    ['self', true],
+    ['self', false],
+    [g, false],
+  ] as const) {
     const exact = await nearestNeighbours(x, gallery, { k: 20, excludeSelf, engine: 'js' });
     const wasm = await nearestNeighbours(x, gallery, { k: 20, excludeSelf, engine: 'wasm', threads: 2 });
     let compared = 0;
@@ -239,8 +255,14 @@ test('top-k store keeps the k best in any arrival order', () => {
   const indices = new Int32Array(37);
   const scores = new Float64Array(37);
   assert.equal(store.drainSorted(0, indices, scores, 0), 37);
-  assert.deepEqual(Array.from(indices), expected.map(([, i]) => i));
-  assert.deepEqual(Array.from(scores), expected.map(([s]) => s));
+  assert.deepEqual(
+    Array.from(indices),
+    expected.map(([, i]) => i),
+  );
+  assert.deepEqual(
+    Array.from(scores),
+    expected.map(([s]) => s),
+  );
 });
 
 // Contingency of [0,0,0,1,1,1] vs [0,0,1,1,2,2]: rows (2,1,0), (0,1,2); N = 6.
@@ -255,7 +277,12 @@ test('NMI: hand-computed contingency table, perfect and independent labelings', 
 
 test('NMI of k-means on well separated classes is 1; k-means is deterministic per seed', async () => {
   const random = seededRandom(4);
-  const centres = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0]];
+  const centres = [
+    [1, 0, 0],
+    [0, 1, 0],
+    [0, 0, 1],
+    [-1, 0, 0],
+  ];
   const labels = Array.from({ length: 120 }, (_, i) => i % 4);
   const data = labels.flatMap((c) => (centres[c] as number[]).map((v) => v + 0.05 * (random() - 0.5)));
   const x = embeddings(data, 120, 3);

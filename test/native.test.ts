@@ -24,10 +24,11 @@ type Out = tf.Tensor | tf.Tensor[];
 
 /** f's outputs with the native kernels, then with the stock wasm ones. */
 function bothWays(f: () => Out): [Float32Array[], Float32Array[]] {
-  const read = () => tf.tidy(() => {
-    const o = f();
-    return (Array.isArray(o) ? o : [o]).map((t) => t.dataSync() as Float32Array);
-  });
+  const read = () =>
+    tf.tidy(() => {
+      const o = f();
+      return (Array.isArray(o) ? o : [o]).map((t) => t.dataSync() as Float32Array);
+    });
   assert.ok(nativeKernelsActive());
   const fast = read();
   disableNativeKernels();
@@ -55,7 +56,10 @@ function assertSame(f: () => Out, what: string, tolerance: number): void {
       }
     }
     if (finite.length > 0) {
-      const err = relativeL2(finite.map((j) => a[j] as number), finite.map((j) => b[j] as number));
+      const err = relativeL2(
+        finite.map((j) => a[j] as number),
+        finite.map((j) => b[j] as number),
+      );
       assert.ok(err < tolerance, `${what}: output ${i} relative L2 ${err}`);
     }
   });
@@ -91,10 +95,12 @@ if (!native) {
     for (let trial = 0; trial < 40; trial++) {
       const big = trial % 10 === 0;
       const [M, N, K] = big ? [int(100, 300), int(100, 600), int(50, 200)] : [int(1, 40), int(1, 40), int(1, 40)];
-      const tA = rng.random() < 0.5, tB = rng.random() < 0.5;
+      const tA = rng.random() < 0.5,
+        tB = rng.random() < 0.5;
       const batch = trial % 4 === 0 ? [] : trial % 4 === 1 ? [int(2, 3)] : [2, int(1, 3)];
       const broadcast = trial % 3;
-      const aBatch = broadcast === 1 ? batch.map(() => 1) : batch, bBatch = broadcast === 2 ? [] : batch;
+      const aBatch = broadcast === 1 ? batch.map(() => 1) : batch,
+        bBatch = broadcast === 2 ? [] : batch;
       const a = rand([...aBatch, ...(tA ? [K, M] : [M, K])]);
       const b = rand([...bBatch, ...(tB ? [N, K] : [K, N])]);
       assertSame(() => tf.matMul(a, b, tA, tB), `matMul ${a.shape}×${b.shape} ${tA}${tB}`, 1e-5);
@@ -112,12 +118,48 @@ if (!native) {
 
   test('element-wise binary ops with broadcasting are bit-identical', () => {
     const pairs: Array<[number[], number[]]> = [
-      [[7, 5], [7, 5]], [[7, 5], []], [[], [7, 5]], [[7, 5], [5]], [[7, 5], [7, 1]], [[1, 5], [7, 1]],
-      [[4, 1, 6], [1, 5, 6]], [[3, 4, 5, 6], [4, 1, 6]], [[2, 3, 1, 5], [2, 1, 4, 1]], [[300, 257], [257]], [[300, 257], [300, 1]],
-      [[40000], [40000]], [[2, 40000], [1]], [[81, 1, 512], [1, 81, 512]],
+      [
+        [7, 5],
+        [7, 5],
+      ],
+      [[7, 5], []],
+      [[], [7, 5]],
+      [[7, 5], [5]],
+      [
+        [7, 5],
+        [7, 1],
+      ],
+      [
+        [1, 5],
+        [7, 1],
+      ],
+      [
+        [4, 1, 6],
+        [1, 5, 6],
+      ],
+      [
+        [3, 4, 5, 6],
+        [4, 1, 6],
+      ],
+      [
+        [2, 3, 1, 5],
+        [2, 1, 4, 1],
+      ],
+      [[300, 257], [257]],
+      [
+        [300, 257],
+        [300, 1],
+      ],
+      [[40000], [40000]],
+      [[2, 40000], [1]],
+      [
+        [81, 1, 512],
+        [1, 81, 512],
+      ],
     ];
     for (const [sa, sb] of pairs) {
-      const a = rand(sa), b = tf.add(rand(sb), 3);
+      const a = rand(sa),
+        b = tf.add(rand(sb), 3);
       for (const op of [tf.add, tf.sub, tf.mul, tf.div, tf.maximum, tf.minimum, tf.squaredDifference]) {
         assertSame(() => op(a, b), `${op.name} [${sa}] [${sb}]`, 0);
       }
@@ -128,12 +170,22 @@ if (!native) {
     const x = tf.concat([rand([50000]), tf.tensor1d([0, -0, 1e-30, -1e-30, 30, -30, 90, -90, -110, Infinity, -Infinity])]);
     const positive = tf.add(tf.abs(x), 1e-3);
     for (const [name, f, tol] of [
-      ['exp', tf.exp, 1e-6], ['erf', tf.erf, 1e-6], ['sigmoid', tf.sigmoid, 1e-6], ['square', tf.square, 0], ['neg', tf.neg, 0],
-      ['abs', tf.abs, 0], ['relu', tf.relu, 0],
+      ['exp', tf.exp, 1e-6],
+      ['erf', tf.erf, 1e-6],
+      ['sigmoid', tf.sigmoid, 1e-6],
+      ['square', tf.square, 0],
+      ['neg', tf.neg, 0],
+      ['abs', tf.abs, 0],
+      ['relu', tf.relu, 0],
     ] as const) {
       assertSame(() => f(x), name, tol);
     }
-    for (const [name, f, tol] of [['sqrt', tf.sqrt, 0], ['rsqrt', tf.rsqrt, 1e-6], ['log', tf.log, 1e-6], ['reciprocal', tf.reciprocal, 0]] as const) {
+    for (const [name, f, tol] of [
+      ['sqrt', tf.sqrt, 0],
+      ['rsqrt', tf.rsqrt, 1e-6],
+      ['log', tf.log, 1e-6],
+      ['reciprocal', tf.reciprocal, 0],
+    ] as const) {
       assertSame(() => f(positive), name, tol);
     }
   });
@@ -172,7 +224,24 @@ if (!native) {
     assertSame(() => tf.transpose(big), 'transpose 700×300', 0);
     assertSame(() => tf.clone(big), 'identity', 0);
     assertSame(() => tf.cast(big, 'float32'), 'cast to the same dtype', 0);
-    for (const [from, to] of [[[3, 1, 5], [3, 4, 5]], [[1, 1], [300, 200]], [[2, 1, 1, 3], [2, 4, 5, 3]], [[4, 1], [4, 3]]]) {
+    for (const [from, to] of [
+      [
+        [3, 1, 5],
+        [3, 4, 5],
+      ],
+      [
+        [1, 1],
+        [300, 200],
+      ],
+      [
+        [2, 1, 1, 3],
+        [2, 4, 5, 3],
+      ],
+      [
+        [4, 1],
+        [4, 3],
+      ],
+    ]) {
       const x = rand(from as number[]);
       assertSame(() => tf.broadcastTo(x, to as number[]), `broadcast [${from}] to [${to}]`, 0);
     }
@@ -187,58 +256,138 @@ if (!native) {
     const x = rand([6, 7, 8]);
     for (const axis of [0, 1, 2, [0, 1], [1, 2], undefined]) {
       for (const op of [tf.sum, tf.mean]) {
-        assertSame(withGrads((t) => tf.mul(op(tf.square(t), axis), 3), [x]), `${op.name} gradient axis ${axis}`, 1e-6);
+        assertSame(
+          withGrads((t) => tf.mul(op(tf.square(t), axis), 3), [x]),
+          `${op.name} gradient axis ${axis}`,
+          1e-6,
+        );
       }
     }
   });
 
   test('fused ops and their gradients', () => {
     const grads = withGrads;
-    for (const [rows, width] of [[5, 8], [300, 256], [64, 2048]] as const) {
-      const x = rand([rows, width]), gamma = rand([width]), beta = rand([width]);
-      assertSame(grads((t) => gelu(t), [x]), `gelu ${rows}×${width}`, 1e-5);
-      assertSame(grads((t, g, b) => layerNorm(t, g as tf.Tensor, b as tf.Tensor), [x, gamma, beta]), `layerNorm ${rows}×${width}`, 1e-5);
-      assertSame(grads((t, g, b) => geluLayerNorm(t, g as tf.Tensor, b as tf.Tensor), [x, gamma, beta]), `geluLayerNorm ${rows}×${width}`, 1e-5);
-    }
-    for (const [B, D] of [[3, 5], [40, 96]] as const) {
-      assertSame(grads((t) => geluSumOverTargets(t as tf.Tensor3D), [rand([B, B, D])]), `geluSumOverTargets ${B}×${D}`, 1e-5);
-      const mask = tf.tensor3d(Array.from({ length: B * B * 2 }, (_, i) => (i % 7 === 0 ? 0 : 1 / 0.9)), [B, B, 2]);
+    for (const [rows, width] of [
+      [5, 8],
+      [300, 256],
+      [64, 2048],
+    ] as const) {
+      const x = rand([rows, width]),
+        gamma = rand([width]),
+        beta = rand([width]);
       assertSame(
-        grads((q, k, v) => edgeAttention(q as tf.Tensor3D, k as tf.Tensor2D, v as tf.Tensor2D, mask, 1 / Math.sqrt(D)), [rand([B, B, D]), rand([B, D]), rand([B, D])]),
-        `edgeAttention ${B}×${D}`, 1e-5,
+        grads((t) => gelu(t), [x]),
+        `gelu ${rows}×${width}`,
+        1e-5,
+      );
+      assertSame(
+        grads((t, g, b) => layerNorm(t, g as tf.Tensor, b as tf.Tensor), [x, gamma, beta]),
+        `layerNorm ${rows}×${width}`,
+        1e-5,
+      );
+      assertSame(
+        grads((t, g, b) => geluLayerNorm(t, g as tf.Tensor, b as tf.Tensor), [x, gamma, beta]),
+        `geluLayerNorm ${rows}×${width}`,
+        1e-5,
       );
     }
-    const x = rand([50, 30]), w = rand([20, 30]), b = rand([20]);
-    assertSame(grads((t, ww, bb) => linear(t, ww as tf.Tensor, bb as tf.Tensor), [x, w, b]), 'linear', 1e-5);
-    for (const [N, C] of [[4, 3], [37, 1000], [300, 200]] as const) {
+    for (const [B, D] of [
+      [3, 5],
+      [40, 96],
+    ] as const) {
+      assertSame(
+        grads((t) => geluSumOverTargets(t as tf.Tensor3D), [rand([B, B, D])]),
+        `geluSumOverTargets ${B}×${D}`,
+        1e-5,
+      );
+      const mask = tf.tensor3d(
+        Array.from({ length: B * B * 2 }, (_, i) => (i % 7 === 0 ? 0 : 1 / 0.9)),
+        [B, B, 2],
+      );
+      assertSame(
+        grads(
+          (q, k, v) => edgeAttention(q as tf.Tensor3D, k as tf.Tensor2D, v as tf.Tensor2D, mask, 1 / Math.sqrt(D)),
+          [rand([B, B, D]), rand([B, D]), rand([B, D])],
+        ),
+        `edgeAttention ${B}×${D}`,
+        1e-5,
+      );
+    }
+    const x = rand([50, 30]),
+      w = rand([20, 30]),
+      b = rand([20]);
+    assertSame(
+      grads((t, ww, bb) => linear(t, ww as tf.Tensor, bb as tf.Tensor), [x, w, b]),
+      'linear',
+      1e-5,
+    );
+    for (const [N, C] of [
+      [4, 3],
+      [37, 1000],
+      [300, 200],
+    ] as const) {
       const labels = Array.from({ length: N }, (_, i) => (i * 7919) % C);
-      assertSame(grads((l) => crossEntropy(l as tf.Tensor2D, labels), [tf.mul(rand([N, C]), 4)]), `crossEntropy ${N}×${C}`, 1e-5);
+      assertSame(
+        grads((l) => crossEntropy(l as tf.Tensor2D, labels), [tf.mul(rand([N, C]), 4)]),
+        `crossEntropy ${N}×${C}`,
+        1e-5,
+      );
     }
   });
 }
 
 test('dimension collapsing keeps every walk', () => {
-  assert.deepEqual(collapseDims([2, 3, 4], [[12, 4, 1], [0, 0, 1]]), { shape: [6, 4], strides: [[4, 1], [0, 1]] });
-  assert.deepEqual(collapseDims([1, 5, 1], [[5, 1, 1], [0, 0, 0]]), { shape: [5], strides: [[1], [0]] });
+  assert.deepEqual(
+    collapseDims(
+      [2, 3, 4],
+      [
+        [12, 4, 1],
+        [0, 0, 1],
+      ],
+    ),
+    {
+      shape: [6, 4],
+      strides: [
+        [4, 1],
+        [0, 1],
+      ],
+    },
+  );
+  assert.deepEqual(
+    collapseDims(
+      [1, 5, 1],
+      [
+        [5, 1, 1],
+        [0, 0, 0],
+      ],
+    ),
+    { shape: [5], strides: [[1], [0]] },
+  );
   assert.deepEqual(collapseDims([], [[], []]), { shape: [1], strides: [[0], [0]] });
 });
 
 test('Linear computes only the gradients that are asked for', async () => {
-  const x = rand([6, 4]), w = rand([3, 4]), b = rand([3]);
+  const x = rand([6, 4]),
+    w = rand([3, 4]),
+    b = rand([3]);
   const products = async (f: () => tf.TensorContainer) => (await tf.profile(f)).kernels.filter((k) => k.name === 'BatchMatMul').length;
   const forward = await products(() => linear(x, w, b));
   const backward = async (xs: tf.Tensor[]) =>
-    (await products(() => tf.grads((...a: tf.Tensor[]) => tf.sum(linear(a[0] as tf.Tensor, (a[1] ?? w) as tf.Tensor, (a[2] ?? b) as tf.Tensor)))(xs))) - forward;
+    (await products(() => tf.grads((...a: tf.Tensor[]) => tf.sum(linear(a[0] as tf.Tensor, (a[1] ?? w) as tf.Tensor, (a[2] ?? b) as tf.Tensor)))(xs))) -
+    forward;
   assert.equal(await backward([x]), 1, 'input gradient only');
   assert.equal(await backward([x, w]), 2, 'input and weight gradients');
 });
 
 test('a tape segment gives the gradients of the plain function and leaks nothing', () => {
   const fn = (x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) => tf.mul(geluLayerNorm(linear(x, w, c), tf.ones([5]), tf.zeros([5])), x);
-  const x = tf.variable(rand([4, 5])), w = tf.variable(rand([5, 5])), c = rand([5]);
+  const x = tf.variable(rand([4, 5])),
+    w = tf.variable(rand([5, 5])),
+    c = rand([5]);
   const viaSegment = () => tf.variableGrads(() => tf.sum(tf.square(segment((a, b, d) => fn(a, b as tf.Tensor, d as tf.Tensor), [x, w, c]))), [x, w]);
   const plain = () => tf.variableGrads(() => tf.sum(tf.square(fn(x, w, c))), [x, w]);
-  const a = viaSegment(), p = plain();
+  const a = viaSegment(),
+    p = plain();
   assert.ok(Math.abs((a.value.dataSync()[0] as number) - (p.value.dataSync()[0] as number)) < 1e-5);
   for (const v of [x, w]) assert.ok(relativeL2((a.grads[v.name] as tf.Tensor).dataSync(), (p.grads[v.name] as tf.Tensor).dataSync()) < 1e-6);
   tf.dispose([a.value, p.value, ...Object.values(a.grads), ...Object.values(p.grads)]);

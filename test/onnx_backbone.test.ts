@@ -28,8 +28,12 @@ function tinySplit(): InMemorySplit {
   const images = readNpy(join(FIXTURES, 'tiny.images.npy'));
   assert.deepEqual(images.shape, [10, 32, 32, 3]);
   return new InMemorySplit({
-    name: 'train', classNames: ['a', 'b', 'c', 'd', 'e'], labels: Int32Array.from([0, 0, 1, 1, 2, 2, 3, 3, 4, 4]),
-    pixels: images.data as Uint8Array, imageShape: [32, 32, 3], normalization: IMAGENET,
+    name: 'train',
+    classNames: ['a', 'b', 'c', 'd', 'e'],
+    labels: Int32Array.from([0, 0, 1, 1, 2, 2, 3, 3, 4, 4]),
+    pixels: images.data as Uint8Array,
+    imageShape: [32, 32, 3],
+    normalization: IMAGENET,
   });
 }
 
@@ -45,12 +49,15 @@ test('nhwcToNchw moves channels in front of the rows', () => {
   const x = Float32Array.from({ length: 2 * 2 * 3 * 2 }, (_, i) => i); // [n=2, h=2, w=3, c=2]
   const y = nhwcToNchw(x, [2, 2, 3, 2]);
   // y[n, c, h, w] = x[n, h, w, c]
-  for (let n = 0; n < 2; n++) for (let c = 0; c < 2; c++) for (let h = 0; h < 2; h++) for (let w = 0; w < 3; w++) {
-    assert.equal(y[((n * 2 + c) * 2 + h) * 3 + w], x[((n * 2 + h) * 3 + w) * 2 + c]);
-  }
+  for (let n = 0; n < 2; n++)
+    for (let c = 0; c < 2; c++)
+      for (let h = 0; h < 2; h++)
+        for (let w = 0; w < 3; w++) {
+          assert.equal(y[((n * 2 + c) * 2 + h) * 3 + w], x[((n * 2 + h) * 3 + w) * 2 + c]);
+        }
 });
 
-test('the tiny ONNX model gives PyTorch\'s features (NHWC batches fed as NCHW, dynamic batch size)', async (t) => {
+test("the tiny ONNX model gives PyTorch's features (NHWC batches fed as NCHW, dynamic batch size)", async (t) => {
   const model = await OnnxImageModel.open(MODEL);
   assert.equal(model.inputName, 'images');
   assert.equal(model.outputName, 'features');
@@ -78,12 +85,25 @@ test('features are extracted once, cached atomically with a manifest, and reused
   const openModel = async (path: string): Promise<ImageFeatureModel> => {
     opened++;
     const m = await OnnxImageModel.open(path);
-    return { path, run: (b) => { batches++; return m.run(b); }, close: () => m.close() };
+    return {
+      path,
+      run: (b) => {
+        batches++;
+        return m.run(b);
+      },
+      close: () => m.close(),
+    };
   };
   const progress: number[] = [];
   const opts: FeatureCacheOptions = {
-    cacheDir, modelPath: MODEL, dataset: { name: 'tiny', root: FIXTURES }, split: tinySplit(),
-    transform: 'identity-32px-imagenet-norm', batchSize: 4, onProgress: (done) => progress.push(done), openModel,
+    cacheDir,
+    modelPath: MODEL,
+    dataset: { name: 'tiny', root: FIXTURES },
+    split: tinySplit(),
+    transform: 'identity-32px-imagenet-norm',
+    batchSize: 4,
+    onProgress: (done) => progress.push(done),
+    openModel,
   };
   const first = await extractFeatures(opts);
   assert.equal(first.fromCache, false);
@@ -128,7 +148,8 @@ test('mirrored-image features are cached too, and the training split serves them
   const model = await OnnxImageModel.open(MODEL);
   const b = await split.load([3]);
   const m = new Float32Array(b.pixels.length);
-  for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) m[(y * 32 + (31 - x)) * 3 + c] = b.pixels[(y * 32 + x) * 3 + c] as number;
+  for (let y = 0; y < 32; y++)
+    for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) m[(y * 32 + (31 - x)) * 3 + c] = b.pixels[(y * 32 + x) * 3 + c] as number;
   const want = (await model.run({ pixels: m, shape: b.shape })).features;
   await model.close();
   assert.ok(relativeL2(cache.flipped.subarray(3 * 16, 4 * 16), want) < 1e-6);
@@ -148,15 +169,27 @@ test('a missing or corrupt .onnx file gives an error naming the file', async (t)
   await assert.rejects(OnnxImageModel.open(missing), (err: Error) => err instanceof OnnxModelError && err.message.includes(`'${missing}' does not exist`));
   const corrupt = join(dir, 'corrupt.onnx');
   writeFileSync(corrupt, 'this is not a protobuf');
-  await assert.rejects(OnnxImageModel.open(corrupt), (err: Error) => err instanceof OnnxModelError && err.message.includes(`ONNX model '${corrupt}' could not be loaded`));
+  await assert.rejects(
+    OnnxImageModel.open(corrupt),
+    (err: Error) => err instanceof OnnxModelError && err.message.includes(`ONNX model '${corrupt}' could not be loaded`),
+  );
   const base = { cacheDir: join(dir, 'cache'), dataset: { name: 'tiny', root: FIXTURES }, split: tinySplit(), transform: 't' };
-  await assert.rejects(extractFeatures({ ...base, modelPath: missing }), new RegExp(`ONNX model '${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' does not exist`));
+  await assert.rejects(
+    extractFeatures({ ...base, modelPath: missing }),
+    new RegExp(`ONNX model '${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' does not exist`),
+  );
   await assert.rejects(extractFeatures({ ...base, modelPath: corrupt }), /corrupt\.onnx' could not be loaded/);
   assert.ok(!existsSync(join(dir, 'cache')) || readdirSync(join(dir, 'cache')).length === 0, 'nothing is cached for a failed extraction');
 });
 
 test('the embedding head trains on cached features through the identity backbone', async (t) => {
-  const cache = await extractFeatures({ cacheDir: tempDir(t), modelPath: MODEL, dataset: { name: 'tiny', root: FIXTURES }, split: tinySplit(), transform: 't' });
+  const cache = await extractFeatures({
+    cacheDir: tempDir(t),
+    modelPath: MODEL,
+    dataset: { name: 'tiny', root: FIXTURES },
+    split: tinySplit(),
+    transform: 't',
+  });
   const split = new CachedFeatureSplit(cache);
   assert.deepEqual(split.imageShape, [1, 1, 16]);
   const backbone = featureIdentityBackbone(cache.width);
@@ -170,16 +203,22 @@ test('the embedding head trains on cached features through the identity backbone
   assert.deepEqual(Array.from(await feats.data()), Array.from(cache.features));
   // Pull the two images of each class together: the loss falls as the head trains.
   const names = sd.trainable(['feature_extractor.']);
-  const loss = () => tf.tidy(() => {
-    const z = embeddingHead(sd, backbone.forward(sd, x, true), true);
-    const pairs = tf.reshape(z, [5, 2, 8]); // rows 2k and 2k + 1 share a class (no tf.gather: its gradient has no wasm kernel)
-    const even = tf.slice(pairs, [0, 0, 0], [5, 1, 8]);
-    const odd = tf.slice(pairs, [0, 1, 0], [5, 1, 8]);
-    return tf.div(tf.sum(tf.square(tf.sub(even, odd))), tf.sum(tf.square(z))) as tf.Scalar;
-  });
+  const loss = () =>
+    tf.tidy(() => {
+      const z = embeddingHead(sd, backbone.forward(sd, x, true), true);
+      const pairs = tf.reshape(z, [5, 2, 8]); // rows 2k and 2k + 1 share a class (no tf.gather: its gradient has no wasm kernel)
+      const even = tf.slice(pairs, [0, 0, 0], [5, 1, 8]);
+      const odd = tf.slice(pairs, [0, 1, 0], [5, 1, 8]);
+      return tf.div(tf.sum(tf.square(tf.sub(even, odd))), tf.sum(tf.square(z))) as tf.Scalar;
+    });
   const first = (await loss().data())[0] as number;
   const opt = tf.train.adam(0.05);
-  for (let i = 0; i < 20; i++) opt.minimize(loss, false, names.map((n) => sd.get(n)));
+  for (let i = 0; i < 20; i++)
+    opt.minimize(
+      loss,
+      false,
+      names.map((n) => sd.get(n)),
+    );
   const last = (await loss().data())[0] as number;
   t.diagnostic(`head-only training on cached features: loss ${first.toFixed(4)} → ${last.toFixed(4)}`);
   assert.ok(last < first * 0.5, `${first} → ${last}`);

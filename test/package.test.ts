@@ -16,7 +16,14 @@ const copy = join(tmp, 'hardneg');
 const consumer = join(tmp, 'consumer');
 const data = join(tmp, 'images');
 // No network, no CUDA download, no native build in the consumer (the addon is tested elsewhere).
-const ENV = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', HARDNEG_NATIVE: '0', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+const ENV = {
+  ...process.env,
+  ONNXRUNTIME_NODE_INSTALL: 'skip',
+  HARDNEG_NATIVE: '0',
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+};
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 function run(cmd: string, args: string[], cwd: string): { code: number; out: string } {
@@ -47,7 +54,15 @@ function consumerLock(tarballName: string): object {
   const self = lock.packages[''] as Entry;
   const packages: Record<string, object> = {
     '': { name: 'consumer', dependencies: { hardneg: `file:${tarballName}` } },
-    'node_modules/hardneg': { version: self.version, resolved: `file:${tarballName}`, license: self.license, hasInstallScript: true, dependencies: self.dependencies, bin: self.bin, engines: self.engines },
+    'node_modules/hardneg': {
+      version: self.version,
+      resolved: `file:${tarballName}`,
+      license: self.license,
+      hasInstallScript: true,
+      dependencies: self.dependencies,
+      bin: self.bin,
+      engines: self.engines,
+    },
   };
   for (const [path, entry] of Object.entries(lock.packages)) if (path !== '' && !entry.dev) packages[path] = entry;
   return { name: 'consumer', lockfileVersion: 3, requires: true, packages };
@@ -56,7 +71,9 @@ function consumerLock(tarballName: string): object {
 before(async () => {
   // A copy of the working tree as git sees it (tracked and untracked-not-ignored files), so the
   // pack's build never touches this checkout's dist/ while other tests run the command.
-  const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter(Boolean);
+  const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: ROOT, encoding: 'utf8' })
+    .split('\0')
+    .filter(Boolean);
   for (const f of files) {
     mkdirSync(dirname(join(copy, f)), { recursive: true });
     try {
@@ -82,11 +99,25 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('the tarball holds the compiled library, its declarations, the CLI and the shipped data, and no sources', () => {
   const listing = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
-  for (const f of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/cli/main.js', 'package/bin/hardneg', 'package/data/fashion-mnist/README.md', 'package/configs/presets/g-cub200.yaml', 'package/native/binding.gyp']) {
+  for (const f of [
+    'package/dist/index.js',
+    'package/dist/index.d.ts',
+    'package/dist/cli/main.js',
+    'package/bin/hardneg',
+    'package/data/fashion-mnist/README.md',
+    'package/configs/presets/g-cub200.yaml',
+    'package/native/binding.gyp',
+  ]) {
     assert.ok(listing.includes(f), `${f} in the tarball`);
   }
-  assert.ok(listing.some((f) => f.startsWith('package/test/fixtures/golden/pub_')), 'the public golden cases (for hardneg doctor)');
-  assert.ok(!listing.some((f) => f.startsWith('package/src/') || f.startsWith('package/test/helpers') || f.endsWith('.test.ts')), 'no TypeScript sources or tests');
+  assert.ok(
+    listing.some((f) => f.startsWith('package/test/fixtures/golden/pub_')),
+    'the public golden cases (for hardneg doctor)',
+  );
+  assert.ok(
+    !listing.some((f) => f.startsWith('package/src/') || f.startsWith('package/test/helpers') || f.endsWith('.test.ts')),
+    'no TypeScript sources or tests',
+  );
 });
 
 test('installed offline (npm ci from the cache) into an empty project, it loads with plain node and its types resolve', () => {
@@ -95,16 +126,59 @@ test('installed offline (npm ci from the cache) into an empty project, it loads 
   const loaded = run(process.execPath, ['-e', "import('hardneg').then((m) => console.log(typeof m.trainRun, typeof m.runGenerator, m.VERSION))"], consumer);
   assert.equal(loaded.code, 0, loaded.out);
   assert.match(loaded.out, /^function function \d+\.\d+\.\d+/);
-  writeFileSync(join(consumer, 'types.ts'), "import { loadRun, type TrainConfig } from 'hardneg';\nconst epochs: TrainConfig['train']['epochs'] = 3;\nconst load: typeof loadRun = loadRun;\nconsole.log(epochs, load.name);\n// @ts-expect-error: the declarations are precise enough to refuse this\nloadRun(42);\n");
+  writeFileSync(
+    join(consumer, 'types.ts'),
+    "import { loadRun, type TrainConfig } from 'hardneg';\nconst epochs: TrainConfig['train']['epochs'] = 3;\nconst load: typeof loadRun = loadRun;\nconsole.log(epochs, load.name);\n// @ts-expect-error: the declarations are precise enough to refuse this\nloadRun(42);\n",
+  );
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const checked = run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--types', 'node', '--typeRoots', join(ROOT, 'node_modules', '@types'), 'types.ts'], consumer);
+  const checked = run(
+    process.execPath,
+    [
+      tsc,
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--skipLibCheck',
+      '--types',
+      'node',
+      '--typeRoots',
+      join(ROOT, 'node_modules', '@types'),
+      'types.ts',
+    ],
+    consumer,
+  );
   assert.equal(checked.code, 0, checked.out);
 });
 
 test("the README's library program type-checks against the package and trains and evaluates", () => {
   writeFileSync(join(consumer, 'program.ts'), readmeProgram());
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const checked = run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--types', 'node', '--typeRoots', join(ROOT, 'node_modules', '@types'), 'program.ts'], consumer);
+  const checked = run(
+    process.execPath,
+    [
+      tsc,
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--skipLibCheck',
+      '--types',
+      'node',
+      '--typeRoots',
+      join(ROOT, 'node_modules', '@types'),
+      'program.ts',
+    ],
+    consumer,
+  );
   assert.equal(checked.code, 0, checked.out);
   const ran = run(process.execPath, ['--import', 'tsx', 'program.ts', data], consumer);
   assert.equal(ran.code, 0, ran.out);
@@ -118,7 +192,10 @@ test('npx hardneg --help works in the consuming project, from the compiled code'
   assert.match(r.out, /usage: hardneg <command> \[options\]/);
   const doctor = run(NPM, ['exec', '--offline', '--', 'hardneg', 'doctor', '--json'], consumer);
   assert.equal(doctor.code, 0, doctor.out);
-  const report = JSON.parse(doctor.out.slice(doctor.out.indexOf('{'), doctor.out.lastIndexOf('}') + 1)) as { ok: boolean; environment: { backend: { engine: string } } };
+  const report = JSON.parse(doctor.out.slice(doctor.out.indexOf('{'), doctor.out.lastIndexOf('}') + 1)) as {
+    ok: boolean;
+    environment: { backend: { engine: string } };
+  };
   assert.equal(report.ok, true);
   assert.match(report.environment.backend.engine, /^backend wasm, one thread, without the native kernels: disabled by HARDNEG_NATIVE=0/);
 });

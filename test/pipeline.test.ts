@@ -10,8 +10,16 @@ import sharp from 'sharp';
 import { UserError } from '../src/errors.ts';
 import { FileSplit, ImagePool } from '../src/data/pipeline.ts';
 import {
-  centerCropBox, fallbackCropBox, IMAGENET_NORMALIZATION, PAPER_TEST_TRANSFORM, PAPER_TRAIN_TRANSFORM, randomResizedCropBox, resizeShorterSide,
-  roundHalfEven, trainDecision, type TrainTransform,
+  centerCropBox,
+  fallbackCropBox,
+  IMAGENET_NORMALIZATION,
+  PAPER_TEST_TRANSFORM,
+  PAPER_TRAIN_TRANSFORM,
+  randomResizedCropBox,
+  resizeShorterSide,
+  roundHalfEven,
+  trainDecision,
+  type TrainTransform,
 } from '../src/data/transforms.ts';
 
 let tmp = '';
@@ -25,7 +33,9 @@ async function gradient(path: string, k: number): Promise<void> {
   const h = 375;
   const raw = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set([Math.round((x * 255) / 499), Math.round((y * 255) / 374), 40 * k], (y * w + x) * 3);
-  await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path);
+  await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(path);
 }
 
 before(async () => {
@@ -38,9 +48,13 @@ before(async () => {
   const raw = Buffer.alloc(500 * 375 * 3);
   for (let y = 0; y < 375; y++) for (let x = 0; x < 500; x++) raw.set(y < 20 ? [0, 255, 0] : x < 250 ? [255, 0, 0] : [0, 0, 255], (y * 500 + x) * 3);
   files.push(join(tmp, 'halves.png'));
-  await sharp(raw, { raw: { width: 500, height: 375, channels: 3 } }).png().toFile(files[5] as string);
+  await sharp(raw, { raw: { width: 500, height: 375, channels: 3 } })
+    .png()
+    .toFile(files[5] as string);
   files.push(join(tmp, 'uniform.png'));
-  await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 255, g: 128, b: 0 } } }).png().toFile(files[6] as string);
+  await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 255, g: 128, b: 0 } } })
+    .png()
+    .toFile(files[6] as string);
   files.push(join(tmp, 'broken.jpg'));
   writeFileSync(files[7] as string, 'not a jpeg');
 });
@@ -51,9 +65,15 @@ after(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-const split = (pool: ImagePool, normalization: typeof IMAGENET_NORMALIZATION | null = null): FileSplit => new FileSplit({
-  name: 'train', files, labels: Int32Array.from([0, 0, 1, 1, 2, 2, 3, 3]), classNames: ['a', 'b', 'c', 'd'], pool, normalization,
-});
+const split = (pool: ImagePool, normalization: typeof IMAGENET_NORMALIZATION | null = null): FileSplit =>
+  new FileSplit({
+    name: 'train',
+    files,
+    labels: Int32Array.from([0, 0, 1, 1, 2, 2, 3, 3]),
+    classNames: ['a', 'b', 'c', 'd'],
+    pool,
+    normalization,
+  });
 
 // ---------------------------------------------------------------- geometry
 
@@ -71,16 +91,36 @@ test('Python rounding, Resize(256) and CenterCrop(224) as torchvision computes t
 test('RandomResizedCrop: torchvision get_params step by step, and its fallback', () => {
   // Both draws 0.5: area 0.54·W·H, ratio 1 → w = h = round(√(0.54·187500)) = 318; offsets from below().
   const halves = (): number => 0.5;
-  assert.deepEqual(randomResizedCropBox(500, 375, [0.08, 1], [3 / 4, 4 / 3], halves, (n) => n - 1), { top: 375 - 318, left: 500 - 318, height: 318, width: 318 });
+  assert.deepEqual(
+    randomResizedCropBox(500, 375, [0.08, 1], [3 / 4, 4 / 3], halves, (n) => n - 1),
+    { top: 375 - 318, left: 500 - 318, height: 318, width: 318 },
+  );
   // The first attempt too large (scale 1, ratio 4/3 on a 100×400 image: w = 231 > 100), the second fits.
   const draws = [0.999999, 0.999999, 0, 0];
   let k = 0;
-  const box = randomResizedCropBox(100, 400, [0.08, 1], [3 / 4, 4 / 3], () => draws[k++] as number, () => 0);
+  const box = randomResizedCropBox(
+    100,
+    400,
+    [0.08, 1],
+    [3 / 4, 4 / 3],
+    () => draws[k++] as number,
+    () => 0,
+  );
   assert.equal(k, 4);
   assert.deepEqual(box, { top: 0, left: 0, width: roundHalfEven(Math.sqrt(0.08 * 40000 * 0.75)), height: roundHalfEven(Math.sqrt((0.08 * 40000) / 0.75)) });
   // Ten failures → the fallback: whole image clipped to the ratio range, centred with floor division.
   let calls = 0;
-  const fb = randomResizedCropBox(500, 100, [1, 1], [3 / 4, 4 / 3], () => { calls++; return 0.3; }, () => 0);
+  const fb = randomResizedCropBox(
+    500,
+    100,
+    [1, 1],
+    [3 / 4, 4 / 3],
+    () => {
+      calls++;
+      return 0.3;
+    },
+    () => 0,
+  );
   assert.equal(calls, 20);
   assert.deepEqual(fb, { top: 0, left: 183, height: 100, width: 133 });
   assert.deepEqual(fallbackCropBox(10, 1000, [3 / 4, 4 / 3]), { top: 493, left: 0, height: 13, width: 10 });
@@ -99,7 +139,10 @@ test('RandomResizedCrop: over many seeds every crop obeys the scale and ratio ra
     assert.deepEqual(trainDecision(s, W, H, PAPER_TRAIN_TRANSFORM), { box, flip });
     if (flip) flips++;
     seen.add(JSON.stringify(box));
-    assert.ok(box.width >= 1 && box.height >= 1 && box.left >= 0 && box.top >= 0 && box.left + box.width <= W && box.top + box.height <= H, JSON.stringify(box));
+    assert.ok(
+      box.width >= 1 && box.height >= 1 && box.left >= 0 && box.top >= 0 && box.left + box.width <= W && box.top + box.height <= H,
+      JSON.stringify(box),
+    );
     // w, h are rounded from √(area·r), √(area/r): allow the half-pixel of rounding on each.
     const area = box.width * box.height;
     const lo = (Math.sqrt(0.08 * W * H * 0.75) - 0.5) * (Math.sqrt((0.08 * W * H) / (4 / 3)) - 0.5);
@@ -116,7 +159,14 @@ test('RandomResizedCrop: over many seeds every crop obeys the scale and ratio ra
 test('test transform: 500×375 → Resize to 341×256 → centre crop at (16, 58); pixels where the geometry puts them', async () => {
   const b = await split(inThread).load([5]);
   assert.deepEqual(b.shape, [1, 224, 224, 3]);
-  assert.deepEqual(b.applied[0], { width: 500, height: 375, resized: { width: 341, height: 256 }, box: { top: 16, left: 58, height: 224, width: 224 }, flip: false, converted: null });
+  assert.deepEqual(b.applied[0], {
+    width: 500,
+    height: 375,
+    resized: { width: 341, height: 256 },
+    box: { top: 16, left: 58, height: 224, width: 224 },
+    flip: false,
+    converted: null,
+  });
   const px = (y: number, x: number): number[] => Array.from(b.pixels.subarray((y * 224 + x) * 3, (y * 224 + x) * 3 + 3), (v) => Math.round(v * 255));
   // The red|blue edge is at x = 170.5 of the resized image; the green band (rows 0–19, resized
   // 0–13.7) lies above the crop.
@@ -150,7 +200,11 @@ test('train transform: the crop box and flip drawn from each seed are the pixels
     const ap = a.applied[n];
     assert.deepEqual({ box: ap?.box, flip: ap?.flip }, d);
     // Gradient image: R encodes the source column, G the source row, B the image.
-    for (const [i, j] of [[10, 10], [112, 200], [200, 50]] as const) {
+    for (const [i, j] of [
+      [10, 10],
+      [112, 200],
+      [200, 50],
+    ] as const) {
       const o = ((n * 224 + i) * 224 + j) * 3;
       const sx = d.box.left + ((d.flip ? 223 - j : j) + 0.5) * (d.box.width / 224) - 0.5;
       const sy = d.box.top + (i + 0.5) * (d.box.height / 224) - 0.5;
@@ -167,15 +221,20 @@ test('train transform: the crop box and flip drawn from each seed are the pixels
   const p0 = await s.loadTrain([3], [99], never);
   const p1 = await s.loadTrain([3], [99], always);
   assert.deepEqual(p0.applied[0]?.box, p1.applied[0]?.box);
-  for (let y = 0; y < 224; y += 37) for (let x = 0; x < 224; x += 29) for (let c = 0; c < 3; c++) {
-    assert.equal(p0.pixels[(y * 224 + x) * 3 + c], p1.pixels[(y * 224 + (223 - x)) * 3 + c]);
-  }
+  for (let y = 0; y < 224; y += 37)
+    for (let x = 0; x < 224; x += 29)
+      for (let c = 0; c < 3; c++) {
+        assert.equal(p0.pixels[(y * 224 + x) * 3 + c], p1.pixels[(y * 224 + (223 - x)) * 3 + c]);
+      }
 });
 
 test('worker threads give the same bytes as the calling thread; an unreadable image fails the batch by name', async () => {
   const seeds = [5, 6, 7, 8, 9, 10, 11];
   const idx = [0, 1, 2, 3, 4, 5, 6];
-  const [a, b] = await Promise.all([split(inThread, IMAGENET_NORMALIZATION).loadTrain(idx, seeds), split(threaded, IMAGENET_NORMALIZATION).loadTrain(idx, seeds)]);
+  const [a, b] = await Promise.all([
+    split(inThread, IMAGENET_NORMALIZATION).loadTrain(idx, seeds),
+    split(threaded, IMAGENET_NORMALIZATION).loadTrain(idx, seeds),
+  ]);
   assert.deepEqual(a.pixels, b.pixels);
   assert.deepEqual(a.applied, b.applied);
   const [t1, t2] = await Promise.all([split(inThread).load([4, 0]), split(threaded).load([4, 0])]);

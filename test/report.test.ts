@@ -8,7 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UMAP } from 'umap-js';
 import {
-  axisExponent, binFractions, downsample, escapeXml, fitText, formatTick, histogramChart, lineChart, linearAxis, logAxis, niceStep, scatterChart,
+  axisExponent,
+  binFractions,
+  downsample,
+  escapeXml,
+  fitText,
+  formatTick,
+  histogramChart,
+  lineChart,
+  linearAxis,
+  logAxis,
+  niceStep,
+  scatterChart,
 } from '../src/report/svg_chart.ts';
 import { RunDir, RunLog, checkRunDir, openRuns, parseLogLine } from '../src/report/run_data.ts';
 import { umapProjection } from '../src/report/umap_projection.ts';
@@ -40,30 +51,61 @@ test('axes: nice steps, widened ranges, tick labels with one precision per axis'
   assert.equal(niceStep(7, 5), 1);
   const a = linearAxis(0.13, 0.87, 4);
   assert.ok(a.lo <= 0.13 && a.hi >= 0.87);
-  assert.deepEqual(a.ticks.map((t) => formatTick(t, a)), ['0', '0.2', '0.4', '0.6', '0.8', '1.0']);
+  assert.deepEqual(
+    a.ticks.map((t) => formatTick(t, a)),
+    ['0', '0.2', '0.4', '0.6', '0.8', '1.0'],
+  );
   const flat = linearAxis(3, 3);
   assert.ok(flat.lo < 3 && flat.hi > 3, 'a constant series still gets a range');
   const small = linearAxis(-1.2e-3, 2.1e-3, 5);
   assert.equal(axisExponent(small), -3);
-  assert.deepEqual(small.ticks.map((t) => formatTick(t, small)), ['-1.5', '-1.0', '-0.5', '0', '0.5', '1.0', '1.5', '2.0', '2.5']);
+  assert.deepEqual(
+    small.ticks.map((t) => formatTick(t, small)),
+    ['-1.5', '-1.0', '-0.5', '0', '0.5', '1.0', '1.5', '2.0', '2.5'],
+  );
   const large = linearAxis(0, 250000, 5);
   assert.equal(axisExponent(large), 5);
-  assert.deepEqual(large.ticks.map((t) => formatTick(t, large)), ['0', '0.5', '1.0', '1.5', '2.0', '2.5']);
+  assert.deepEqual(
+    large.ticks.map((t) => formatTick(t, large)),
+    ['0', '0.5', '1.0', '1.5', '2.0', '2.5'],
+  );
   assert.equal(axisExponent(a), 0);
   const log = logAxis(2e-5, 3);
   assert.equal(log.lo, 1e-5);
   assert.equal(log.hi, 10);
-  assert.deepEqual(log.ticks.map((t) => formatTick(t, log)), ['1e-5', '1e-4', '0.001', '0.01', '0.1', '1', '10']);
+  assert.deepEqual(
+    log.ticks.map((t) => formatTick(t, log)),
+    ['1e-5', '1e-4', '0.001', '0.01', '0.1', '1', '10'],
+  );
   assert.equal(fitText('abcdefghij', 6), 'abcde…');
   assert.equal(fitText('short', 6), 'short');
 });
 
 test('line chart: one path per series with its point count, gaps at non-finite values, a legend, escaped names', () => {
   const svg = lineChart({
-    title: 'loss <J_m> & co', xLabel: 'iteration', yLabel: 'J',
+    title: 'loss <J_m> & co',
+    xLabel: 'iteration',
+    yLabel: 'J',
     series: [
-      { name: 'run<1>', color: '#111', points: [[1, 3], [2, 2], [3, NaN], [4, 1], [5, 0.5]] },
-      { name: 'run2', color: '#222', points: [[1, 4], [2, 3]] },
+      {
+        name: 'run<1>',
+        color: '#111',
+        points: [
+          [1, 3],
+          [2, 2],
+          [3, NaN],
+          [4, 1],
+          [5, 0.5],
+        ],
+      },
+      {
+        name: 'run2',
+        color: '#222',
+        points: [
+          [1, 4],
+          [2, 3],
+        ],
+      },
       { name: 'empty', color: '#333', points: [[1, NaN]] },
     ],
   });
@@ -84,18 +126,59 @@ test('line chart: empty input gives a marked empty chart; wide positive ranges a
   assert.match(empty, /chart-empty/);
   assert.match(empty, /data-empty="true"/);
   assert.match(empty, /no data yet/);
-  const wide = lineChart({ title: 'J_syn', series: [{ name: 'r', color: '#000', points: [[0, 1e-5], [1, 1e-3], [2, 1]] }], logY: 'auto' });
+  const wide = lineChart({
+    title: 'J_syn',
+    series: [
+      {
+        name: 'r',
+        color: '#000',
+        points: [
+          [0, 1e-5],
+          [1, 1e-3],
+          [2, 1],
+        ],
+      },
+    ],
+    logY: 'auto',
+  });
   assert.match(wide, /data-log-y="true"/);
-  const narrow = lineChart({ title: 'J_m', series: [{ name: 'r', color: '#000', points: [[0, 1], [1, 3]] }], logY: 'auto' });
+  const narrow = lineChart({
+    title: 'J_m',
+    series: [
+      {
+        name: 'r',
+        color: '#000',
+        points: [
+          [0, 1],
+          [1, 3],
+        ],
+      },
+    ],
+    logY: 'auto',
+  });
   assert.doesNotMatch(narrow, /data-log-y/);
-  const lr = lineChart({ title: 'lr', yLabel: 'lr', series: [{ name: 'r', color: '#000', points: [[0, 1e-3], [1, 5e-4]] }] });
+  const lr = lineChart({
+    title: 'lr',
+    yLabel: 'lr',
+    series: [
+      {
+        name: 'r',
+        color: '#000',
+        points: [
+          [0, 1e-3],
+          [1, 5e-4],
+        ],
+      },
+    ],
+  });
   assert.match(lr, />lr, ×1e-3</, 'small values: the power of ten is in the axis title');
   assert.match(lr, /class="tick"[^>]*>1\.0</);
 });
 
 test('histogram and scatter charts draw every series and every point', () => {
   const h = histogramChart({
-    title: 'distances', series: [
+    title: 'distances',
+    series: [
       { name: 'a', color: '#f00', ...binFractions([0.1, 0.2, 0.2, 0.9], 0, 1, 4) },
       { name: 'b', color: '#00f', edges: [0, 1], heights: [0] },
     ],
@@ -123,7 +206,11 @@ function iterLine(step: number, epoch = 0): string {
   return JSON.stringify({ type: 'iteration', step, epoch, iteration: step - 1, J_m: 1 / step, lr: 0.001 });
 }
 
-function makeRun(name: string, lines: string[], config: object = { dataset: { name: 'folder', root: '/nonexistent' }, train: { method: 'gca-hng', epochs: 2, seed: 3 } }): string {
+function makeRun(
+  name: string,
+  lines: string[],
+  config: object = { dataset: { name: 'folder', root: '/nonexistent' }, train: { method: 'gca-hng', epochs: 2, seed: 3 } },
+): string {
   const dir = join(tmp, name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
@@ -143,16 +230,26 @@ test('log lines: each type parsed, malformed ones explained', () => {
 
 test('a run directory with malformed lines: the good entries are read, the bad ones listed by line number', () => {
   const dir = makeRun('malformed', [
-    `${iterLine(1)}\n`, 'not json at all\n', `${iterLine(2)}\n`, '\n', '{"type":"evaluation","step":2,"epoch":1}\n',
+    `${iterLine(1)}\n`,
+    'not json at all\n',
+    `${iterLine(2)}\n`,
+    '\n',
+    '{"type":"evaluation","step":2,"epoch":1}\n',
     '{"type":"evaluation","step":2,"epoch":1,"recall":{"1":0.5,"2":0.7},"map_at_r":0.1,"r_precision":0.2,"nmi":0.3}\n',
     '{"type":"iteration","step":3,"ep',
   ]);
   const run = new RunDir(dir);
   run.refresh(true);
-  assert.deepEqual(run.log.iterations.map((i) => i.step), [1, 2]);
+  assert.deepEqual(
+    run.log.iterations.map((i) => i.step),
+    [1, 2],
+  );
   assert.deepEqual(run.log.iterations[0]?.values, { J_m: 1, lr: 0.001 });
   assert.equal(run.log.evaluations.length, 1);
-  assert.deepEqual(run.log.problems.map((p) => p.line), [2, 5, 7]);
+  assert.deepEqual(
+    run.log.problems.map((p) => p.line),
+    [2, 5, 7],
+  );
   assert.match(run.log.problems[2]?.message ?? '', /cut short/);
   assert.equal(run.config.method, 'gca-hng');
   assert.equal(run.config.dataset.name, 'folder');
@@ -173,38 +270,57 @@ test('the log is read incrementally: appended lines, a line completed later, a r
   assert.equal(log.problems.length, 0);
   appendFileSync(path, `${line.slice(20)}\n${iterLine(3)}\n`);
   assert.equal(log.poll(), true);
-  assert.deepEqual(log.iterations.map((i) => i.step), [1, 2, 3]);
+  assert.deepEqual(
+    log.iterations.map((i) => i.step),
+    [1, 2, 3],
+  );
   // The trainer's resume rewrites the log atomically (a new file): it is read from the start.
   writeFileSync(`${path}.new`, `${iterLine(1)}\n${iterLine(2)}\n`);
   renameSync(`${path}.new`, path);
   assert.equal(log.poll(), true);
-  assert.deepEqual(log.iterations.map((i) => i.step), [1, 2]);
+  assert.deepEqual(
+    log.iterations.map((i) => i.step),
+    [1, 2],
+  );
 });
 
 test('not a run directory: a UserError naming the path', () => {
   const plain = join(tmp, 'plain');
   mkdirSync(plain, { recursive: true });
-  assert.throws(() => checkRunDir(plain), (e: unknown) => e instanceof UserError && e.message.includes(plain) && /not a run directory/.test(e.message));
-  assert.throws(() => checkRunDir(join(tmp, 'nope')), (e: unknown) => e instanceof UserError && e.message.includes(join(tmp, 'nope')));
+  assert.throws(
+    () => checkRunDir(plain),
+    (e: unknown) => e instanceof UserError && e.message.includes(plain) && /not a run directory/.test(e.message),
+  );
+  assert.throws(
+    () => checkRunDir(join(tmp, 'nope')),
+    (e: unknown) => e instanceof UserError && e.message.includes(join(tmp, 'nope')),
+  );
   const file = join(tmp, 'file.txt');
   writeFileSync(file, 'x');
   assert.throws(() => checkRunDir(file), /not a directory/);
   const badConfig = makeRun('bad-config', []);
   writeFileSync(join(badConfig, 'config.json'), '{oops');
-  assert.throws(() => new RunDir(badConfig), (e: unknown) => e instanceof UserError && e.message.includes('config.json') && /not valid JSON/.test(e.message));
+  assert.throws(
+    () => new RunDir(badConfig),
+    (e: unknown) => e instanceof UserError && e.message.includes('config.json') && /not valid JSON/.test(e.message),
+  );
 });
 
 test('runs with the same folder name are told apart by their parent', () => {
   const a = makeRun(join('x', 'run'), []);
   const b = makeRun(join('y', 'run'), []);
   const c = makeRun('other', []);
-  assert.deepEqual(openRuns([a, b, c]).map((r) => r.name), ['x/run', 'y/run', 'other']);
+  assert.deepEqual(
+    openRuns([a, b, c]).map((r) => r.name),
+    ['x/run', 'y/run', 'other'],
+  );
 });
 
 /** Three well separated clusters of 20 points in 8-D. */
 function clusters(seed: number): { data: Float64Array; labels: Int32Array } {
   const rand = seededRandom(seed);
-  const n = 60, D = 8;
+  const n = 60,
+    D = 8;
   const data = new Float64Array(n * D);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -233,8 +349,23 @@ test('UMAP: the same seed gives the same map, another seed another; clusters sta
     const idx = [...labels.keys()].filter((i) => labels[i] === k);
     return [idx.reduce((s, i) => s + (a.x[i] as number), 0) / idx.length, idx.reduce((s, i) => s + (a.y[i] as number), 0) / idx.length] as const;
   });
-  const spread = [...labels.keys()].reduce((s, i) => s + Math.hypot((a.x[i] as number) - (cent[labels[i] as number] as readonly number[])[0]!, (a.y[i] as number) - (cent[labels[i] as number] as readonly number[])[1]!), 0) / labels.length;
-  const gap = Math.min(...[[0, 1], [0, 2], [1, 2]].map(([p, q]) => Math.hypot(cent[p!]![0] - cent[q!]![0], cent[p!]![1] - cent[q!]![1])));
+  const spread =
+    [...labels.keys()].reduce(
+      (s, i) =>
+        s +
+        Math.hypot(
+          (a.x[i] as number) - (cent[labels[i] as number] as readonly number[])[0]!,
+          (a.y[i] as number) - (cent[labels[i] as number] as readonly number[])[1]!,
+        ),
+      0,
+    ) / labels.length;
+  const gap = Math.min(
+    ...[
+      [0, 1],
+      [0, 2],
+      [1, 2],
+    ].map(([p, q]) => Math.hypot(cent[p!]![0] - cent[q!]![0], cent[p!]![1] - cent[q!]![1])),
+  );
   assert.ok(gap > 3 * spread, `clusters apart: gap ${gap.toFixed(2)}, spread ${spread.toFixed(2)}`);
 });
 
@@ -242,7 +373,8 @@ test('UMAP: the fast graph construction gives exactly umap-js’s own map', asyn
   const { data } = clusters(2);
   const lists = await selfLists(data, 14);
   const ours = await umapProjection(lists, { seed: 9, epochs: 50 });
-  const knnIndices: number[][] = [], knnDistances: number[][] = [];
+  const knnIndices: number[][] = [],
+    knnDistances: number[][] = [];
   for (let i = 0; i < lists.rows; i++) {
     knnIndices.push([i, ...Array.from({ length: 14 }, (_, j) => lists.indices[i * lists.k + j] as number)]);
     knnDistances.push([0, ...Array.from({ length: 14 }, (_, j) => Math.sqrt(Math.max(0, 2 - 2 * (lists.scores[i * lists.k + j] as number))))]);
@@ -250,13 +382,20 @@ test('UMAP: the fast graph construction gives exactly umap-js’s own map', asyn
   const umap = new UMAP({ nComponents: 2, nNeighbors: 15, minDist: 0.1, random: seededRandom(9), nEpochs: 50 });
   umap.setPrecomputedKNN(knnIndices, knnDistances);
   const theirs = umap.fit(Array.from({ length: lists.rows }, () => [0]));
-  assert.deepEqual(Array.from(ours.x), theirs.map((p) => p[0]));
-  assert.deepEqual(Array.from(ours.y), theirs.map((p) => p[1]));
+  assert.deepEqual(
+    Array.from(ours.x),
+    theirs.map((p) => p[0]),
+  );
+  assert.deepEqual(
+    Array.from(ours.y),
+    theirs.map((p) => p[1]),
+  );
 });
 
 test('the cooperative neighbour search (blocks, yielding) gives the self search’s lists', async () => {
   const rand = seededRandom(4);
-  const rows = 600, dim = 6;
+  const rows = 600,
+    dim = 6;
   const data = Float32Array.from({ length: rows * dim }, () => rand() - 0.5);
   const labels = Int32Array.from({ length: rows }, (_, i) => i % 7);
   const t = { rows, dim, data, labels, version: 'x' };
@@ -278,30 +417,58 @@ test('UMAP of fewer than four points: a fixed layout', async () => {
 test('gallery: AP@R and first correct rank per query, worst first', () => {
   // Items 0,1,2 of class 0 and 3,4 of class 1; lists of the 4 others by hand.
   const ids = Int32Array.from([0, 0, 0, 1, 1]);
-  const rows = [[1, 2, 3, 4], [3, 0, 2, 4], [3, 4, 0, 1], [4, 0, 1, 2], [0, 1, 2, 3]];
+  const rows = [
+    [1, 2, 3, 4],
+    [3, 0, 2, 4],
+    [3, 4, 0, 1],
+    [4, 0, 1, 2],
+    [0, 1, 2, 3],
+  ];
   const lists = { rows: 5, k: 4, indices: Int32Array.from(rows.flat()), scores: Float64Array.from(rows.flat().map((_, i) => 1 - (i % 4) / 10)) };
   const q = rankQueries({ lists, ids, classSizes: Int32Array.from([3, 2]) }, 3);
   // AP@R: q0 = 1, q1 = (0 + 1/2)/2 = 0.25, q2 = (0 + 0)/2 = 0, q3 = 1, q4 = 0 (first correct at 4).
-  assert.deepEqual(q.map((x) => x.index), [4, 2, 1, 0, 3]);
-  assert.deepEqual(q.map((x) => x.apAtR), [0, 0, 0.25, 1, 1]);
-  assert.deepEqual(q.map((x) => x.firstCorrect), [4, 3, 2, 1, 1]);
-  assert.deepEqual(q[0]?.results.map((r) => r.correct), [false, false, false]);
+  assert.deepEqual(
+    q.map((x) => x.index),
+    [4, 2, 1, 0, 3],
+  );
+  assert.deepEqual(
+    q.map((x) => x.apAtR),
+    [0, 0, 0.25, 1, 1],
+  );
+  assert.deepEqual(
+    q.map((x) => x.firstCorrect),
+    [4, 3, 2, 1, 1],
+  );
+  assert.deepEqual(
+    q[0]?.results.map((r) => r.correct),
+    [false, false, false],
+  );
   assert.equal(q[0]?.results.length, 3);
 });
 
 function snapshot(name: string, over: Partial<RunSnapshot> = {}): RunSnapshot {
   return {
-    name, dir: `/runs/${name}`, color: '#4e79a7',
+    name,
+    dir: `/runs/${name}`,
+    color: '#4e79a7',
     config: { method: 'gca-hng', dataset: { name: 'folder', root: null, imageSize: 8 }, epochs: 2, seed: 0, embeddingSize: 8, raw: {} },
     iterations: [1, 2, 3].map((s) => ({ step: s, epoch: 0, values: { J_m: 3 - s / 2, lr: 1e-3 } })),
     evaluations: [{ step: 3, epoch: 1, recall: { 1: 0.5, 2: 0.75 }, map_at_r: 0.3, r_precision: 0.4, nmi: 0.2 }],
-    diagnostics: [], metrics: null, logProblems: [], problems: [], embedding: null, ...over,
+    diagnostics: [],
+    metrics: null,
+    logProblems: [],
+    problems: [],
+    embedding: null,
+    ...over,
   };
 }
 
 test('sections: one series per run with a legend; a note where a run has no diagnostics', () => {
   const sections = allSections([snapshot('alpha'), snapshot('beta', { color: '#f28e2b', config: { ...snapshot('x').config, method: 'none' } })]);
-  assert.deepEqual(sections.map((s) => s.id), ['overview', 'losses', 'rates', 'metrics', 'hardness', 'umap', 'gallery']);
+  assert.deepEqual(
+    sections.map((s) => s.id),
+    ['overview', 'losses', 'rates', 'metrics', 'hardness', 'umap', 'gallery'],
+  );
   const losses = sections.find((s) => s.id === 'losses')?.html ?? '';
   assert.deepEqual(attrs(losses, 'series', 'data-series'), ['alpha', 'beta']);
   const metrics = sections.find((s) => s.id === 'metrics')?.html ?? '';
@@ -315,9 +482,31 @@ test('sections: one series per run with a legend; a note where a run has no diag
 
 test('gallery section: wrong results marked, thumbnails inline', () => {
   const view = {
-    epoch: 2, rows: 3, labels: Int32Array.from([0, 0, 1]), classNames: ['cat', 'dog'], projection: { x: new Float64Array(3), y: new Float64Array(3) },
-    queries: [{ index: 0, apAtR: 0, firstCorrect: 2, relevant: 1, results: [{ index: 2, score: 0.9, correct: false }, { index: 1, score: 0.8, correct: true }] }],
-    scoredQueries: 2, k: 2, thumbnails: new Map([[0, 'data:image/png;base64,AA'], [1, 'data:image/png;base64,AB'], [2, 'data:image/png;base64,AC']]), thumbnailsMissing: null,
+    epoch: 2,
+    rows: 3,
+    labels: Int32Array.from([0, 0, 1]),
+    classNames: ['cat', 'dog'],
+    projection: { x: new Float64Array(3), y: new Float64Array(3) },
+    queries: [
+      {
+        index: 0,
+        apAtR: 0,
+        firstCorrect: 2,
+        relevant: 1,
+        results: [
+          { index: 2, score: 0.9, correct: false },
+          { index: 1, score: 0.8, correct: true },
+        ],
+      },
+    ],
+    scoredQueries: 2,
+    k: 2,
+    thumbnails: new Map([
+      [0, 'data:image/png;base64,AA'],
+      [1, 'data:image/png;base64,AB'],
+      [2, 'data:image/png;base64,AC'],
+    ]),
+    thumbnailsMissing: null,
   };
   const html = gallerySection([snapshot('alpha', { embedding: view })]).html;
   assert.equal((html.match(/<img src="data:image\/png;base64,/g) ?? []).length, 3);

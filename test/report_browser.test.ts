@@ -19,7 +19,16 @@ import { ROOT, hardneg } from './helpers/cli.ts';
 import { makeImageFolder } from './helpers/image_folder.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const haveChromium = existsSync(CHROMIUM);
 // CI installs Chromium (.ci/run); elsewhere the test is skipped, saying why, when it is missing.
 const skip = !haveChromium && process.env.CI !== 'true' ? `${CHROMIUM} not found (apt-get install -y chromium)` : false;
@@ -31,12 +40,34 @@ const report = join(tmp, 'report.html');
 const TEST_IMAGES = 5 * 6;
 let browser: Browser | undefined;
 
-
 function train(out: string, method: string): void {
   const r = hardneg([
-    'train', '--dataset', 'folder', '--data-root', data, '--method', method, '--epochs', '2', '--seed', '7', '--out', out, '--quiet',
-    '--set', 'dataset.imageSize=8', '--set', 'model.embeddingSize=16', '--set', 'train.classesPerBatch=3', '--set', 'train.samplesPerClass=2',
-    '--set', 'train.maxIterationsPerEpoch=4', '--set', 'eval.ks=[1,2]',
+    'train',
+    '--dataset',
+    'folder',
+    '--data-root',
+    data,
+    '--method',
+    method,
+    '--epochs',
+    '2',
+    '--seed',
+    '7',
+    '--out',
+    out,
+    '--quiet',
+    '--set',
+    'dataset.imageSize=8',
+    '--set',
+    'model.embeddingSize=16',
+    '--set',
+    'train.classesPerBatch=3',
+    '--set',
+    'train.samplesPerClass=2',
+    '--set',
+    'train.maxIterationsPerEpoch=4',
+    '--set',
+    'eval.ks=[1,2]',
   ]);
   assert.equal(r.code, 0, r.stderr);
 }
@@ -99,10 +130,21 @@ test('the report opens offline from a file, renders every view with data, and lo
   const page = await (browser as Browser).newPage({ viewport: { width: 1280, height: 2000 } });
   const w = watch(page);
   await page.goto(pathToFileURL(report).href, { waitUntil: 'load' });
-  assert.deepEqual(w.requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:')), [], 'no network request');
-  assert.deepEqual(w.requests.filter((u) => u.startsWith('file:')), [pathToFileURL(report).href], 'the page itself only');
+  assert.deepEqual(
+    w.requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:')),
+    [],
+    'no network request',
+  );
+  assert.deepEqual(
+    w.requests.filter((u) => u.startsWith('file:')),
+    [pathToFileURL(report).href],
+    'the page itself only',
+  );
   const ids = await page.$$eval('section.report-section', (s) => s.map((e) => e.id));
-  assert.deepEqual(ids, ['overview', 'losses', 'rates', 'metrics', 'hardness', 'umap', 'gallery'].map((s) => `section-${s}`));
+  assert.deepEqual(
+    ids,
+    ['overview', 'losses', 'rates', 'metrics', 'hardness', 'umap', 'gallery'].map((s) => `section-${s}`),
+  );
   const { total, empty } = await chartsWithoutData(page);
   assert.ok(total >= 20, `${total} charts`);
   assert.deepEqual(empty, [], 'every chart has data');
@@ -120,14 +162,19 @@ test('the report opens offline from a file, renders every view with data, and lo
   assert.deepEqual(points, [TEST_IMAGES, TEST_IMAGES]);
   // Gallery: 6 queries per run, the query and 7 results each (more than the 5 other images of its
   // class, so some are wrong), all decoded thumbnails, every result marked right or wrong.
-  const gallery = await page.$$eval('#section-gallery li.query', (qs) => qs.map((q) => ({
-    images: [...q.querySelectorAll('img')].map((i) => (i as HTMLImageElement).naturalWidth),
-    marked: q.querySelectorAll('.result.hit, .result.miss').length,
-  })));
+  const gallery = await page.$$eval('#section-gallery li.query', (qs) =>
+    qs.map((q) => ({
+      images: [...q.querySelectorAll('img')].map((i) => (i as HTMLImageElement).naturalWidth),
+      marked: q.querySelectorAll('.result.hit, .result.miss').length,
+    })),
+  );
   assert.equal(gallery.length, 12);
   for (const q of gallery) {
     assert.equal(q.images.length, 8);
-    assert.ok(q.images.every((w) => w > 0), 'thumbnails decode');
+    assert.ok(
+      q.images.every((w) => w > 0),
+      'thumbnails decode',
+    );
     assert.equal(q.marked, 7);
   }
   assert.ok(await page.$('#section-gallery .result.miss'), 'some wrong results are marked');
@@ -146,10 +193,15 @@ test('the report opens offline from a file, renders every view with data, and lo
 });
 
 function startServe(): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'hardneg'), 'serve', runs.gca, runs.none, '--port', '0', '--interval', '0.5', '--k', '7', '--queries', '6'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'bin', 'hardneg'), 'serve', runs.gca, runs.none, '--port', '0', '--interval', '0.5', '--k', '7', '--queries', '6'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    let out = '', err = '';
+    let out = '',
+      err = '';
     const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}${err}`)), 120_000);
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     child.stdout?.on('data', (d: Buffer) => {
@@ -194,14 +246,30 @@ test('serve shows the same views on localhost and picks up new log lines', { ski
     const selector = '#section-losses .charts > figure:first-child svg.chart path.series[data-series="gca"]';
     const before = Number(await page.getAttribute(selector, 'data-points'));
     const log = join(runs.gca, 'log.jsonl');
-    const last = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'iteration').pop();
+    const last = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'iteration')
+      .pop();
     appendFileSync(log, `${JSON.stringify({ ...last, step: last.step + 1, iteration: last.iteration + 1, J_m: 0.5 })}\n`);
-    await page.waitForFunction(({ s, n }) => Number(document.querySelector(s)?.getAttribute('data-points')) === n, { s: selector, n: before + 1 }, { timeout: 20_000 });
+    await page.waitForFunction(
+      ({ s, n }) => Number(document.querySelector(s)?.getAttribute('data-points')) === n,
+      { s: selector, n: before + 1 },
+      { timeout: 20_000 },
+    );
     assert.ok(Number(await page.getAttribute('body', 'data-updates')) >= 1);
     assert.match((await page.textContent('#live-status')) ?? '', /live · checked/);
     const origin = new URL(url).origin;
-    assert.deepEqual(w.requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:')), [], 'requests to the server only');
-    assert.ok(w.requests.some((u) => u.startsWith(`${origin}/api/sections`)), 'the page polls the server');
+    assert.deepEqual(
+      w.requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:')),
+      [],
+      'requests to the server only',
+    );
+    assert.ok(
+      w.requests.some((u) => u.startsWith(`${origin}/api/sections`)),
+      'the page polls the server',
+    );
     assert.deepEqual(w.errors, [], 'no console errors');
     await page.close();
   } finally {

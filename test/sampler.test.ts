@@ -2,7 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Random, STREAMS } from '../src/engine/random.ts';
 import {
-  BalancedBatchSampler, type SamplerState, chunkOrder, fromChunkLayout, rowsToChunkLayout, toChunkLayout,
+  BalancedBatchSampler,
+  type SamplerState,
+  chunkOrder,
+  fromChunkLayout,
+  rowsToChunkLayout,
+  toChunkLayout,
 } from '../src/samplers/balanced_batch_sampler.ts';
 import { inferChunkLayout } from '../src/samplers/chunk_layout.ts';
 
@@ -10,12 +15,13 @@ import { inferChunkLayout } from '../src/samplers/chunk_layout.ts';
 function makeLabels(sizes: number[]): number[] {
   const labels: number[] = [];
   const left = [...sizes];
-  while (left.some((n) => n > 0)) left.forEach((n, c) => {
-    if (n > 0) {
-      labels.push(c);
-      left[c] = n - 1;
-    }
-  });
+  while (left.some((n) => n > 0))
+    left.forEach((n, c) => {
+      if (n > 0) {
+        labels.push(c);
+        left[c] = n - 1;
+      }
+    });
   return labels;
 }
 
@@ -29,7 +35,11 @@ function officialBatches(labels: number[], P: number, K: number, seed: number, e
   const rng = new Random(seed, STREAMS.sampler);
   const labelsSet = [...new Set(labels)].sort((a, b) => a - b);
   const labelToIndices = new Map<number, number[]>();
-  for (const l of labelsSet) labelToIndices.set(l, labels.flatMap((y, i) => (y === l ? [i] : [])));
+  for (const l of labelsSet)
+    labelToIndices.set(
+      l,
+      labels.flatMap((y, i) => (y === l ? [i] : [])),
+    );
   for (const l of labelsSet) rng.shuffle(labelToIndices.get(l) as number[]);
   const usedLabelIndicesCount = new Map(labelsSet.map((l) => [l, 0]));
   const nDataset = labels.length;
@@ -82,7 +92,10 @@ test('each batch is P·K indices, class-major, with P distinct classes', () => {
     const classes: number[] = [];
     for (let p = 0; p < P; p++) {
       const block = [...batch.subarray(p * K, (p + 1) * K)].map((i) => labels[i] as number);
-      assert.ok(block.every((y) => y === block[0]), `batch ${b}: slot ${p} mixes classes ${block}`);
+      assert.ok(
+        block.every((y) => y === block[0]),
+        `batch ${b}: slot ${p} mixes classes ${block}`,
+      );
       classes.push(block[0] as number);
       assert.equal(new Set(batch.subarray(p * K, (p + 1) * K)).size, K, 'a class with ≥ K images never repeats an image in a batch');
     }
@@ -145,7 +158,10 @@ test('cursors advance by K, leftovers are skipped and the class is reshuffled', 
     }
     // The order changes at each reshuffle and stays a permutation of the class.
     const o = orders[c]!;
-    assert.deepEqual([...(o[0] as number[])].sort((a, b) => a - b), members);
+    assert.deepEqual(
+      [...(o[0] as number[])].sort((a, b) => a - b),
+      members,
+    );
     assert.notDeepEqual(o[perPass - 1], o[2 * perPass - 1]);
     assert.deepEqual(o[perPass], o[perPass - 1], 'no reshuffle before the pass is used up');
   });
@@ -164,7 +180,10 @@ test('a class with fewer than K images is drawn with replacement, with one warni
     for (let p = 0; p < 3; p++) {
       const block = [...batch.subarray(p * 5, (p + 1) * 5)];
       if (labels[block[0] as number] !== 0) continue;
-      assert.ok(block.every((i) => small.includes(i)), `${block} not all from the small class`);
+      assert.ok(
+        block.every((i) => small.includes(i)),
+        `${block} not all from the small class`,
+      );
       if (new Set(block).size < 5) duplicates++;
     }
     assert.equal(s.state().used[0], 0, 'the small class cursor is reset after every draw');
@@ -175,7 +194,14 @@ test('a class with fewer than K images is drawn with replacement, with one warni
 
 test('an epoch has ⌈N/B⌉ − 1 batches', () => {
   // [N, P, K, batches]: ⌊N/B⌋ unless B divides N; CUB's train split (5,864 images) at P·K = 80: 73.
-  for (const [n, P, K, want] of [[26, 3, 3, 2], [27, 3, 3, 2], [28, 3, 3, 3], [100, 4, 5, 4], [101, 4, 5, 5], [5864, 20, 4, 73]] as const) {
+  for (const [n, P, K, want] of [
+    [26, 3, 3, 2],
+    [27, 3, 3, 2],
+    [28, 3, 3, 3],
+    [100, 4, 5, 4],
+    [101, 4, 5, 5],
+    [5864, 20, 4, 73],
+  ] as const) {
     const labels = Array.from({ length: n }, (_, i) => i % 20);
     const s = new BalancedBatchSampler(labels, { P, K, seed: 1 });
     assert.equal(s.batchesPerEpoch(), want, `N=${n} P=${P} K=${K}`);
@@ -202,7 +228,10 @@ test('the same seed gives the same batches, another seed others', () => {
   // A caller-provided stream is used (and advanced) as given.
   const rng = new Random(42, STREAMS.sampler);
   const s = new BalancedBatchSampler(labels, { P: 3, K: 2, rng });
-  assert.deepEqual(Array.from({ length: 30 }, () => [...s.nextBatch()]), run(42));
+  assert.deepEqual(
+    Array.from({ length: 30 }, () => [...s.nextBatch()]),
+    run(42),
+  );
 });
 
 test('state() / restore() continue exactly, mid-epoch, through JSON', () => {

@@ -12,11 +12,23 @@ import { makeImageFolder } from './helpers/image_folder.ts';
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-train-'));
 const data = join(tmp, 'data');
 
-
 const CONFIG = [
-  '--set', 'dataset.imageSize=8', '--set', 'dataset.flip=true', '--set', 'model.embeddingSize=16',
-  '--set', 'train.classesPerBatch=3', '--set', 'train.samplesPerClass=2', '--set', 'train.checkpointEvery=1',
-  '--set', 'solver.warmUpEpochs=1', '--set', 'eval.ks=[1,2]',
+  '--set',
+  'dataset.imageSize=8',
+  '--set',
+  'dataset.flip=true',
+  '--set',
+  'model.embeddingSize=16',
+  '--set',
+  'train.classesPerBatch=3',
+  '--set',
+  'train.samplesPerClass=2',
+  '--set',
+  'train.checkpointEvery=1',
+  '--set',
+  'solver.warmUpEpochs=1',
+  '--set',
+  'eval.ks=[1,2]',
 ];
 
 function trainArgs(out: string): string[] {
@@ -28,7 +40,11 @@ async function killAfterIterations(args: string[], logPath: string, iterations: 
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
-    const lines = existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').filter((l) => l.includes('"iteration"')).length : 0;
+    const lines = existsSync(logPath)
+      ? readFileSync(logPath, 'utf8')
+          .split('\n')
+          .filter((l) => l.includes('"iteration"')).length
+      : 0;
     if (lines >= iterations) break;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -59,8 +75,16 @@ test('a run killed with SIGKILL mid-epoch and resumed ends with the same weights
   assert.deepEqual(b.final, a.final);
   assert.deepEqual(b.best, a.best);
   for (const key of ['epoch', 'recall', 'map_at_r', 'r_precision', 'nmi']) assert.ok(key in a.final, `metrics.json final has ${key}`);
-  const iterLines = (p: string) => readFileSync(join(p, 'log.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"iteration"')).map((l) => JSON.parse(l));
-  assert.deepEqual(iterLines(interrupted).map((l) => l.J_metric), iterLines(whole).map((l) => l.J_metric), 'the log continues without gaps or repeats');
+  const iterLines = (p: string) =>
+    readFileSync(join(p, 'log.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"iteration"'))
+      .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    iterLines(interrupted).map((l) => l.J_metric),
+    iterLines(whole).map((l) => l.J_metric),
+    'the log continues without gaps or repeats',
+  );
 });
 
 test('the none baseline trains with the same model and reports the same metrics', () => {

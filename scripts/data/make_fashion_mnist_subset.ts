@@ -55,7 +55,10 @@ function main(): void {
   let pixelSum = 0;
   let pixelSq = 0;
   let pixelCount = 0;
-  for (const [part, perClass] of [['train', o.trainPerClass], ['test', o.testPerClass]] as const) {
+  for (const [part, perClass] of [
+    ['train', o.trainPerClass],
+    ['test', o.testPerClass],
+  ] as const) {
     const files = FASHION_MNIST_FILES[part];
     const images = readIdx(join(o.src, files.images));
     const labels = readIdx(join(o.src, files.labels));

@@ -60,7 +60,9 @@ export function nextSameClass(labels: readonly number[], what: string): number[]
   const partner = new Array<number>(labels.length).fill(-1);
   for (const [y, idx] of byClass(labels)) {
     if (idx.length < 2) throw new Error(`${what}: class ${y} has a single sample in the batch; every class needs a positive (≥ 2 samples)`);
-    idx.forEach((i, t) => { partner[i] = idx[(t + 1) % idx.length] as number; });
+    idx.forEach((i, t) => {
+      partner[i] = idx[(t + 1) % idx.length] as number;
+    });
   }
   return partner;
 }
@@ -73,7 +75,8 @@ export function nextSameClass(labels: readonly number[], what: string): number[]
 export function pairWithinClass(labels: readonly number[], what: string): number[] {
   const partner = new Array<number>(labels.length).fill(-1);
   for (const [y, idx] of byClass(labels)) {
-    if (idx.length % 2 !== 0) throw new Error(`${what}: class ${y} has ${idx.length} samples in the batch; pairing needs an even number per class (e.g. K = 2 or 4 samples per class)`);
+    if (idx.length % 2 !== 0)
+      throw new Error(`${what}: class ${y} has ${idx.length} samples in the batch; pairing needs an even number per class (e.g. K = 2 or 4 samples per class)`);
     for (let t = 0; t < idx.length; t += 2) {
       partner[idx[t] as number] = idx[t + 1] as number;
       partner[idx[t + 1] as number] = idx[t] as number;

@@ -28,7 +28,15 @@ import { isPairLoss, pairMasks } from '../losses/metric/base.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { linear } from '../nn/linear.ts';
 import { detachedCopy } from '../nn/stop_gradient.ts';
-import { type GeneratorContext, type HardNegativeGenerator, type Objective, tidyObjective, anchorCandidateMatrix, nextSameClass, selectRows } from './common.ts';
+import {
+  type GeneratorContext,
+  type HardNegativeGenerator,
+  type Objective,
+  tidyObjective,
+  anchorCandidateMatrix,
+  nextSameClass,
+  selectRows,
+} from './common.ts';
 
 export interface DamlOptions {
   /** λ, the weight of J_m (default 1). */
@@ -65,7 +73,10 @@ export function initDamlGenerator(env: DamlEnv, hidden: readonly number[], prefi
   layerNames(prefix, sizes.length - 1).forEach((name, l) => {
     const fanIn = sizes[l] as number;
     const out = sizes[l + 1] as number;
-    for (const [suffix, shape] of [['weight', [out, fanIn]], ['bias', [out]]] as const) {
+    for (const [suffix, shape] of [
+      ['weight', [out, fanIn]],
+      ['bias', [out]],
+    ] as const) {
       const key = `${name}.${suffix}`;
       if (env.sd.has(key)) {
         const v = env.sd.get(key);
@@ -95,7 +106,13 @@ export interface DamlGeneration {
 }
 
 /** G on every (anchor i, its positive, sample j). `zIn` feeds G (detach it for J_gen); `zReal` fills the non-negative candidates. */
-export function damlGenerate(sd: StateDict, zIn: tf.Tensor2D, zReal: tf.Tensor2D, labels: readonly number[], prefix: string = DAML_DEFAULTS.prefix): DamlGeneration {
+export function damlGenerate(
+  sd: StateDict,
+  zIn: tf.Tensor2D,
+  zReal: tf.Tensor2D,
+  labels: readonly number[],
+  prefix: string = DAML_DEFAULTS.prefix,
+): DamlGeneration {
   const [B, D] = zIn.shape;
   if (labels.length !== B) throw new Error(`daml: ${B} embeddings but ${labels.length} labels`);
   const partner = nextSameClass(labels, 'daml');
@@ -126,7 +143,11 @@ export function damlGenerate(sd: StateDict, zIn: tf.Tensor2D, zReal: tf.Tensor2D
 }
 
 /** J_gen = mean over negative pairs (i, j) of ‖x̃ − x_i‖² + λ1‖x̃ − x_j‖² + λ2[‖x̃ − x_i‖² − ‖x⁺_i − x_i‖² − α]_+. */
-export function damlGeneratorLoss(z: tf.Tensor2D, gen: DamlGeneration, o: { lambda1: number; lambda2: number; alpha: number }): { total: tf.Scalar; hard: tf.Scalar; reg: tf.Scalar; adv: tf.Scalar } {
+export function damlGeneratorLoss(
+  z: tf.Tensor2D,
+  gen: DamlGeneration,
+  o: { lambda1: number; lambda2: number; alpha: number },
+): { total: tf.Scalar; hard: tf.Scalar; reg: tf.Scalar; adv: tf.Scalar } {
   const [B, D] = z.shape;
   let count = 0;
   for (const v of gen.negatives) count += v;
@@ -179,7 +200,11 @@ export class Daml implements HardNegativeGenerator {
       const gen = damlGenerate(this.sd, zIn, zs, ctx.labels, this.prefix);
       const g = damlGeneratorLoss(zIn, gen, this);
       const jM = pairLoss.computeFromMatrix({
-        matrix: anchorCandidateMatrix(z, gen.candidates, pairLoss.distance), labels: ctx.labels, refLabels: ctx.labels, selfRef: true, embeddings: z,
+        matrix: anchorCandidateMatrix(z, gen.candidates, pairLoss.distance),
+        labels: ctx.labels,
+        refLabels: ctx.labels,
+        selfRef: true,
+        embeddings: z,
       });
       const total = tf.add(g.total, tf.mul(jM, this.lambda)) as tf.Scalar;
       return { total, terms: { J_gen: g.total, J_hard: g.hard, J_reg: g.reg, J_adv: g.adv, J_m: jM } };

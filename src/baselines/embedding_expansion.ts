@@ -89,7 +89,10 @@ export class EmbeddingExpansion implements HardNegativeGenerator {
   readonly options: Required<EmbeddingExpansionOptions>;
 
   constructor(o: EmbeddingExpansionOptions = {}) {
-    this.options = { innerPoints: o.innerPoints ?? EMBEDDING_EXPANSION_DEFAULTS.innerPoints, l2Normalize: o.l2Normalize ?? EMBEDDING_EXPANSION_DEFAULTS.l2Normalize };
+    this.options = {
+      innerPoints: o.innerPoints ?? EMBEDDING_EXPANSION_DEFAULTS.innerPoints,
+      l2Normalize: o.l2Normalize ?? EMBEDDING_EXPANSION_DEFAULTS.l2Normalize,
+    };
   }
 
   objective(loss: MetricLoss, ctx: GeneratorContext): Objective {
@@ -97,7 +100,11 @@ export class EmbeddingExpansion implements HardNegativeGenerator {
     return tidyObjective(() => {
       const z = ctx.embeddings;
       const total = loss.computeFromMatrix({
-        matrix: embeddingExpansionMatrix(loss.distance.maybeNormalize(z), ctx.labels, loss.distance, this.options), labels: ctx.labels, refLabels: ctx.labels, selfRef: true, embeddings: z,
+        matrix: embeddingExpansionMatrix(loss.distance.maybeNormalize(z), ctx.labels, loss.distance, this.options),
+        labels: ctx.labels,
+        refLabels: ctx.labels,
+        selfRef: true,
+        embeddings: z,
       });
       return { total, terms: { J_ee: total } };
     });

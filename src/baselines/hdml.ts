@@ -24,7 +24,15 @@ import type { MetricLoss, PairBasedLoss } from '../losses/metric/base.ts';
 import { isPairLoss } from '../losses/metric/base.ts';
 import type { BaseDistance } from '../losses/metric/distances.ts';
 import { safeSqrt } from '../losses/metric/distances.ts';
-import { type GeneratorContext, type HardNegativeGenerator, type Objective, tidyObjective, anchorCandidateMatrix, nextSameClass, selectRows } from './common.ts';
+import {
+  type GeneratorContext,
+  type HardNegativeGenerator,
+  type Objective,
+  tidyObjective,
+  anchorCandidateMatrix,
+  nextSameClass,
+  selectRows,
+} from './common.ts';
 
 export interface HdmlOptions {
   /** α of the pulling factor e^{−α/J_avg} (official default 90). */
@@ -55,7 +63,10 @@ export interface HdmlCandidates {
 export class BlockMean {
   private values: number[] = [];
   private mean: number;
-  constructor(init = HDML_INITIAL_J, private readonly block = 64) {
+  constructor(
+    init = HDML_INITIAL_J,
+    private readonly block = 64,
+  ) {
     this.mean = init;
   }
 
@@ -127,7 +138,11 @@ export class Hdml implements HardNegativeGenerator {
       const phi = hdmlFactor(this.alpha, ctx.jAvg ?? HDML_INITIAL_J);
       const jM = pairLoss.compute(z, ctx.labels);
       const jSyn = pairLoss.computeFromMatrix({
-        matrix: hdmlMatrix(pairLoss.distance.maybeNormalize(z), ctx.labels, pairLoss.distance, phi), labels: ctx.labels, refLabels: ctx.labels, selfRef: true, embeddings: z,
+        matrix: hdmlMatrix(pairLoss.distance.maybeNormalize(z), ctx.labels, pairLoss.distance, phi),
+        labels: ctx.labels,
+        refLabels: ctx.labels,
+        selfRef: true,
+        embeddings: z,
       });
       const wM = ctx.jGen === undefined ? 1 : Math.exp(-this.beta / ctx.jGen);
       const wSyn = ctx.jGen === undefined ? this.synWeight : 1 - wM;

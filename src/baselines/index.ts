@@ -80,49 +80,76 @@ export interface GeneratorInfo<N extends GeneratorName = GeneratorName> {
 
 const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
   none: {
-    name: 'none', requires: 'any', hasParameters: false, defaults: {},
-    description: 'no generation: the base loss on the real batch', source: '—',
+    name: 'none',
+    requires: 'any',
+    hasParameters: false,
+    defaults: {},
+    description: 'no generation: the base loss on the real batch',
+    source: '—',
     create: () => new NoGeneration(),
   },
   hdml: {
-    name: 'hdml', requires: 'pair', hasParameters: false, defaults: HDML_DEFAULTS,
+    name: 'hdml',
+    requires: 'pair',
+    hasParameters: false,
+    defaults: HDML_DEFAULTS,
     description: 'hardness-aware interpolation of negatives towards the anchor (no generator network)',
     source: 'Zheng et al. CVPR 2019; wzzheng/HDML lib/HDML.py Pulling',
     create: (o) => new Hdml(o),
   },
   ee: {
-    name: 'ee', requires: 'pair', hasParameters: false, defaults: EMBEDDING_EXPANSION_DEFAULTS,
+    name: 'ee',
+    requires: 'pair',
+    hasParameters: false,
+    defaults: EMBEDDING_EXPANSION_DEFAULTS,
     description: 'internal points between same-class pairs, then hard negative pair mining',
     source: 'Ko & Gu CVPR 2020; clovaai/embedding-expansion',
     create: (o) => new EmbeddingExpansion(o),
   },
   symm: {
-    name: 'symm', requires: 'pair', hasParameters: false, defaults: {},
-    description: 'symmetric points of same-class pairs about each other\'s axis, then hard negative pair mining',
+    name: 'symm',
+    requires: 'pair',
+    hasParameters: false,
+    defaults: {},
+    description: "symmetric points of same-class pairs about each other's axis, then hard negative pair mining",
     source: 'Gu & Ko AAAI 2020; clovaai/symmetrical-synthesis',
     create: () => new SymmetricalSynthesis(),
   },
   ps: {
-    name: 'ps', requires: 'proxy', hasParameters: false, defaults: PROXY_SYNTHESIS_DEFAULTS,
+    name: 'ps',
+    requires: 'proxy',
+    hasParameters: false,
+    defaults: PROXY_SYNTHESIS_DEFAULTS,
     description: 'synthetic classes by mixing embeddings and their proxies with λ ~ Beta(α, α)',
     source: 'Gu, Ko & Kim AAAI 2021; navervision/proxy-synthesis',
     create: (o) => new ProxySynthesis(o),
   },
   daml: {
-    name: 'daml', requires: 'pair', hasParameters: true, defaults: DAML_DEFAULTS,
+    name: 'daml',
+    requires: 'pair',
+    hasParameters: true,
+    defaults: DAML_DEFAULTS,
     description: 'an MLP generator of hard negatives trained with hardness, regularisation and adversarial terms',
-    source: 'Duan et al. CVPR 2018 (no official code; weights as in GeDML\'s DAMLCollector)',
+    source: "Duan et al. CVPR 2018 (no official code; weights as in GeDML's DAMLCollector)",
     create: (o, env) => {
-      if (!env.sd || env.embeddingSize === undefined) throw new Error('daml has parameters: give it a StateDict (sd) and embeddingSize (and an rng to initialise them)');
+      if (!env.sd || env.embeddingSize === undefined)
+        throw new Error('daml has parameters: give it a StateDict (sd) and embeddingSize (and an rng to initialise them)');
       return new Daml({ sd: env.sd, embeddingSize: env.embeddingSize, rng: env.rng }, o);
     },
   },
 };
 
 const ALIASES: Record<string, MethodName> = {
-  baseline: 'none', embedding_expansion: 'ee', 'embedding-expansion': 'ee',
-  symmetrical_synthesis: 'symm', 'symmetrical-synthesis': 'symm', symmetric: 'symm',
-  proxy_synthesis: 'ps', 'proxy-synthesis': 'ps', gca_hng: 'gca-hng', gcahng: 'gca-hng',
+  baseline: 'none',
+  embedding_expansion: 'ee',
+  'embedding-expansion': 'ee',
+  symmetrical_synthesis: 'symm',
+  'symmetrical-synthesis': 'symm',
+  symmetric: 'symm',
+  proxy_synthesis: 'ps',
+  'proxy-synthesis': 'ps',
+  gca_hng: 'gca-hng',
+  gcahng: 'gca-hng',
 };
 
 export const GENERATOR_NAMES: readonly GeneratorName[] = Object.keys(REGISTRY) as GeneratorName[];
@@ -138,7 +165,7 @@ export function resolveMethodName(name: string): MethodName {
 
 export function generatorInfo(name: string): GeneratorInfo {
   const m = resolveMethodName(name);
-  if (m === 'gca-hng') throw new Error("gca-hng is not a registry generator: it is trained by the GCA-HNG trainer (src/train/)");
+  if (m === 'gca-hng') throw new Error('gca-hng is not a registry generator: it is trained by the GCA-HNG trainer (src/train/)');
   return REGISTRY[m] as unknown as GeneratorInfo;
 }
 
@@ -185,20 +212,28 @@ export function checkCompatibility(method: string, loss: string, batch: BatchSha
   const P = batch.classesPerBatch;
   const lossKind = info.isPairBased ? 'pair-based' : 'proxy-based';
   if (m === 'gca-hng') {
-    if (!GCA_HNG_LOSSES.includes(info.name)) return { ok: false, reason: `GCA-HNG is built on ${GCA_HNG_LOSSES.join(', ')}; '${info.name}' is not one of them` };
+    if (!GCA_HNG_LOSSES.includes(info.name))
+      return { ok: false, reason: `GCA-HNG is built on ${GCA_HNG_LOSSES.join(', ')}; '${info.name}' is not one of them` };
     if (K !== undefined && K < 2) return { ok: false, reason: 'GCA-HNG needs at least 2 samples per class (its positives come from the next chunk)' };
     if (P !== undefined && P < 2) return { ok: false, reason: 'GCA-HNG needs at least 2 classes per batch (its negatives come from the other classes)' };
     return { ok: true };
   }
   const g = REGISTRY[m];
   if (g.requires === 'pair' && !info.isPairBased) {
-    const why = m === 'ee' || m === 'symm'
-      ? 'its hard negative pair mining selects the hardest pair between two classes\' synthetic and real samples'
-      : 'it replaces each anchor\'s negatives inside its anchor–negative pairs';
-    return { ok: false, reason: `${m} needs a pair-based loss: ${why}, and '${info.name}' is ${lossKind} (it compares samples with class proxies, not with each other)` };
+    const why =
+      m === 'ee' || m === 'symm'
+        ? "its hard negative pair mining selects the hardest pair between two classes' synthetic and real samples"
+        : "it replaces each anchor's negatives inside its anchor–negative pairs";
+    return {
+      ok: false,
+      reason: `${m} needs a pair-based loss: ${why}, and '${info.name}' is ${lossKind} (it compares samples with class proxies, not with each other)`,
+    };
   }
   if (g.requires === 'proxy' && !info.isProxyBased) {
-    return { ok: false, reason: `ps (Proxy Synthesis) needs a proxy-based loss: it synthesises classes by mixing class proxies, and '${info.name}' is ${lossKind} (it has no proxies)` };
+    return {
+      ok: false,
+      reason: `ps (Proxy Synthesis) needs a proxy-based loss: it synthesises classes by mixing class proxies, and '${info.name}' is ${lossKind} (it has no proxies)`,
+    };
   }
   if ((m === 'ee' || m === 'symm') && K !== undefined && K % 2 !== 0) {
     return { ok: false, reason: `${m} pairs the samples of each class, so it needs an even number of samples per class; the batch has ${K}` };

@@ -8,7 +8,11 @@ import type { MetricLoss } from '../losses/metric/index.ts';
 import type { IterationBatch, IterationModel } from '../gca_hng/iteration.ts';
 
 export function baselineIteration(
-  m: IterationModel, b: IterationBatch, generator: HardNegativeGenerator, loss: MetricLoss, rng: Random,
+  m: IterationModel,
+  b: IterationBatch,
+  generator: HardNegativeGenerator,
+  loss: MetricLoss,
+  rng: Random,
 ): Record<string, number> {
   m.optC.zeroGrad();
   const names = m.optC.params().filter((n) => !m.frozen?.has(n));

@@ -85,7 +85,9 @@ export function proxySynthesis(z: tf.Tensor2D, labels: readonly number[], proxie
   for (let i = 0; i < m; i++) {
     const prev = labels[(i - 1 + B) % B];
     if (labels[i] === prev) {
-      throw new Error(`proxy synthesis: rows ${(i - 1 + B) % B} and ${i} are both class ${prev}; it mixes each row with the previous one, so neighbouring rows must differ in class (use the P×K chunk layout)`);
+      throw new Error(
+        `proxy synthesis: rows ${(i - 1 + B) % B} and ${i} are both class ${prev}; it mixes each row with the previous one, so neighbouring rows must differ in class (use the P×K chunk layout)`,
+      );
     }
   }
   const roll = Array.from({ length: B }, (_, i) => (i - 1 + B) % B);

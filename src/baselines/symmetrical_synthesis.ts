@@ -62,7 +62,11 @@ export class SymmetricalSynthesis implements HardNegativeGenerator {
     return tidyObjective(() => {
       const z = ctx.embeddings;
       const total = loss.computeFromMatrix({
-        matrix: symmetricalSynthesisMatrix(loss.distance.maybeNormalize(z), ctx.labels, loss.distance), labels: ctx.labels, refLabels: ctx.labels, selfRef: true, embeddings: z,
+        matrix: symmetricalSynthesisMatrix(loss.distance.maybeNormalize(z), ctx.labels, loss.distance),
+        labels: ctx.labels,
+        refLabels: ctx.labels,
+        selfRef: true,
+        embeddings: z,
       });
       return { total, terms: { J_symm: total } };
     });

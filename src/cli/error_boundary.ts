@@ -45,7 +45,8 @@ export function describeError(err: unknown, command: string): { message: string;
   if (err instanceof UserError) return { message: clip(err.message), code: err.exitCode };
   if (err instanceof SafetensorsError || err instanceof NpyError) return { message: clip(err.message), code: EXIT.usage };
   const e = err as SystemError;
-  if (e instanceof TypeError && e.code?.startsWith('ERR_PARSE_ARGS')) return { message: `${clip(e.message).replace(/\.+$/, '')}. See 'hardneg ${command} --help'.`, code: EXIT.usage };
+  if (e instanceof TypeError && e.code?.startsWith('ERR_PARSE_ARGS'))
+    return { message: `${clip(e.message).replace(/\.+$/, '')}. See 'hardneg ${command} --help'.`, code: EXIT.usage };
   const fs = e?.code ? FS_ERRORS[e.code] : undefined;
   if (fs && e.path) {
     const verb = e.syscall ? ` (${e.syscall})` : '';

@@ -3,7 +3,6 @@ import type { Command } from './command.ts';
 import { EXIT, reportError } from './error_boundary.ts';
 import { VERSION } from '../version.ts';
 
-
 const COMMANDS: Record<string, () => Promise<Command>> = {
   start: async () => (await import('./commands/start.ts')).command,
   train: async () => (await import('./commands/train.ts')).command,

@@ -4,7 +4,10 @@ export class ProgressBar {
   private lastPlain = 0;
   private readonly tty = Boolean(process.stderr.isTTY);
 
-  constructor(private readonly label: string, private readonly quiet = false) {}
+  constructor(
+    private readonly label: string,
+    private readonly quiet = false,
+  ) {}
 
   update(done: number, total: number, detail: string): void {
     if (this.quiet) return;

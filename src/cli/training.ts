@@ -36,14 +36,21 @@ function train(config: TrainConfig, runDir: string, resume: boolean, quiet: bool
       process.stderr.write(`${line}\n`);
       engineReported = true;
     },
-    onWarning: (msg) => { if (!quiet) process.stderr.write(`warning: ${msg}\n`); },
+    onWarning: (msg) => {
+      if (!quiet) process.stderr.write(`warning: ${msg}\n`);
+    },
     onIteration: ({ epoch, iteration, iterations, losses }) => {
       started();
-      const terms = Object.entries(losses).filter(([k]) => k.startsWith('J_')).map(([k, x]) => `${k} ${x.toFixed(3)}`).join(' ');
+      const terms = Object.entries(losses)
+        .filter(([k]) => k.startsWith('J_'))
+        .map(([k, x]) => `${k} ${x.toFixed(3)}`)
+        .join(' ');
       bar.update(iteration, iterations, `(${epoch + 1}/${config.train.epochs}) ${terms}`);
       if (iteration === iterations) bar.done();
     },
-    onEvaluation: (r) => { if (!quiet) process.stderr.write(`${formatEval(r)}\n`); },
+    onEvaluation: (r) => {
+      if (!quiet) process.stderr.write(`${formatEval(r)}\n`);
+    },
   });
 }
 
@@ -51,7 +58,14 @@ function train(config: TrainConfig, runDir: string, resume: boolean, quiet: bool
 export function configSources(v: Record<string, unknown>): ConfigSources {
   const str = (k: string): string | undefined => (v[k] === undefined ? undefined : String(v[k]));
   return {
-    preset: str('preset'), config: str('config'), dataset: str('dataset'), dataRoot: str('data-root'), method: str('method'),
-    epochs: str('epochs'), seed: str('seed'), backend: str('backend'), set: v.set as string[] | undefined,
+    preset: str('preset'),
+    config: str('config'),
+    dataset: str('dataset'),
+    dataRoot: str('data-root'),
+    method: str('method'),
+    epochs: str('epochs'),
+    seed: str('seed'),
+    backend: str('backend'),
+    set: v.set as string[] | undefined,
   };
 }

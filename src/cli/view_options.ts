@@ -3,7 +3,8 @@ import { UserError } from '../errors.ts';
 
 export function parseCount(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
-  if (!/^[0-9]+$/.test(text) || Number(text) < min || Number(text) > max) throw new UserError(`--${flag}: expected an integer from ${min} to ${max}, got '${text}'`);
+  if (!/^[0-9]+$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new UserError(`--${flag}: expected an integer from ${min} to ${max}, got '${text}'`);
   return Number(text);
 }
 

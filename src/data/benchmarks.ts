@@ -35,11 +35,42 @@ import { listSop } from './sop.ts';
 import { listInShop } from './inshop.ts';
 import { mapConcurrent } from './concurrency.ts';
 import {
-  BENCHMARK_NAMES, type BenchmarkName, type ClassId, type Severity, type DatasetProblem, type ListedImage, type ListedSplit, type BenchmarkListing, relPath, isDir, requireLayout, compareClassIds, byCodeUnit, stat,
+  BENCHMARK_NAMES,
+  type BenchmarkName,
+  type ClassId,
+  type Severity,
+  type DatasetProblem,
+  type ListedImage,
+  type ListedSplit,
+  type BenchmarkListing,
+  relPath,
+  isDir,
+  requireLayout,
+  compareClassIds,
+  byCodeUnit,
+  stat,
 } from './listing.ts';
 
 export {
-  BENCHMARK_NAMES, PAPER_BENCHMARK_NAMES, type BenchmarkName, type ClassId, type Severity, type DatasetProblem, type ListedImage, type ListedSplit, type BenchmarkListing, relPath, isFile, isDir, describeFolder, type LayoutEntry, requireLayout, type TableRow, readTable, parseId, compareClassIds,
+  BENCHMARK_NAMES,
+  PAPER_BENCHMARK_NAMES,
+  type BenchmarkName,
+  type ClassId,
+  type Severity,
+  type DatasetProblem,
+  type ListedImage,
+  type ListedSplit,
+  type BenchmarkListing,
+  relPath,
+  isFile,
+  isDir,
+  describeFolder,
+  type LayoutEntry,
+  requireLayout,
+  type TableRow,
+  readTable,
+  parseId,
+  compareClassIds,
 } from './listing.ts';
 
 // ---------------------------------------------------------------- the image-folder layout
@@ -54,18 +85,26 @@ export function listFolder(rootArg: string): BenchmarkListing {
   for (const name of ['train', 'test']) {
     const images: ListedImage[] = [];
     const dir = join(root, name);
-    const classes = readdirSync(dir).filter((e) => !e.startsWith('.')).sort(byCodeUnit);
+    const classes = readdirSync(dir)
+      .filter((e) => !e.startsWith('.'))
+      .sort(byCodeUnit);
     for (const cls of classes) {
       if (!isDir(join(dir, cls))) {
         problems.push({ path: relPath(name, cls), problem: 'a file outside any class folder, ignored', severity: 'warning' });
         continue;
       }
       const files = listImages(root, join(dir, cls), problems);
-      if (files.length === 0) problems.push({ path: relPath(name, cls), problem: `class folder with no PNG or JPEG image (extensions ${IMAGE_EXTENSIONS.join(', ')})`, severity: 'error' });
+      if (files.length === 0)
+        problems.push({
+          path: relPath(name, cls),
+          problem: `class folder with no PNG or JPEG image (extensions ${IMAGE_EXTENSIONS.join(', ')})`,
+          severity: 'error',
+        });
       classNames.set(cls, cls);
       for (const f of files) images.push({ path: f, classId: cls });
     }
-    if (classes.length === 0) problems.push({ path: name, problem: `empty ${name} split: no class folders (expected ${name}/<class>/<images>)`, severity: 'error' });
+    if (classes.length === 0)
+      problems.push({ path: name, problem: `empty ${name} split: no class folders (expected ${name}/<class>/<images>)`, severity: 'error' });
     splits.push({ name, images });
   }
   return { dataset: 'folder', root, splits, classNames, sharedLabels: [], compare: byCodeUnit, problems };
@@ -117,7 +156,12 @@ interface CheckedSplit {
   images: ListedImage[];
 }
 
-async function checkFiles(listing: BenchmarkListing, level: CheckLevel, concurrency: number, onProgress?: (done: number, total: number) => void): Promise<CheckedSplit[]> {
+async function checkFiles(
+  listing: BenchmarkListing,
+  level: CheckLevel,
+  concurrency: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<CheckedSplit[]> {
   const sharp = level === 'exists' ? null : await loadSharp();
   const seen = new Map<string, { ok: boolean }>();
   const total = listing.splits.reduce((s, x) => s + x.images.length, 0);
@@ -131,7 +175,9 @@ async function checkFiles(listing: BenchmarkListing, level: CheckLevel, concurre
       if (known) return known.ok;
       const entry = { ok: false };
       seen.set(img.path, entry);
-      const report = (p: DatasetProblem): void => { found[index] = p; };
+      const report = (p: DatasetProblem): void => {
+        found[index] = p;
+      };
       const abs = join(listing.root, img.path);
       const st = stat(abs);
       if (!st) report({ path: img.path, problem: 'missing file', severity: 'error' });
@@ -219,7 +265,12 @@ function splitWarnings(listing: BenchmarkListing, numbered: NumberedSplit[]): st
   for (const s of numbered) {
     if (s.name === 'train') continue;
     const overlap = [...new Set(s.images.map((i) => i.classId))].filter((id) => trainIds.has(id));
-    if (overlap.length > 0) listing.problems.push({ path: '.', problem: `${overlap.length} class(es) in both train and ${s.name} (e.g. ${overlap[0]}): the retrieval splits should be class-disjoint`, severity: 'warning' });
+    if (overlap.length > 0)
+      listing.problems.push({
+        path: '.',
+        problem: `${overlap.length} class(es) in both train and ${s.name} (e.g. ${overlap[0]}): the retrieval splits should be class-disjoint`,
+        severity: 'warning',
+      });
   }
   const test = byName.get('test');
   if (test) {
@@ -289,7 +340,10 @@ export async function inspectBenchmark(name: BenchmarkName, root: string, opts: 
   const splits: Record<string, SplitSummary> = {};
   for (const s of checked) splits[s.name] = { images: s.images.length, classes: new Set(s.images.map((i) => i.classId)).size, listed: s.listed };
   const order: Record<Severity, number> = { error: 0, warning: 1, note: 2 };
-  const problems = listing.problems.map((p, i) => ({ p, i })).sort((a, b) => order[a.p.severity] - order[b.p.severity] || a.i - b.i).map((x) => x.p);
+  const problems = listing.problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => order[a.p.severity] - order[b.p.severity] || a.i - b.i)
+    .map((x) => x.p);
   const report: BenchmarkReport = { dataset: name, root: listing.root, check, splits, problems, remarks, ok: !problems.some((p) => p.severity === 'error') };
   if (opts.list) report.items = checked.flatMap((s) => s.images.map((i) => ({ path: i.path, label: i.classId, split: s.name })));
   return report;
@@ -333,7 +387,10 @@ export async function openBenchmark(name: BenchmarkName, root: string, opts: Ope
   const errors = listing.problems.filter((p) => p.severity === 'error');
   if (errors.length > 0 && !opts.skipBad) {
     const first = errors[0] as DatasetProblem;
-    const more = errors.length > 1 ? ` (and ${errors.length - 1} more problem${errors.length > 2 ? 's' : ''}; run hardneg data inspect --dataset ${name} --data-root ${root})` : '';
+    const more =
+      errors.length > 1
+        ? ` (and ${errors.length - 1} more problem${errors.length > 2 ? 's' : ''}; run hardneg data inspect --dataset ${name} --data-root ${root})`
+        : '';
     throw new UserError(`${join(listing.root, first.path)}: ${first.problem}${more}`);
   }
   const numbered = numberSplits(listing, checked);
@@ -341,22 +398,25 @@ export async function openBenchmark(name: BenchmarkName, root: string, opts: Ope
   const fatal = listing.problems.find((p) => p.severity === 'error' && p.path === '.');
   if (fatal) throw new UserError(`${listing.root}: ${fatal.problem}`);
   const warnings = [
-    ...listing.problems.filter((p) => p.severity !== 'note').map((p) => `${join(listing.root, p.path)}: ${p.problem}${p.severity === 'error' ? ' (left out)' : ''}`),
+    ...listing.problems
+      .filter((p) => p.severity !== 'note')
+      .map((p) => `${join(listing.root, p.path)}: ${p.problem}${p.severity === 'error' ? ' (left out)' : ''}`),
     ...remarks.map((r) => `${listing.root}: ${r}`),
   ];
   for (const w of warnings) opts.onWarning?.(w);
-  const make = (s: NumberedSplit, splitName = s.name): FileSplit => new FileSplit({
-    name: splitName,
-    files: s.images.map((i) => join(listing.root, i.path)),
-    labels: s.labels,
-    classNames: s.classNames,
-    classIds: s.classIds,
-    // In-Shop's query and gallery keep their shared numbering even where one lacks an item.
-    allowEmptyClasses: listing.sharedLabels.some((g) => g.includes(s.name)),
-    ...(opts.transform ? { transform: opts.transform } : {}),
-    ...(opts.normalization !== undefined ? { normalization: opts.normalization } : {}),
-    ...(opts.pool ? { pool: opts.pool } : {}),
-  });
+  const make = (s: NumberedSplit, splitName = s.name): FileSplit =>
+    new FileSplit({
+      name: splitName,
+      files: s.images.map((i) => join(listing.root, i.path)),
+      labels: s.labels,
+      classNames: s.classNames,
+      classIds: s.classIds,
+      // In-Shop's query and gallery keep their shared numbering even where one lacks an item.
+      allowEmptyClasses: listing.sharedLabels.some((g) => g.includes(s.name)),
+      ...(opts.transform ? { transform: opts.transform } : {}),
+      ...(opts.normalization !== undefined ? { normalization: opts.normalization } : {}),
+      ...(opts.pool ? { pool: opts.pool } : {}),
+    });
   const splits: Record<string, FileSplit> = {};
   for (const s of numbered) splits[s.name] = make(s);
   const query = numbered.find((s) => s.name === 'query');
@@ -373,7 +433,12 @@ export async function openBenchmark(name: BenchmarkName, root: string, opts: Ope
   const train = splits.train as FileSplit;
   const test = splits.test as FileSplit;
   return {
-    name, root: listing.root, train, test, splits, warnings,
+    name,
+    root: listing.root,
+    train,
+    test,
+    splits,
+    warnings,
     ...(splits.query ? { query: splits.query } : {}),
     ...(splits.gallery ? { gallery: splits.gallery } : {}),
   };

@@ -11,9 +11,7 @@
 // own class identifier is the class number, its name the class_names entry.
 import { join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
-import {
-  type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, requireLayout,
-} from './listing.ts';
+import { type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, requireLayout } from './listing.ts';
 import { MatError, type MatFile, matCharRows, matField, matScalar, matString, matVariable, readMat } from './matlab_v5.ts';
 
 export const CARS_TRAIN_CLASSES = 98;
@@ -52,7 +50,8 @@ export function listCars196(rootArg: string): BenchmarkListing {
         problems.push({ path: 'cars_annos.mat', problem: `annotation ${i + 1} (${path}): class ${cls} is not a positive integer`, severity: 'error' });
         return;
       }
-      if (classNames.size > 0 && !classNames.has(cls)) problems.push({ path: 'cars_annos.mat', problem: `annotation ${i + 1} (${path}): class ${cls} has no entry in class_names`, severity: 'warning' });
+      if (classNames.size > 0 && !classNames.has(cls))
+        problems.push({ path: 'cars_annos.mat', problem: `annotation ${i + 1} (${path}): class ${cls} has no entry in class_names`, severity: 'warning' });
       (cls <= CARS_TRAIN_CLASSES ? train : test).push({ path: path.replace(/\\/g, '/').replace(/^\.\//, ''), classId: cls });
     });
   } catch (err) {
@@ -60,7 +59,14 @@ export function listCars196(rootArg: string): BenchmarkListing {
     throw err;
   }
   return {
-    dataset: 'cars196', root, classNames, sharedLabels: [], problems,
-    splits: [{ name: 'train', images: train }, { name: 'test', images: test }],
+    dataset: 'cars196',
+    root,
+    classNames,
+    sharedLabels: [],
+    problems,
+    splits: [
+      { name: 'train', images: train },
+      { name: 'test', images: test },
+    ],
   };
 }

@@ -10,9 +10,7 @@
 // train_test_split.txt is the classification split and is not used. Images in images.txt order;
 // the own class identifier is the class number, the class name the classes.txt name (the folder).
 import { resolve } from 'node:path';
-import {
-  type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, parseId, readTable, relPath, requireLayout,
-} from './listing.ts';
+import { type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, parseId, readTable, relPath, requireLayout } from './listing.ts';
 
 export const CUB_TRAIN_CLASSES = 100;
 export const CUB_LAYOUT = ['images.txt', 'classes.txt', 'image_class_labels.txt', 'images/'] as const;
@@ -37,7 +35,8 @@ export function listCub200(rootArg: string): BenchmarkListing {
   for (const { line, fields } of readTable(root, 'image_class_labels.txt')) {
     const image = parseId(fields[0]);
     const cls = parseId(fields[1]);
-    if (image === null || cls === null || fields.length !== 2) bad('image_class_labels.txt', line, `expected '<image_id> <class_id>', got '${fields.join(' ')}'`);
+    if (image === null || cls === null || fields.length !== 2)
+      bad('image_class_labels.txt', line, `expected '<image_id> <class_id>', got '${fields.join(' ')}'`);
     else if (classOf.has(image)) bad('image_class_labels.txt', line, `image ${image} labelled twice`);
     else classOf.set(image, cls);
   }
@@ -62,16 +61,29 @@ export function listCub200(rootArg: string): BenchmarkListing {
       bad('images.txt', line, `image ${image} (${path}) has no class in image_class_labels.txt`);
       continue;
     }
-    if (!classNames.has(cls)) problems.push({ path: 'image_class_labels.txt', problem: `image ${image}: class ${cls} is not in classes.txt`, severity: 'warning' });
+    if (!classNames.has(cls))
+      problems.push({ path: 'image_class_labels.txt', problem: `image ${image}: class ${cls} is not in classes.txt`, severity: 'warning' });
     const folder = /^(\d+)\./.exec(path);
-    if (folder && Number(folder[1]) !== cls) problems.push({ path: relPath('images', path), problem: `in folder ${path.split('/')[0]} but labelled class ${cls} in image_class_labels.txt`, severity: 'warning' });
+    if (folder && Number(folder[1]) !== cls)
+      problems.push({
+        path: relPath('images', path),
+        problem: `in folder ${path.split('/')[0]} but labelled class ${cls} in image_class_labels.txt`,
+        severity: 'warning',
+      });
     (cls <= CUB_TRAIN_CLASSES ? train : test).push({ path: relPath('images', path), classId: cls });
   }
   for (const image of classOf.keys()) {
     if (!seen.has(image)) problems.push({ path: 'image_class_labels.txt', problem: `image ${image} is labelled but not in images.txt`, severity: 'warning' });
   }
   return {
-    dataset: 'cub200', root, classNames, sharedLabels: [], problems,
-    splits: [{ name: 'train', images: train }, { name: 'test', images: test }],
+    dataset: 'cub200',
+    root,
+    classNames,
+    sharedLabels: [],
+    problems,
+    splits: [
+      { name: 'train', images: train },
+      { name: 'test', images: test },
+    ],
   };
 }

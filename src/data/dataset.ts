@@ -93,7 +93,14 @@ export function checkNormalization(norm: Normalization | null | undefined, chann
  * as x/255, then normalised if `norm` is given (channel = position mod `channels`).
  */
 export function uint8ToFloat(
-  src: Uint8Array, from: number, out: Float32Array, to: number, imageSize: number, channels: number, norm: Normalization | null, count = 1,
+  src: Uint8Array,
+  from: number,
+  out: Float32Array,
+  to: number,
+  imageSize: number,
+  channels: number,
+  norm: Normalization | null,
+  count = 1,
 ): void {
   const s0 = from * imageSize;
   const d0 = to * imageSize;
@@ -137,7 +144,9 @@ export class InMemorySplit implements DatasetSplit {
     const [h, w, c] = o.imageShape;
     const per = h * w * c;
     if (o.pixels.length !== o.labels.length * per) {
-      throw new Error(`${o.name}: ${o.pixels.length} pixel bytes for ${o.labels.length} images of shape [${o.imageShape.join(', ')}] (expected ${o.labels.length * per})`);
+      throw new Error(
+        `${o.name}: ${o.pixels.length} pixel bytes for ${o.labels.length} images of shape [${o.imageShape.join(', ')}] (expected ${o.labels.length * per})`,
+      );
     }
     checkLabels(o.labels, o.classNames.length, o.name);
     this.name = o.name;

@@ -23,7 +23,16 @@ import { type Dataset, InMemorySplit, type Normalization } from './dataset.ts';
 import { IdxError, readIdx } from './idx.ts';
 
 export const FASHION_MNIST_CLASSES: readonly string[] = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
 ];
 
 /** File names, the same in the committed copy and in the original distribution. */
@@ -91,9 +100,11 @@ function readPart(dir: string, part: 'train' | 'test'): Part {
 export function loadFashionMnist(opts: FashionMnistOptions = {}): FashionMnist {
   const dir = opts.dir ?? FASHION_MNIST_DIR;
   const trainClasses = [...new Set(opts.trainClasses ?? FASHION_MNIST_TRAIN_CLASSES)].sort((a, b) => a - b);
-  if (trainClasses.some((c) => !Number.isInteger(c) || c < 0 || c > 9)) throw new UserError(`Fashion-MNIST train classes must be ids in 0..9, got [${trainClasses.join(', ')}]`);
+  if (trainClasses.some((c) => !Number.isInteger(c) || c < 0 || c > 9))
+    throw new UserError(`Fashion-MNIST train classes must be ids in 0..9, got [${trainClasses.join(', ')}]`);
   const testClasses = [...Array(10).keys()].filter((c) => !trainClasses.includes(c));
-  if (trainClasses.length < 2 || testClasses.length < 2) throw new UserError(`Fashion-MNIST: each split needs at least 2 classes, got train [${trainClasses.join(', ')}] and test [${testClasses.join(', ')}]`);
+  if (trainClasses.length < 2 || testClasses.length < 2)
+    throw new UserError(`Fashion-MNIST: each split needs at least 2 classes, got train [${trainClasses.join(', ')}] and test [${testClasses.join(', ')}]`);
   const norm = opts.normalize === true ? FASHION_MNIST_NORMALIZATION : opts.normalize || null;
   const parts = [readPart(dir, 'train'), readPart(dir, 'test')];
 

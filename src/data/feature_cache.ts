@@ -107,18 +107,33 @@ function safe(text: string): string {
 }
 
 /** The cache key and directory of a (model, dataset, split, transform); hashes the model file. */
-export function featureCacheKey(o: Pick<FeatureCacheOptions, 'cacheDir' | 'modelPath' | 'dataset' | 'split' | 'transform' | 'flips'>): { key: string; dir: string; identity: Omit<FeatureManifest, 'features' | 'labelsFile' | 'created' | 'key' | 'format'> } {
+export function featureCacheKey(o: Pick<FeatureCacheOptions, 'cacheDir' | 'modelPath' | 'dataset' | 'split' | 'transform' | 'flips'>): {
+  key: string;
+  dir: string;
+  identity: Omit<FeatureManifest, 'features' | 'labelsFile' | 'created' | 'key' | 'format'>;
+} {
   const model = { path: resolve(o.modelPath), ...sha256File(o.modelPath) };
-  const labelsSha256 = createHash('sha256').update(new Uint8Array(o.split.labels.buffer, o.split.labels.byteOffset, o.split.labels.byteLength)).digest('hex');
+  const labelsSha256 = createHash('sha256')
+    .update(new Uint8Array(o.split.labels.buffer, o.split.labels.byteOffset, o.split.labels.byteLength))
+    .digest('hex');
   const identity = {
     model,
     dataset: { name: o.dataset.name, root: resolve(o.dataset.root), split: o.split.name, size: o.split.size, classes: o.split.classNames.length, labelsSha256 },
     transform: o.transform,
     imageShape: [...o.split.imageShape] as ImageShape,
   };
-  const key = createHash('sha256').update(JSON.stringify({
-    format: FEATURE_CACHE_FORMAT, model: model.sha256, dataset: identity.dataset, transform: o.transform, imageShape: identity.imageShape, flips: o.flips ?? false,
-  })).digest('hex');
+  const key = createHash('sha256')
+    .update(
+      JSON.stringify({
+        format: FEATURE_CACHE_FORMAT,
+        model: model.sha256,
+        dataset: identity.dataset,
+        transform: o.transform,
+        imageShape: identity.imageShape,
+        flips: o.flips ?? false,
+      }),
+    )
+    .digest('hex');
   return { key, dir: join(o.cacheDir, `${key.slice(0, 16)}-${safe(o.dataset.name)}-${safe(o.split.name)}`), identity };
 }
 
@@ -141,9 +156,15 @@ export function readFeatureCache(dir: string, key?: string, classNames: readonly
     const okShape = (t: { dtype: string; shape: number[] }) => t.dtype === 'F32' && t.shape.length === 2 && t.shape[0] === size && t.shape[1] === width;
     if (!okShape(f) || (fl && !okShape(fl)) || l.dtype !== 'I32' || l.shape.length !== 1 || l.shape[0] !== size) return null;
     return {
-      dir, manifest, features: f.data as Float32Array, flipped: fl ? (fl.data as Float32Array) : null, labels: l.data as Int32Array,
+      dir,
+      manifest,
+      features: f.data as Float32Array,
+      flipped: fl ? (fl.data as Float32Array) : null,
+      labels: l.data as Int32Array,
       classNames: classNames.length > 0 ? classNames : Array.from({ length: manifest.dataset.classes }, (_, i) => String(i)),
-      size, width, fromCache: true,
+      size,
+      width,
+      fromCache: true,
     };
   } catch {
     return null;
@@ -153,11 +174,13 @@ export function readFeatureCache(dir: string, key?: string, classNames: readonly
 function mirror(batch: ImageBatch): ImageBatch {
   const [n, h, w, c] = batch.shape;
   const out = new Float32Array(batch.pixels.length);
-  for (let b = 0; b < n; b++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const src = ((b * h + y) * w + x) * c;
-    const dst = ((b * h + y) * w + (w - 1 - x)) * c;
-    for (let ch = 0; ch < c; ch++) out[dst + ch] = batch.pixels[src + ch] as number;
-  }
+  for (let b = 0; b < n; b++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        const src = ((b * h + y) * w + x) * c;
+        const dst = ((b * h + y) * w + (w - 1 - x)) * c;
+        for (let ch = 0; ch < c; ch++) out[dst + ch] = batch.pixels[src + ch] as number;
+      }
   return { pixels: out, shape: batch.shape };
 }
 
@@ -190,7 +213,8 @@ export async function extractFeatures(o: FeatureCacheOptions): Promise<FeatureCa
           features = new Float32Array(size * width);
           if (o.flips) flipped = new Float32Array(size * width);
         }
-        if (r.width !== width || r.n !== indices.length) throw new OnnxModelError(`ONNX model '${o.modelPath}': a batch gave [${r.n}, ${r.width}] features, expected [${indices.length}, ${width}]`);
+        if (r.width !== width || r.n !== indices.length)
+          throw new OnnxModelError(`ONNX model '${o.modelPath}': a batch gave [${r.n}, ${r.width}] features, expected [${indices.length}, ${width}]`);
         (kind === 'plain' ? features : (flipped as Float32Array)).set(r.features, start * width);
       }
       o.onProgress?.(start + indices.length, size);
@@ -229,7 +253,10 @@ export class CachedFeatureSplit implements DatasetSplit {
   readonly classNames: readonly string[];
   readonly imageShape: ImageShape;
 
-  constructor(readonly cache: FeatureCache, name = cache.manifest.dataset.split) {
+  constructor(
+    readonly cache: FeatureCache,
+    name = cache.manifest.dataset.split,
+  ) {
     this.name = name;
     this.size = cache.size;
     this.labels = cache.labels;
@@ -272,7 +299,10 @@ export function cachedFeatureImageSplit(cache: FeatureCache): ImageSplit {
     numClasses: split.classNames.length,
     images(indices, augment) {
       // Augmentation of cached features: an odd seed selects the mirrored image's features.
-      const b = split.loadSync(indices, augment?.map((seed) => (seed & 1) === 1));
+      const b = split.loadSync(
+        indices,
+        augment?.map((seed) => (seed & 1) === 1),
+      );
       return Promise.resolve(tf.tensor4d(b.pixels, b.shape));
     },
   };

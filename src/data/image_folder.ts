@@ -26,7 +26,15 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { firstLine, UserError } from '../errors.ts';
 import {
-  checkIndices, checkNormalization, type Dataset, type DatasetSplit, type ImageBatch, type ImageShape, InMemorySplit, type Normalization, uint8ToFloat,
+  checkIndices,
+  checkNormalization,
+  type Dataset,
+  type DatasetSplit,
+  type ImageBatch,
+  type ImageShape,
+  InMemorySplit,
+  type Normalization,
+  uint8ToFloat,
 } from './dataset.ts';
 import { mapConcurrent } from './concurrency.ts';
 import { loadSharp, roundHalfEven, type SharpFactory, toRgb } from './transforms.ts';
@@ -134,7 +142,8 @@ function scan(dir: string, problems: ImageFolderProblem[]): ScannedSplit[] {
   const splits: ScannedSplit[] = [];
   for (const entry of readdirSync(dir).sort(byCodeUnit)) {
     if (entry.startsWith('.') || (SPLIT_NAMES as readonly string[]).includes(entry)) continue;
-    if (isDir(join(dir, entry))) problems.push({ severity: 'warning', path: join(dir, entry), message: 'not a split (only train/ and test/ are read), ignored' });
+    if (isDir(join(dir, entry)))
+      problems.push({ severity: 'warning', path: join(dir, entry), message: 'not a split (only train/ and test/ are read), ignored' });
   }
   for (const name of SPLIT_NAMES) {
     const path = join(dir, name);
@@ -156,7 +165,8 @@ function scan(dir: string, problems: ImageFolderProblem[]): ScannedSplit[] {
     classNames.forEach((cls, label) => {
       const classDir = join(path, cls);
       const found = listImageFiles(classDir, (p) => problems.push({ severity: 'warning', path: p, message: NOT_AN_IMAGE }));
-      if (found.length === 0) problems.push({ severity: 'error', path: classDir, message: `class folder with no PNG or JPEG image (extensions ${IMAGE_EXTENSIONS.join(', ')})` });
+      if (found.length === 0)
+        problems.push({ severity: 'error', path: classDir, message: `class folder with no PNG or JPEG image (extensions ${IMAGE_EXTENSIONS.join(', ')})` });
       for (const f of found) files.push({ path: f, label });
     });
     splits.push({ name, path, classNames, files });
@@ -202,7 +212,8 @@ function geometry(opts: ImageFolderOptions): Geometry {
   const resize = opts.resize ?? size;
   const channels = opts.channels ?? 3;
   if (!Number.isInteger(size) || size < 1) throw new UserError(`image size must be a positive integer, got ${size}`);
-  if (!Number.isInteger(resize) || resize < size) throw new UserError(`resize (shorter side before the crop) must be an integer ≥ the crop size ${size}, got ${resize}`);
+  if (!Number.isInteger(resize) || resize < size)
+    throw new UserError(`resize (shorter side before the crop) must be an integer ≥ the crop size ${size}, got ${resize}`);
   if (channels !== 1 && channels !== 3) throw new UserError(`channels must be 1 or 3, got ${String(channels)}`);
   return { size, resize, channels };
 }
@@ -244,7 +255,8 @@ async function decodeWith(sharp: SharpFactory, path: string, g: Geometry): Promi
     .toBuffer({ resolveWithObject: true });
   const rw = resized.info.width;
   const rh = resized.info.height;
-  if (rw < g.size || rh < g.size || resized.info.channels !== ch) throw new Error(`resized to ${rw}×${rh}×${resized.info.channels}, cannot crop ${g.size}×${g.size}×${ch}`);
+  if (rw < g.size || rh < g.size || resized.info.channels !== ch)
+    throw new Error(`resized to ${rw}×${rh}×${resized.info.channels}, cannot crop ${g.size}×${g.size}×${ch}`);
   // 3. Centre crop, offsets as torchvision's CenterCrop.
   const top = roundHalfEven((rh - g.size) / 2);
   const left = roundHalfEven((rw - g.size) / 2);
@@ -288,7 +300,14 @@ export async function inspectImageFolder(dir: string, opts: ImageFolderOptions &
       if (ok[i]) perClass[f.label] = (perClass[f.label] as number) + 1;
     });
     classProblems(s, perClass, problems);
-    summaries.push({ name: s.name, path: s.path, images: perClass.reduce((a, b) => a + b, 0), classes: s.classNames.length, classNames: s.classNames, imagesPerClass: perClass });
+    summaries.push({
+      name: s.name,
+      path: s.path,
+      images: perClass.reduce((a, b) => a + b, 0),
+      classes: s.classNames.length,
+      classNames: s.classNames,
+      imagesPerClass: perClass,
+    });
   }
   return { dir, splits: summaries, problems, ok: !problems.some((p) => p.severity === 'error') };
 }
@@ -300,7 +319,12 @@ function classProblems(s: ScannedSplit, perClass: number[], problems: ImageFolde
   perClass.forEach((n, c) => {
     const path = join(s.path, s.classNames[c] as string);
     if (n === 0 && (listed[c] as number) > 0) problems.push({ severity: 'error', path, message: 'class folder with no readable image' });
-    else if (n === 1 && s.name === 'test') problems.push({ severity: 'warning', path, message: 'test class with only 1 image: its query has no positive (R = 0), retrieval metrics need at least 2 per class' });
+    else if (n === 1 && s.name === 'test')
+      problems.push({
+        severity: 'warning',
+        path,
+        message: 'test class with only 1 image: its query has no positive (R = 0), retrieval metrics need at least 2 per class',
+      });
   });
 }
 
@@ -381,7 +405,8 @@ export async function openImageFolder(dir: string, opts: ImageFolderOptions = {}
       if (!('error' in r)) return r.image;
       const path = (s.files[i] as ScannedFile).path;
       const why = `unreadable or corrupt image (${r.error})`;
-      if (!opts.skipCorrupt) throw new UserError(`${path}: ${why}; expected a PNG or JPEG file (--set dataset.skipCorrupt=true leaves such files out, with a warning)`);
+      if (!opts.skipCorrupt)
+        throw new UserError(`${path}: ${why}; expected a PNG or JPEG file (--set dataset.skipCorrupt=true leaves such files out, with a warning)`);
       problems.push({ severity: 'warning', path, message: `${why}, skipped` });
       skipped.push(path);
       return undefined;
@@ -399,15 +424,17 @@ export async function openImageFolder(dir: string, opts: ImageFolderOptions = {}
       decoded.forEach((d) => {
         if (d) pixels.set(d, per * j++);
       });
-      built.push(new InMemorySplit({
-        name: s.name,
-        classNames: s.classNames,
-        labels: Int32Array.from(keep, (f) => f.label),
-        pixels,
-        imageShape: [g.size, g.size, g.channels],
-        normalization: norm,
-        source: (i) => keep[i]?.path ?? `${s.name}[${i}]`,
-      }));
+      built.push(
+        new InMemorySplit({
+          name: s.name,
+          classNames: s.classNames,
+          labels: Int32Array.from(keep, (f) => f.label),
+          pixels,
+          imageShape: [g.size, g.size, g.channels],
+          normalization: norm,
+          source: (i) => keep[i]?.path ?? `${s.name}[${i}]`,
+        }),
+      );
     } else {
       built.push(new DiskSplit(s.name, s.classNames, keep, g, norm, concurrency));
     }

@@ -50,7 +50,10 @@ export interface BenchmarkListing {
 
 /** '/'-joined relative path. */
 export function relPath(...parts: string[]): string {
-  return parts.filter((p) => p.length > 0).join('/').replace(/\/+/g, '/');
+  return parts
+    .filter((p) => p.length > 0)
+    .join('/')
+    .replace(/\/+/g, '/');
 }
 
 /** The file's status, or null when it does not exist or cannot be read. */
@@ -74,7 +77,9 @@ export function isDir(path: string): boolean {
 export function describeFolder(dir: string): string {
   let entries: string[];
   try {
-    entries = readdirSync(dir).filter((e) => !e.startsWith('.')).sort();
+    entries = readdirSync(dir)
+      .filter((e) => !e.startsWith('.'))
+      .sort();
   } catch {
     return 'nothing readable';
   }
@@ -107,7 +112,9 @@ export function requireLayout(root: string, title: string, entries: readonly Lay
   if (entries.every((e) => present(root, e))) return;
   let hint = '';
   try {
-    const sub = readdirSync(root).sort().find((e) => !e.startsWith('.') && isDir(join(root, e)) && entries.every((x) => present(join(root, e), x)));
+    const sub = readdirSync(root)
+      .sort()
+      .find((e) => !e.startsWith('.') && isDir(join(root, e)) && entries.every((x) => present(join(root, e), x)));
     if (sub) hint = `; did you mean ${join(root, sub)}?`;
   } catch {
     // no hint
@@ -162,4 +169,3 @@ export const byCodeUnit = (a: ClassId, b: ClassId): number => {
   const sb = String(b);
   return sa < sb ? -1 : sa > sb ? 1 : 0;
 };
-

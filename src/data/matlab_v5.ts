@@ -27,7 +27,7 @@ export class MatError extends Error {}
 
 export type NumericClass = 'double' | 'single' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64';
 export type NumericData =
-  | Float64Array | Float32Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+  Float64Array | Float32Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
 
 export interface MatNumeric {
   kind: 'numeric';
@@ -83,19 +83,52 @@ export interface MatFile {
 }
 
 const MI = {
-  INT8: 1, UINT8: 2, INT16: 3, UINT16: 4, INT32: 5, UINT32: 6, SINGLE: 7, DOUBLE: 9, INT64: 12, UINT64: 13,
-  MATRIX: 14, COMPRESSED: 15, UTF8: 16, UTF16: 17, UTF32: 18,
+  INT8: 1,
+  UINT8: 2,
+  INT16: 3,
+  UINT16: 4,
+  INT32: 5,
+  UINT32: 6,
+  SINGLE: 7,
+  DOUBLE: 9,
+  INT64: 12,
+  UINT64: 13,
+  MATRIX: 14,
+  COMPRESSED: 15,
+  UTF8: 16,
+  UTF16: 17,
+  UTF32: 18,
 } as const;
 
 const ELEMENT_SIZE: Record<number, number> = {
-  [MI.INT8]: 1, [MI.UINT8]: 1, [MI.INT16]: 2, [MI.UINT16]: 2, [MI.INT32]: 4, [MI.UINT32]: 4, [MI.SINGLE]: 4, [MI.DOUBLE]: 8,
-  [MI.INT64]: 8, [MI.UINT64]: 8, [MI.UTF8]: 1, [MI.UTF16]: 2, [MI.UTF32]: 4,
+  [MI.INT8]: 1,
+  [MI.UINT8]: 1,
+  [MI.INT16]: 2,
+  [MI.UINT16]: 2,
+  [MI.INT32]: 4,
+  [MI.UINT32]: 4,
+  [MI.SINGLE]: 4,
+  [MI.DOUBLE]: 8,
+  [MI.INT64]: 8,
+  [MI.UINT64]: 8,
+  [MI.UTF8]: 1,
+  [MI.UTF16]: 2,
+  [MI.UTF32]: 4,
 };
 
 const NUMERIC_TYPES: readonly number[] = Object.keys(ELEMENT_SIZE).map(Number);
 
 const NUMERIC_CLASSES: Record<number, NumericClass> = {
-  6: 'double', 7: 'single', 8: 'int8', 9: 'uint8', 10: 'int16', 11: 'uint16', 12: 'int32', 13: 'uint32', 14: 'int64', 15: 'uint64',
+  6: 'double',
+  7: 'single',
+  8: 'int8',
+  9: 'uint8',
+  10: 'int16',
+  11: 'uint16',
+  12: 'int32',
+  13: 'uint32',
+  14: 'int64',
+  15: 'uint64',
 };
 
 const MX_CELL = 1;
@@ -119,7 +152,11 @@ interface Element {
 class Reader {
   readonly view: DataView;
 
-  constructor(readonly bytes: Uint8Array, readonly le: boolean, readonly what: string) {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly le: boolean,
+    readonly what: string,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
@@ -170,16 +207,29 @@ class Reader {
     const v = this.view;
     const s = e.start;
     switch (e.type) {
-      case MI.INT8: return v.getInt8(s + i);
-      case MI.UINT8: case MI.UTF8: return v.getUint8(s + i);
-      case MI.INT16: return v.getInt16(s + 2 * i, this.le);
-      case MI.UINT16: case MI.UTF16: return v.getUint16(s + 2 * i, this.le);
-      case MI.INT32: return v.getInt32(s + 4 * i, this.le);
-      case MI.UINT32: case MI.UTF32: return v.getUint32(s + 4 * i, this.le);
-      case MI.SINGLE: return v.getFloat32(s + 4 * i, this.le);
-      case MI.DOUBLE: return v.getFloat64(s + 8 * i, this.le);
-      case MI.INT64: return v.getBigInt64(s + 8 * i, this.le);
-      default: return v.getBigUint64(s + 8 * i, this.le);
+      case MI.INT8:
+        return v.getInt8(s + i);
+      case MI.UINT8:
+      case MI.UTF8:
+        return v.getUint8(s + i);
+      case MI.INT16:
+        return v.getInt16(s + 2 * i, this.le);
+      case MI.UINT16:
+      case MI.UTF16:
+        return v.getUint16(s + 2 * i, this.le);
+      case MI.INT32:
+        return v.getInt32(s + 4 * i, this.le);
+      case MI.UINT32:
+      case MI.UTF32:
+        return v.getUint32(s + 4 * i, this.le);
+      case MI.SINGLE:
+        return v.getFloat32(s + 4 * i, this.le);
+      case MI.DOUBLE:
+        return v.getFloat64(s + 8 * i, this.le);
+      case MI.INT64:
+        return v.getBigInt64(s + 8 * i, this.le);
+      default:
+        return v.getBigUint64(s + 8 * i, this.le);
     }
   }
 
@@ -218,7 +268,14 @@ function numericArray(cls: NumericClass, r: Reader, e: Element, count: number): 
 }
 
 const NUMERIC_ARRAYS = {
-  double: Float64Array, single: Float32Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
+  double: Float64Array,
+  single: Float32Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
 } as const;
 
 const UTF8 = new TextDecoder('utf-8');
@@ -325,11 +382,17 @@ function matrix(r: Reader, start: number, end: number, depth: number): { name: s
 /** Parses a whole MAT-file held in memory; `what` names it in errors. */
 export function parseMat(bytes: Uint8Array, what = 'MAT-file'): MatFile {
   const text = (a: number, b: number): string => String.fromCharCode(...bytes.subarray(a, Math.min(b, bytes.length)));
-  if (bytes.length >= 8 && text(0, 8) === '\x89HDF\r\n\x1a\n') throw new MatError(`${what}: an HDF5 file (MATLAB v7.3), not a v5 MAT-file; save it with save(..., '-v7')`);
+  if (bytes.length >= 8 && text(0, 8) === '\x89HDF\r\n\x1a\n')
+    throw new MatError(`${what}: an HDF5 file (MATLAB v7.3), not a v5 MAT-file; save it with save(..., '-v7')`);
   if (bytes.length < 128) throw new MatError(`${what}: not a MATLAB v5 MAT-file (${bytes.length} bytes, shorter than the 128-byte header)`);
   const indicator = text(126, 128);
   if (indicator !== 'IM' && indicator !== 'MI') {
-    const hint = text(0, 19) === 'MATLAB 7.3 MAT-file' ? ' (a MATLAB v7.3 HDF5 file; save it with -v7)' : text(0, 6) === 'MATLAB' ? '' : ' (a MATLAB v4 file or not a MAT-file at all)';
+    const hint =
+      text(0, 19) === 'MATLAB 7.3 MAT-file'
+        ? ' (a MATLAB v7.3 HDF5 file; save it with -v7)'
+        : text(0, 6) === 'MATLAB'
+          ? ''
+          : ' (a MATLAB v4 file or not a MAT-file at all)';
     throw new MatError(`${what}: not a MATLAB v5 MAT-file: no endian indicator 'IM' or 'MI' at bytes 126–127${hint}`);
   }
   const le = indicator === 'IM';

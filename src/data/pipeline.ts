@@ -12,10 +12,27 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { firstLine, UserError } from '../errors.ts';
-import { checkIndices, checkLabels, classCounts, checkNormalization, type DatasetSplit, type ImageBatch, type ImageShape, type Normalization } from './dataset.ts';
 import {
-  type AppliedTransform, checkTransform, IMAGENET_NORMALIZATION, type ImageTransform, loadSharp, PAPER_TEST_TRANSFORM, PAPER_TRAIN_TRANSFORM,
-  type TestTransform, type TrainTransform, transformInto,
+  checkIndices,
+  checkLabels,
+  classCounts,
+  checkNormalization,
+  type DatasetSplit,
+  type ImageBatch,
+  type ImageShape,
+  type Normalization,
+} from './dataset.ts';
+import {
+  type AppliedTransform,
+  checkTransform,
+  IMAGENET_NORMALIZATION,
+  type ImageTransform,
+  loadSharp,
+  PAPER_TEST_TRANSFORM,
+  PAPER_TRAIN_TRANSFORM,
+  type TestTransform,
+  type TrainTransform,
+  transformInto,
 } from './transforms.ts';
 import { mapConcurrent } from './concurrency.ts';
 import { siblingModule, startModuleWorker } from '../engine/worker.ts';
@@ -174,7 +191,15 @@ export class ImagePool {
       out = new Float32Array(new SharedArrayBuffer(n * imageSize * 4));
       const id = this.nextId++;
       const job: PipelineJob = {
-        id, paths: [...paths], seeds: seedArray, transform, norm, out, imageSize, counter: new Int32Array(new SharedArrayBuffer(4)), lanes: this.lanes,
+        id,
+        paths: [...paths],
+        seeds: seedArray,
+        transform,
+        norm,
+        out,
+        imageSize,
+        counter: new Int32Array(new SharedArrayBuffer(4)),
+        lanes: this.lanes,
       };
       const p: Pending = { replies: this.threads.length, results: [], errors, resolve: () => undefined, reject: () => undefined };
       const done = new Promise<void>((resolve, reject) => {
@@ -262,7 +287,8 @@ export class FileSplit implements DatasetSplit {
     if (o.files.length !== o.labels.length) throw new Error(`${o.name}: ${o.files.length} files for ${o.labels.length} labels`);
     if (o.allowEmptyClasses) classCounts(o.labels, o.classNames.length, o.name);
     else checkLabels(o.labels, o.classNames.length, o.name);
-    if (o.classIds && o.classIds.length !== o.classNames.length) throw new Error(`${o.name}: ${o.classIds.length} class ids for ${o.classNames.length} classes`);
+    if (o.classIds && o.classIds.length !== o.classNames.length)
+      throw new Error(`${o.name}: ${o.classIds.length} class ids for ${o.classNames.length} classes`);
     this.name = o.name;
     this.files = o.files;
     this.size = o.files.length;

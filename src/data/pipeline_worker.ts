@@ -60,7 +60,9 @@ port.on('message', (job: PipelineJob) => {
     lanes++;
     lane()
       .catch((err: unknown) => port.postMessage({ kind: 'error', message: firstLine(err) } satisfies PipelineReply))
-      .finally(() => { lanes--; });
+      .finally(() => {
+        lanes--;
+      });
   }
 });
 

@@ -10,9 +10,7 @@
 // its product id, the file-name stem before '_' (what the official conversion names its folder).
 // Lines are split on whitespace, so CRLF endings and other id widths are fine (cf. QUIRK 20).
 import { resolve } from 'node:path';
-import {
-  type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, type ListedSplit, parseId, readTable, requireLayout,
-} from './listing.ts';
+import { type BenchmarkListing, type ClassId, type DatasetProblem, type ListedImage, type ListedSplit, parseId, readTable, requireLayout } from './listing.ts';
 
 export const SOP_FILES = { train: 'Ebay_train.txt', test: 'Ebay_test.txt' } as const;
 export const SOP_HEADER = ['image_id', 'class_id', 'super_class_id', 'path'] as const;
@@ -28,7 +26,11 @@ export function listSop(rootArg: string): BenchmarkListing {
     const images: ListedImage[] = [];
     const head = rows[0];
     if (!head || head.fields.join(' ').toLowerCase() !== SOP_HEADER.join(' ')) {
-      problems.push({ path: file, problem: `line ${head?.line ?? 1}: expected the header '${SOP_HEADER.join(' ')}', got '${head?.fields.join(' ') ?? ''}'`, severity: 'error' });
+      problems.push({
+        path: file,
+        problem: `line ${head?.line ?? 1}: expected the header '${SOP_HEADER.join(' ')}', got '${head?.fields.join(' ') ?? ''}'`,
+        severity: 'error',
+      });
     }
     for (const { line, fields } of rows.slice(head && parseId(head.fields[0]) === null ? 1 : 0)) {
       const cls = parseId(fields[1]);

@@ -59,7 +59,13 @@ export interface TestTransform {
 
 export type ImageTransform = TrainTransform | TestTransform;
 
-export const PAPER_TRAIN_TRANSFORM: TrainTransform = Object.freeze({ kind: 'train', size: 224, scale: [0.08, 1] as const, ratio: [3 / 4, 4 / 3] as const, flipProbability: 0.5 });
+export const PAPER_TRAIN_TRANSFORM: TrainTransform = Object.freeze({
+  kind: 'train',
+  size: 224,
+  scale: [0.08, 1] as const,
+  ratio: [3 / 4, 4 / 3] as const,
+  flipProbability: 0.5,
+});
 export const PAPER_TEST_TRANSFORM: TestTransform = Object.freeze({ kind: 'test', resize: 256, size: 224 });
 
 /** Python's round(): nearest integer, halves to even. */
@@ -80,7 +86,8 @@ export function checkTransform(t: ImageTransform): void {
   const [r0, r1] = t.ratio;
   if (!(s0 > 0 && s0 <= s1 && s1 <= 1)) throw new RangeError(`train transform: scale must satisfy 0 < min ≤ max ≤ 1, got (${s0}, ${s1})`);
   if (!(r0 > 0 && r0 <= r1)) throw new RangeError(`train transform: ratio must satisfy 0 < min ≤ max, got (${r0}, ${r1})`);
-  if (!(t.flipProbability >= 0 && t.flipProbability <= 1)) throw new RangeError(`train transform: flip probability must be in [0, 1], got ${t.flipProbability}`);
+  if (!(t.flipProbability >= 0 && t.flipProbability <= 1))
+    throw new RangeError(`train transform: flip probability must be in [0, 1], got ${t.flipProbability}`);
 }
 
 /**
@@ -88,8 +95,12 @@ export function checkTransform(t: ImageTransform): void {
  * numbers in [0, 1), `below(n)` integers in [0, n).
  */
 export function randomResizedCropBox(
-  width: number, height: number, scale: readonly [number, number], ratio: readonly [number, number],
-  uniform: () => number, below: (n: number) => number,
+  width: number,
+  height: number,
+  scale: readonly [number, number],
+  ratio: readonly [number, number],
+  uniform: () => number,
+  below: (n: number) => number,
 ): CropBox {
   const area = width * height;
   const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])] as const;
@@ -127,7 +138,14 @@ export interface TrainDecision {
 /** The crop and flip of one image of width×height drawn from its seed. */
 export function trainDecision(seed: number, width: number, height: number, t: TrainTransform): TrainDecision {
   const rng = new Random(seed >>> 0, STREAMS.image);
-  const box = randomResizedCropBox(width, height, t.scale, t.ratio, () => rng.random(), (n) => rng.int(n));
+  const box = randomResizedCropBox(
+    width,
+    height,
+    t.scale,
+    t.ratio,
+    () => rng.random(),
+    (n) => rng.int(n),
+  );
   const flip = rng.random() < t.flipProbability;
   return { box, flip };
 }
@@ -212,7 +230,13 @@ export function toRgb(data: Buffer, pixels: number, channels: number): Buffer {
  * with alpha are first decoded without it, so the resampling never mixes in premultiplied alpha.
  */
 export async function transformInto(
-  sharp: SharpFactory, path: string, t: ImageTransform, seed: number, out: Float32Array, offset: number, norm: Normalization | null,
+  sharp: SharpFactory,
+  path: string,
+  t: ImageTransform,
+  seed: number,
+  out: Float32Array,
+  offset: number,
+  norm: Normalization | null,
 ): Promise<AppliedTransform> {
   const bytes = await readFile(path);
   const meta = await sharp(bytes).metadata();
@@ -242,7 +266,8 @@ export async function transformInto(
     applied = { width, height, resized, box, flip: false, converted };
   }
   const result = await input.toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  if (result.info.width !== t.size || result.info.height !== t.size) throw new Error(`transformed to ${result.info.width}×${result.info.height}, expected ${t.size}×${t.size}`);
+  if (result.info.width !== t.size || result.info.height !== t.size)
+    throw new Error(`transformed to ${result.info.width}×${result.info.height}, expected ${t.size}×${t.size}`);
   const pixels = toRgb(result.data, t.size * t.size, result.info.channels);
   writeFloats(pixels, t.size, applied.flip, out, offset, norm);
   return applied;

@@ -58,7 +58,12 @@ export async function environmentReport(): Promise<EnvironmentReport> {
   const cpuList = cpus();
   const backend = tf.getBackend();
   const native = nativeStatus();
-  const openblas = firstExisting(['/usr/include/cblas.h', '/usr/include/openblas/cblas.h', '/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h']);
+  const openblas = firstExisting([
+    '/usr/include/cblas.h',
+    '/usr/include/openblas/cblas.h',
+    '/usr/include/x86_64-linux-gnu/cblas.h',
+    '/usr/include/aarch64-linux-gnu/cblas.h',
+  ]);
   const onednn = firstExisting(libraryDirs().flatMap((d) => [`${d}/libdnnl.so.2`, `${d}/libdnnl.so.3`, `${d}/libdnnl.so`]));
   const optional = (name: string, what: string): Component => {
     const v = installedVersion(name);
@@ -72,10 +77,19 @@ export async function environmentReport(): Promise<EnvironmentReport> {
     backend: { name: backend, verified: VERIFIED_BACKENDS.includes(backend), engine: describeEngine() },
     components: {
       'native kernels': native.active
-        ? { found: `${native.blas || 'OpenBLAS'}, ${native.threads} thread${native.threads === 1 ? '' : 's'}`, note: 'matrix products, element-wise and fused GNN kernels, k-NN' }
-        : { found: null, note: `${native.reason}${openblas ? '' : '; OpenBLAS headers missing (apt-get install libopenblas-dev g++ make), then node native/build.mjs'}` },
+        ? {
+            found: `${native.blas || 'OpenBLAS'}, ${native.threads} thread${native.threads === 1 ? '' : 's'}`,
+            note: 'matrix products, element-wise and fused GNN kernels, k-NN',
+          }
+        : {
+            found: null,
+            note: `${native.reason}${openblas ? '' : '; OpenBLAS headers missing (apt-get install libopenblas-dev g++ make), then node native/build.mjs'}`,
+          },
       OpenBLAS: { found: openblas, note: openblas ? 'headers for the native addon' : 'not found: apt-get install libopenblas-dev (speed)' },
-      oneDNN: { found: onednn, note: onednn ? 'found; not used by this version of the addon' : 'not found (libdnnl-dev); not used by this version of the addon' },
+      oneDNN: {
+        found: onednn,
+        note: onednn ? 'found; not used by this version of the addon' : 'not found (libdnnl-dev); not used by this version of the addon',
+      },
       sharp: { found: await sharpVersions(), note: 'image decoding for folder and benchmark datasets' },
       onnxruntime: optional('onnxruntime-node', 'ONNX backbones in frozen-feature mode'),
       LanceDB: optional('@lancedb/lancedb', 'optional: vector search over embeddings'),

@@ -155,13 +155,18 @@ function matMulImpl(native: NativeAddon): Impl {
     const { a, b, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo>;
     const activation = (attrs.activation as string | undefined) ?? 'linear';
     if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32' || preluActivationWeights || activation !== 'linear') return null;
-    const tA = Boolean(attrs.transposeA), tB = Boolean(attrs.transposeB);
-    const ra = a.shape.length, rb = b.shape.length;
-    const M = a.shape[tA ? ra - 1 : ra - 2] as number, K = a.shape[tA ? ra - 2 : ra - 1] as number;
+    const tA = Boolean(attrs.transposeA),
+      tB = Boolean(attrs.transposeB);
+    const ra = a.shape.length,
+      rb = b.shape.length;
+    const M = a.shape[tA ? ra - 1 : ra - 2] as number,
+      K = a.shape[tA ? ra - 2 : ra - 1] as number;
     const N = b.shape[tB ? rb - 2 : rb - 1] as number;
     if ((b.shape[tB ? rb - 1 : rb - 2] as number) !== K) return null;
-    const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
-    const nA = sizeOf(batchA), nB = sizeOf(batchB);
+    const batchA = a.shape.slice(0, -2),
+      batchB = b.shape.slice(0, -2);
+    const nA = sizeOf(batchA),
+      nB = sizeOf(batchB);
     const sameBatch = batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i]);
     if (!sameBatch && nA !== 1 && nB !== 1) return null;
     if (bias && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== N)) return null;
@@ -170,8 +175,20 @@ function matMulImpl(native: NativeAddon): Impl {
     const batch = Math.max(nA, nB);
     // [transA, transB, M, N, K, alpha, a, b, c, bias, batch, strideA, strideB, strideC]
     call(backend, native.gemm, [
-      Number(tA), Number(tB), M, N, K, 1, offset(backend, a), offset(backend, b), offset(backend, out),
-      bias ? offset(backend, bias) : -1, batch, nA === 1 ? 0 : M * K, nB === 1 ? 0 : K * N, M * N,
+      Number(tA),
+      Number(tB),
+      M,
+      N,
+      K,
+      1,
+      offset(backend, a),
+      offset(backend, b),
+      offset(backend, out),
+      bias ? offset(backend, bias) : -1,
+      batch,
+      nA === 1 ? 0 : M * K,
+      nB === 1 ? 0 : K * N,
+      M * N,
     ]);
     return out;
   };
@@ -216,10 +233,13 @@ function reduceImpl(native: NativeAddon, op: number): Impl {
     const axisAttr = (attrs.axis ?? attrs.reductionIndices) as number | number[] | null;
     const axes = tf.util.parseAxisParam(axisAttr ?? x.shape.map((_, i) => i), x.shape).sort((p, q) => p - q);
     if (axes.length === 0 || axes.some((ax, i) => i > 0 && ax !== (axes[i - 1] as number) + 1)) return null;
-    const first = axes[0] as number, last = axes[axes.length - 1] as number;
+    const first = axes[0] as number,
+      last = axes[axes.length - 1] as number;
     const outShape = attrs.keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
     const out = backend.makeOutput(outShape, 'float32');
-    const outer = sizeOf(x.shape.slice(0, first)), mid = sizeOf(x.shape.slice(first, last + 1)), inner = sizeOf(x.shape.slice(last + 1));
+    const outer = sizeOf(x.shape.slice(0, first)),
+      mid = sizeOf(x.shape.slice(first, last + 1)),
+      inner = sizeOf(x.shape.slice(last + 1));
     // [op, out, x, outer, mid, inner]
     call(backend, native.reduce, [op, offset(backend, out), offset(backend, x), outer, mid, inner]);
     return out;
@@ -242,7 +262,14 @@ function transposeImpl(native: NativeAddon): Impl {
     if (!x || !is4Bytes(x)) return null;
     const perm = attrs.perm as number[];
     const own = contiguousStrides(x.shape);
-    return stridedCopy(native, backend, x, perm.map((p) => x.shape[p] as number), 0, perm.map((p) => own[p] as number));
+    return stridedCopy(
+      native,
+      backend,
+      x,
+      perm.map((p) => x.shape[p] as number),
+      0,
+      perm.map((p) => own[p] as number),
+    );
   };
 }
 
@@ -267,7 +294,14 @@ function splitImpl(native: NativeAddon): Impl {
     const own = contiguousStrides(x.shape);
     let start = 0;
     return sizes.map((n) => {
-      const out = stridedCopy(native, backend, x, x.shape.map((d, i) => (i === axis ? n : d)), start * (own[axis] as number), own);
+      const out = stridedCopy(
+        native,
+        backend,
+        x,
+        x.shape.map((d, i) => (i === axis ? n : d)),
+        start * (own[axis] as number),
+        own,
+      );
       start += n;
       return out;
     });
@@ -292,7 +326,14 @@ function tileImpl(native: NativeAddon): Impl {
     const reps = attrs.reps as number[];
     if (!x || !is4Bytes(x) || reps.some((r, d) => r !== 1 && x.shape[d] !== 1)) return null;
     const own = contiguousStrides(x.shape);
-    return stridedCopy(native, backend, x, x.shape.map((n, d) => n * (reps[d] as number)), 0, x.shape.map((n, d) => (n === 1 ? 0 : (own[d] as number))));
+    return stridedCopy(
+      native,
+      backend,
+      x,
+      x.shape.map((n, d) => n * (reps[d] as number)),
+      0,
+      x.shape.map((n, d) => (n === 1 ? 0 : (own[d] as number))),
+    );
   };
 }
 
@@ -324,7 +365,16 @@ function fusedImpls(native: NativeAddon): Record<string, Impl> {
       const width = x.shape[x.shape.length - 1] as number;
       const y = backend.makeOutput([...x.shape], 'float32');
       // [y, x, gamma, beta, rows, width, eps, withGelu]
-      call(backend, native.layerNorm, [offset(backend, y), offset(backend, x), offset(backend, gamma), offset(backend, beta), sizeOf(x.shape) / width, width, attrs.eps as number, Number(attrs.gelu)]);
+      call(backend, native.layerNorm, [
+        offset(backend, y),
+        offset(backend, x),
+        offset(backend, gamma),
+        offset(backend, beta),
+        sizeOf(x.shape) / width,
+        width,
+        attrs.eps as number,
+        Number(attrs.gelu),
+      ]);
       return y;
     },
     [NATIVE_OPS.layerNormGrad]: ({ inputs, backend, attrs }) => {
@@ -335,8 +385,16 @@ function fusedImpls(native: NativeAddon): Record<string, Impl> {
       const dBeta = backend.makeOutput([width], 'float32');
       // [dx, dgamma, dbeta, x, gamma, dy, rows, width, eps, withGelu]
       call(backend, native.layerNormGrad, [
-        offset(backend, dx), offset(backend, dGamma), offset(backend, dBeta), offset(backend, x), offset(backend, gamma), offset(backend, dy),
-        sizeOf(x.shape) / width, width, attrs.eps as number, Number(attrs.gelu),
+        offset(backend, dx),
+        offset(backend, dGamma),
+        offset(backend, dBeta),
+        offset(backend, x),
+        offset(backend, gamma),
+        offset(backend, dy),
+        sizeOf(x.shape) / width,
+        width,
+        attrs.eps as number,
+        Number(attrs.gelu),
       ]);
       return [dx, dGamma, dBeta];
     },
@@ -359,19 +417,43 @@ function fusedImpls(native: NativeAddon): Record<string, Impl> {
       const [B, , D] = q.shape as [number, number, number];
       const u = backend.makeOutput([B, B, D], 'float32');
       // [u, q, k, v, mask, B, D, scale]
-      call(backend, native.edgeAttention, [offset(backend, u), offset(backend, q), offset(backend, k), offset(backend, v), offset(backend, mask), B, D, attrs.scale as number]);
+      call(backend, native.edgeAttention, [
+        offset(backend, u),
+        offset(backend, q),
+        offset(backend, k),
+        offset(backend, v),
+        offset(backend, mask),
+        B,
+        D,
+        attrs.scale as number,
+      ]);
       return u;
     },
     [NATIVE_OPS.edgeAttentionGrad]: ({ inputs, backend, attrs }) => {
-      const [q, k, v, mask, du] = floatInputs(inputs, ['q', 'k', 'v', 'mask', 'du']) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+      const [q, k, v, mask, du] = floatInputs(inputs, ['q', 'k', 'v', 'mask', 'du']) as [
+        tf.TensorInfo,
+        tf.TensorInfo,
+        tf.TensorInfo,
+        tf.TensorInfo,
+        tf.TensorInfo,
+      ];
       const [B, , D] = q.shape as [number, number, number];
       const dq = backend.makeOutput([B, B, D], 'float32');
       const dk = backend.makeOutput([B, D], 'float32');
       const dv = backend.makeOutput([B, D], 'float32');
       // [dq, dk, dv, q, k, v, mask, du, B, D, scale]
       call(backend, native.edgeAttentionGrad, [
-        offset(backend, dq), offset(backend, dk), offset(backend, dv), offset(backend, q), offset(backend, k), offset(backend, v),
-        offset(backend, mask), offset(backend, du), B, D, attrs.scale as number,
+        offset(backend, dq),
+        offset(backend, dk),
+        offset(backend, dv),
+        offset(backend, q),
+        offset(backend, k),
+        offset(backend, v),
+        offset(backend, mask),
+        offset(backend, du),
+        B,
+        D,
+        attrs.scale as number,
       ]);
       return [dq, dk, dv];
     },

@@ -37,10 +37,11 @@ export function correlationMatrix(z: tf.Tensor2D): tf.Tensor2D {
 /** Edge index table [(r, c)] for e = r·B + c. */
 export function edgeIndex(b: number): Int32Array {
   const out = new Int32Array(b * b * 2);
-  for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) {
-    out[2 * (r * b + c)] = r;
-    out[2 * (r * b + c) + 1] = c;
-  }
+  for (let r = 0; r < b; r++)
+    for (let c = 0; c < b; c++) {
+      out[2 * (r * b + c)] = r;
+      out[2 * (r * b + c) + 1] = c;
+    }
   return out;
 }
 

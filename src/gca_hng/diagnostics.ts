@@ -58,7 +58,13 @@ function dist(a: Float32Array, i: number, b: Float32Array, j: number, D: number)
 }
 
 export function hardnessDiagnostics(
-  m: MetricModel, images: tf.Tensor4D, loss: GcaHngLossConfig, jAvg: number, jGen: number, mixing: number[], variant: GcaVariant = OFFICIAL_VARIANT,
+  m: MetricModel,
+  images: tf.Tensor4D,
+  loss: GcaHngLossConfig,
+  jAvg: number,
+  jGen: number,
+  mixing: number[],
+  variant: GcaVariant = OFFICIAL_VARIANT,
 ): HardnessDiagnostics {
   const { P, K, D } = m.shape;
   const phi = hardnessFactor(loss.alpha, jAvg);
@@ -67,38 +73,44 @@ export function hardnessDiagnostics(
     const { edgePara, negatives } = runGenerator({ sd: m.sd, shape: m.shape, nodes: zt, phi, mixing, variant });
     return [zt.dataSync() as Float32Array, edgePara.dataSync() as Float32Array, negatives.dataSync() as Float32Array];
   });
-  const pos: number[] = [], real: number[] = [], gen: number[] = [];
-  let pairs = 0, relSum = 0;
-  let keptPairs = 0, allPairs = 0;
-  for (let k = 0; k < K; k++) for (let a = 0; a < P; a++) {
-    const dp = dist(z, k * P + a, z, ((k + 1) % K) * P + a, D);
-    pos.push(dp);
-    for (let n = 0; n < P; n++) {
-      if (n === a) continue;
-      // The real negatives of slot n (one per chunk) and the one generated from them by mixing.
-      let drMean = 0;
-      for (let mc = 0; mc < K; mc++) {
-        const dr = dist(z, k * P + a, z, mc * P + n, D);
-        real.push(dr);
-        drMean += dr / K;
-        if (dp >= dr) keptPairs++;
-        allPairs++;
-      }
-      const dg = dist(z, k * P + a, neg, k * P * P + a * P + n, D);
-      gen.push(dg);
-      if (drMean - dp > 1e-9) {
-        relSum += (dg - dp) / (drMean - dp);
-        pairs++;
+  const pos: number[] = [],
+    real: number[] = [],
+    gen: number[] = [];
+  let pairs = 0,
+    relSum = 0;
+  let keptPairs = 0,
+    allPairs = 0;
+  for (let k = 0; k < K; k++)
+    for (let a = 0; a < P; a++) {
+      const dp = dist(z, k * P + a, z, ((k + 1) % K) * P + a, D);
+      pos.push(dp);
+      for (let n = 0; n < P; n++) {
+        if (n === a) continue;
+        // The real negatives of slot n (one per chunk) and the one generated from them by mixing.
+        let drMean = 0;
+        for (let mc = 0; mc < K; mc++) {
+          const dr = dist(z, k * P + a, z, mc * P + n, D);
+          real.push(dr);
+          drMean += dr / K;
+          if (dp >= dr) keptPairs++;
+          allPairs++;
+        }
+        const dg = dist(z, k * P + a, neg, k * P * P + a * P + n, D);
+        gen.push(dg);
+        if (drMean - dp > 1e-9) {
+          relSum += (dg - dp) / (drMean - dp);
+          pairs++;
+        }
       }
     }
-  }
   const E = para.length / D;
   const chMean = new Array<number>(D).fill(0);
   const chSq = new Array<number>(D).fill(0);
   const pairMeans: number[] = [];
   let withinSum = 0;
   for (let e = 0; e < E; e++) {
-    let s = 0, s2 = 0;
+    let s = 0,
+      s2 = 0;
     for (let d = 0; d < D; d++) {
       const v = para[e * D + d] as number;
       chMean[d] = (chMean[d] as number) + v;

@@ -61,6 +61,14 @@ export function runGenerator(g: GeneratorInput): GeneratorOutput {
   g.recordGraph?.(graph.edges);
   const gnn = gnnForward(g.sd, g.shape, g.nodes, graph.edges, { training: g.training ?? false, dropout: g.dropout, pairMlp: !v.global, record: g.recordGnn });
   const weights = generationWeights(g.detachWeights ? detachedCopy(gnn.edgePara) : gnn.edgePara, v);
-  const gen = generateHardNegatives({ z: g.anchors ?? g.nodes, edgePara: weights, P: g.shape.P, K: g.shape.K, phi: g.phi, mixing: g.mixing, withAllNegatives: g.withAllNegatives });
+  const gen = generateHardNegatives({
+    z: g.anchors ?? g.nodes,
+    edgePara: weights,
+    P: g.shape.P,
+    K: g.shape.K,
+    phi: g.phi,
+    mixing: g.mixing,
+    withAllNegatives: g.withAllNegatives,
+  });
   return { nodePred: gnn.nodePred, edgePara: gnn.edgePara, negatives: gen.negatives, allNegatives: gen.allNegatives };
 }

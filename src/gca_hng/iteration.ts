@@ -78,8 +78,17 @@ function backward(loss: () => tf.Scalar, opts: AdamW[], sd: StateDict, exclude?:
 export function trainIteration(m: IterationModel, b: IterationBatch): IterationLosses {
   const { sd } = m;
   const ctx = {
-    sd, shape: m.shape, loss: m.loss, labels: b.labels, jAvg: b.jAvg, jGen: b.jGen,
-    training: true, dropout: b.dropout, phi: b.phi, variant: m.variant, baseLoss: m.baseLoss,
+    sd,
+    shape: m.shape,
+    loss: m.loss,
+    labels: b.labels,
+    jAvg: b.jAvg,
+    jGen: b.jGen,
+    training: true,
+    dropout: b.dropout,
+    phi: b.phi,
+    variant: m.variant,
+    baseLoss: m.baseLoss,
   };
   m.optC.zeroGrad();
   m.optGnn.zeroGrad();
@@ -88,17 +97,22 @@ export function trainIteration(m: IterationModel, b: IterationBatch): IterationL
   const scalars: Record<string, number> = {};
   let eBj = 0;
   let phi = 0;
-  const jMetric = backward(() => {
-    const zOnTape = m.embed(b.input);
-    z = tf.keep(tf.clone(zOnTape));
-    const r = metricObjective({ ...ctx, mixing: b.mixingMetric }, zOnTape);
-    scalars.J_m = r.jM.dataSync()[0] as number;
-    scalars.J_gnnce = r.jGce.dataSync()[0] as number;
-    scalars.J_syn = r.jSyn.dataSync()[0] as number;
-    eBj = r.eBj;
-    phi = r.phi;
-    return r.jMetric;
-  }, [m.optC, m.optGnn], sd, m.frozen);
+  const jMetric = backward(
+    () => {
+      const zOnTape = m.embed(b.input);
+      z = tf.keep(tf.clone(zOnTape));
+      const r = metricObjective({ ...ctx, mixing: b.mixingMetric }, zOnTape);
+      scalars.J_m = r.jM.dataSync()[0] as number;
+      scalars.J_gnnce = r.jGce.dataSync()[0] as number;
+      scalars.J_syn = r.jSyn.dataSync()[0] as number;
+      eBj = r.eBj;
+      phi = r.phi;
+      return r.jMetric;
+    },
+    [m.optC, m.optGnn],
+    sd,
+    m.frozen,
+  );
 
   try {
     if (m.clip !== null) m.optC.clipGradValue(m.clip);
@@ -112,18 +126,30 @@ export function trainIteration(m: IterationModel, b: IterationBatch): IterationL
 
     m.optGnn.zeroGrad();
     // J_gen also reaches the classifier, but that gradient is zeroed before opt_s uses it: skipped.
-    const jGen = backward(() => {
-      const r = generatorObjective({ ...ctx, mixing: b.mixingGenerator }, z);
-      scalars.J_div = r.jDiv.dataSync()[0] as number;
-      scalars.J_gence = r.jGence.dataSync()[0] as number;
-      return r.jGen;
-    }, [m.optGnn], sd);
+    const jGen = backward(
+      () => {
+        const r = generatorObjective({ ...ctx, mixing: b.mixingGenerator }, z);
+        scalars.J_div = r.jDiv.dataSync()[0] as number;
+        scalars.J_gence = r.jGence.dataSync()[0] as number;
+        return r.jGen;
+      },
+      [m.optGnn],
+      sd,
+    );
     if (m.clip !== null) m.optGnn.clipGradValue(m.clip);
     m.optGnn.step();
 
     return {
-      J_m: scalars.J_m as number, J_gnnce: scalars.J_gnnce as number, J_syn: scalars.J_syn as number, J_metric: jMetric,
-      J_softce: jSoftce, J_div: scalars.J_div as number, J_gence: scalars.J_gence as number, J_gen: jGen, e_bj: eBj, para_scale: phi,
+      J_m: scalars.J_m as number,
+      J_gnnce: scalars.J_gnnce as number,
+      J_syn: scalars.J_syn as number,
+      J_metric: jMetric,
+      J_softce: jSoftce,
+      J_div: scalars.J_div as number,
+      J_gence: scalars.J_gence as number,
+      J_gen: jGen,
+      e_bj: eBj,
+      para_scale: phi,
     };
   } finally {
     z.dispose();

@@ -69,8 +69,17 @@ export function metricObjective(c: PassContext, z: tf.Tensor2D) {
   const gnnInput = v.gceToBackbone ? z : detachedCopy(z);
   const phi = c.phi ?? hardnessFactor(c.loss.alpha, c.jAvg);
   const gen = runGenerator({
-    sd: c.sd, shape: c.shape, nodes: gnnInput, anchors: z, phi, mixing: c.mixing, training: c.training, dropout: c.dropout, variant: v,
-    detachWeights: true, withAllNegatives: c.withAllNegatives,
+    sd: c.sd,
+    shape: c.shape,
+    nodes: gnnInput,
+    anchors: z,
+    phi,
+    mixing: c.mixing,
+    training: c.training,
+    dropout: c.dropout,
+    variant: v,
+    detachWeights: true,
+    withAllNegatives: c.withAllNegatives,
     recordGraph: rec ? (edges) => rec('graph/W', edges) : undefined,
     recordGnn: rec ? (n, t) => rec(`gnn/${n}`, t) : undefined,
   });
@@ -81,7 +90,19 @@ export function metricObjective(c: PassContext, z: tf.Tensor2D) {
     : npairSyntheticLoss(gen.negatives, z, P, K);
   const jSyn = tf.mul(jSynRaw, v.syn ? 1 - eBj : 0) as tf.Scalar;
   const jMetric = (v.syn ? tf.add(tf.add(jM, jSyn), jGce) : tf.add(jM, jGce)) as tf.Scalar;
-  return { jMetric, jM, jSyn, jSynRaw, jGce, eBj, phi, nodePred: gen.nodePred, edgePara: gen.edgePara, negatives: gen.negatives, allNegatives: gen.allNegatives };
+  return {
+    jMetric,
+    jM,
+    jSyn,
+    jSynRaw,
+    jGce,
+    eBj,
+    phi,
+    nodePred: gen.nodePred,
+    edgePara: gen.edgePara,
+    negatives: gen.negatives,
+    allNegatives: gen.allNegatives,
+  };
 }
 
 /** J_ce = 10·CE(classifier(sg(z)), y): trains only the softmax classifier. */
@@ -101,8 +122,16 @@ export function generatorObjective(c: PassContext, zDetached: tf.Tensor2D) {
   const v = c.variant ?? OFFICIAL_VARIANT;
   const phi = c.phi ?? hardnessFactor(c.loss.alpha, c.jAvg);
   const gen = runGenerator({
-    sd: c.sd, shape: c.shape, nodes: zDetached, phi, mixing: c.mixing, training: c.training, dropout: c.dropout, variant: v,
-    withAllNegatives: c.withAllNegatives, recordGnn: rec ? (n, t) => rec(`gnn2/${n}`, t) : undefined,
+    sd: c.sd,
+    shape: c.shape,
+    nodes: zDetached,
+    phi,
+    mixing: c.mixing,
+    training: c.training,
+    dropout: c.dropout,
+    variant: v,
+    withAllNegatives: c.withAllNegatives,
+    recordGnn: rec ? (n, t) => rec(`gnn2/${n}`, t) : undefined,
   });
   const div = diversityLoss(gen.edgePara, B);
   const logitsMix = classifierLogits(c.sd, gen.negatives);
@@ -112,5 +141,16 @@ export function generatorObjective(c: PassContext, zDetached: tf.Tensor2D) {
     tf.add(tf.add(jGence, tf.mul(sim.mean, c.loss.dotWeight)), tf.mul(div.value, c.loss.divWeight)),
     OFFICIAL_FIXED.generatorFactor,
   ) as tf.Scalar;
-  return { jGen, jGence, jDivRaw: div.raw, jDiv: div.value, sim, logitsMix, edgePara: gen.edgePara, nodePred: gen.nodePred, negatives: gen.negatives, allNegatives: gen.allNegatives };
+  return {
+    jGen,
+    jGence,
+    jDivRaw: div.raw,
+    jDiv: div.value,
+    sim,
+    logitsMix,
+    edgePara: gen.edgePara,
+    nodePred: gen.nodePred,
+    negatives: gen.negatives,
+    allNegatives: gen.allNegatives,
+  };
 }

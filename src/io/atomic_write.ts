@@ -24,8 +24,16 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
     closeSync(fd);
     renameSync(tmp, path);
   } catch (err) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* already gone */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
     throw aboutTarget(err, path);
   }
 }

@@ -7,10 +7,20 @@ import { bytesOf, bytesPerElement, dataFromBytes, type HostDType, type HostTenso
 export class NpyError extends Error {}
 
 const DESCR_TO_DTYPE: Record<string, HostDType> = {
-  '<f4': 'F32', '<f8': 'F64', '<i8': 'I64', '<i4': 'I32', '|u1': 'U8', '|b1': 'BOOL',
+  '<f4': 'F32',
+  '<f8': 'F64',
+  '<i8': 'I64',
+  '<i4': 'I32',
+  '|u1': 'U8',
+  '|b1': 'BOOL',
 };
 const DTYPE_TO_DESCR: Record<HostDType, string> = {
-  F32: '<f4', F64: '<f8', I64: '<i8', I32: '<i4', U8: '|u1', BOOL: '|b1',
+  F32: '<f4',
+  F64: '<f8',
+  I64: '<i8',
+  I32: '<i4',
+  U8: '|u1',
+  BOOL: '|b1',
 };
 
 /** Parses a .npy file; anything it declares that its bytes do not hold is a one-line NpyError. */
@@ -31,12 +41,16 @@ export function parseNpy(bytes: Uint8Array, source = '.npy data'): HostTensor {
   if (descr === undefined || shapeText === undefined) throw new NpyError(`${source}: malformed header ${JSON.stringify(header.trim().slice(0, 120))}`);
   const dtype = DESCR_TO_DTYPE[descr];
   if (!dtype) throw new NpyError(`${source}: unsupported dtype '${descr}' (expected float32, float64, int32, int64, uint8 or bool, little-endian)`);
-  const parts = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const parts = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (!parts.every((p) => /^[0-9]+L?$/.test(p))) throw new NpyError(`${source}: shape (${shapeText}) is not a tuple of non-negative integers`);
   const shape = parts.map((p) => Number.parseInt(p, 10));
   const start = headerStart + headerLen;
   const size = numel(shape) * bytesPerElement(dtype);
-  if (!Number.isSafeInteger(size) || start + size > bytes.byteLength) throw new NpyError(`${source}: file is truncated (needs ${size} data bytes for shape [${shape.join(', ')}], has ${bytes.byteLength - start})`);
+  if (!Number.isSafeInteger(size) || start + size > bytes.byteLength)
+    throw new NpyError(`${source}: file is truncated (needs ${size} data bytes for shape [${shape.join(', ')}], has ${bytes.byteLength - start})`);
   let data = dataFromBytes(dtype, bytes.subarray(start, start + size));
   if (fortran && shape.length > 1) data = fortranToC(data, shape);
   return { dtype, shape, data };

@@ -35,7 +35,10 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
   } catch {
     throw new SafetensorsError(`${source}: the header is not valid JSON`);
   }
-  if (!isObject(header)) throw new SafetensorsError(`${source}: the header is ${header === null ? 'null' : Array.isArray(header) ? 'a list' : `a ${typeof header}`}, expected a JSON object of tensors`);
+  if (!isObject(header))
+    throw new SafetensorsError(
+      `${source}: the header is ${header === null ? 'null' : Array.isArray(header) ? 'a list' : `a ${typeof header}`}, expected a JSON object of tensors`,
+    );
   const dataStart = 8 + headerLen;
   const dataLength = bytes.byteLength - dataStart;
   const tensors = new Map<string, HostTensor>();
@@ -49,12 +52,16 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
       continue;
     }
     const what = `${source}: tensor '${name}'`;
-    if (!isObject(entry)) throw new SafetensorsError(`${what} is ${entry === null ? 'null' : `a ${Array.isArray(entry) ? 'list' : typeof entry}`}, expected {dtype, shape, data_offsets}`);
+    if (!isObject(entry))
+      throw new SafetensorsError(
+        `${what} is ${entry === null ? 'null' : `a ${Array.isArray(entry) ? 'list' : typeof entry}`}, expected {dtype, shape, data_offsets}`,
+      );
     const { dtype, shape, data_offsets: offsets } = entry;
     if (typeof dtype !== 'string' || !DTYPES.includes(dtype as HostDType)) {
       throw new SafetensorsError(`${what} has unsupported dtype ${JSON.stringify(dtype)} (expected one of ${DTYPES.join(', ')})`);
     }
-    if (!Array.isArray(shape) || !shape.every(isCount)) throw new SafetensorsError(`${what}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(shape) || !shape.every(isCount))
+      throw new SafetensorsError(`${what}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
       throw new SafetensorsError(`${what}: data_offsets ${JSON.stringify(offsets)} is not a pair of non-negative integers`);
     }
@@ -62,9 +69,15 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
     const dims = shape as number[];
     const expected = numel(dims) * bytesPerElement(dtype as HostDType);
     if (begin > end || end > dataLength || end - begin !== expected) {
-      throw new SafetensorsError(`${what} has byte range [${begin}, ${end}) inconsistent with ${dtype}[${dims.join(', ')}] (${expected} bytes) and the ${dataLength} data bytes of the file`);
+      throw new SafetensorsError(
+        `${what} has byte range [${begin}, ${end}) inconsistent with ${dtype}[${dims.join(', ')}] (${expected} bytes) and the ${dataLength} data bytes of the file`,
+      );
     }
-    tensors.set(name, { dtype: dtype as HostDType, shape: [...dims], data: dataFromBytes(dtype as HostDType, bytes.subarray(dataStart + begin, dataStart + end)) });
+    tensors.set(name, {
+      dtype: dtype as HostDType,
+      shape: [...dims],
+      data: dataFromBytes(dtype as HostDType, bytes.subarray(dataStart + begin, dataStart + end)),
+    });
   }
   return { tensors, metadata };
 }
@@ -86,7 +99,8 @@ export function serializeSafetensors(tensors: Map<string, HostTensor> | Record<s
   let offset = 0;
   for (const [name, t] of entries) {
     const n = numel(t.shape) * bytesPerElement(t.dtype);
-    if (t.data.byteLength !== n) throw new SafetensorsError(`tensor '${name}': data has ${t.data.byteLength} bytes, ${t.dtype}[${t.shape.join(', ')}] needs ${n}`);
+    if (t.data.byteLength !== n)
+      throw new SafetensorsError(`tensor '${name}': data has ${t.data.byteLength} bytes, ${t.dtype}[${t.shape.join(', ')}] needs ${n}`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + n] };
     offset += n;
   }

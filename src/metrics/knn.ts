@@ -92,7 +92,12 @@ export async function nearestNeighbours(queries: Embeddings, gallery: Embeddings
   return { rows: queries.rows, k, indices: out.indices, scores: out.scores };
 }
 
-async function searchNative(addon: NativeAddon, plan: Omit<KnnPlan, 'queryBlock' | 'galleryBlock'>, queries: Embeddings, gallery: Embeddings): Promise<KnnOutput> {
+async function searchNative(
+  addon: NativeAddon,
+  plan: Omit<KnnPlan, 'queryBlock' | 'galleryBlock'>,
+  queries: Embeddings,
+  gallery: Embeddings,
+): Promise<KnnOutput> {
   const out: KnnOutput = { indices: new Int32Array(plan.queryCount * plan.k), scores: new Float64Array(plan.queryCount * plan.k) };
   const params = Float64Array.of(plan.queryCount, plan.galleryCount, queries.dim, plan.k, plan.symmetric ? 1 : 0, plan.skipSelf ? 1 : 0);
   const tie = plan.tie;

@@ -8,7 +8,11 @@ export class JsTileScorer implements TileScorer {
   private readonly queries: Float64Array;
   private readonly gallery: Float64Array;
 
-  constructor(queries: Float32Array | Float64Array, gallery: Float32Array | Float64Array, private readonly dim: number) {
+  constructor(
+    queries: Float32Array | Float64Array,
+    gallery: Float32Array | Float64Array,
+    private readonly dim: number,
+  ) {
     // One array type keeps the inner loop monomorphic.
     this.queries = queries instanceof Float64Array ? queries : Float64Array.from(queries);
     this.gallery = gallery === queries ? this.queries : gallery instanceof Float64Array ? gallery : Float64Array.from(gallery);

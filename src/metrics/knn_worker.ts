@@ -75,7 +75,9 @@ if (!port) throw new Error('knn_worker.ts must run as a worker thread');
 
 const ready = (await tf.setBackend('wasm')) && tf.getBackend() === 'wasm';
 await tf.ready();
-port.postMessage(ready ? ({ kind: 'ready' } satisfies WorkerReply) : ({ kind: 'error', message: 'the TensorFlow.js wasm backend did not start' } satisfies WorkerReply));
+port.postMessage(
+  ready ? ({ kind: 'ready' } satisfies WorkerReply) : ({ kind: 'error', message: 'the TensorFlow.js wasm backend did not start' } satisfies WorkerReply),
+);
 
 port.on('message', (job: WorkerJob) => {
   try {

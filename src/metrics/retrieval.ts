@@ -56,7 +56,14 @@ export interface ListScoring {
  * (−1 when none), the hits among the first `depth`, and Σ_{i<depth, hit} (hits so far)/(i + 1),
  * which is AP@R·R when depth = R.
  */
-export function scoreQuery(indices: ArrayLike<number>, offset: number, length: number, galleryIds: ArrayLike<number>, label: number, depth: number): { ap: number; found: number; firstHit: number } {
+export function scoreQuery(
+  indices: ArrayLike<number>,
+  offset: number,
+  length: number,
+  galleryIds: ArrayLike<number>,
+  label: number,
+  depth: number,
+): { ap: number; found: number; firstHit: number } {
   let firstHit = -1;
   let found = 0;
   let ap = 0;

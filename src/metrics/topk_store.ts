@@ -30,7 +30,11 @@ export class TopKStore {
   readonly sizes: Int32Array;
   readonly floors: Float64Array;
 
-  constructor(readonly rows: number, readonly k: number, buffers: TopKBuffers = allocTopK(rows, k)) {
+  constructor(
+    readonly rows: number,
+    readonly k: number,
+    buffers: TopKBuffers = allocTopK(rows, k),
+  ) {
     this.scores = buffers.scores;
     this.indices = buffers.indices;
     this.sizes = buffers.sizes;

@@ -76,29 +76,47 @@ const DINO_UNSUPPORTED: Unsupported = {
 
 const REGISTRY = {
   'small-cnn': {
-    input: 'small-images', description: 'a small CNN trained from scratch on small images (dataset.imageSize)',
-    features: SMALL_CNN_FEATURES, inputSize: (f) => f.imageSize, augmentsEveryImage: false,
+    input: 'small-images',
+    description: 'a small CNN trained from scratch on small images (dataset.imageSize)',
+    features: SMALL_CNN_FEATURES,
+    inputSize: (f) => f.imageSize,
+    augmentsEveryImage: false,
     create: (o) => smallCnn(o.channels),
   } satisfies SmallImageBackboneSpec,
   resnet50: {
-    input: 'paper-pipeline', description: "torchvision ResNet-50, the paper's 224-px pipeline, weights from model.weights",
-    features: RESNET50_FEATURES, inputSize: () => PAPER_SIDE, augmentsEveryImage: true,
+    input: 'paper-pipeline',
+    description: "torchvision ResNet-50, the paper's 224-px pipeline, weights from model.weights",
+    features: RESNET50_FEATURES,
+    inputSize: () => PAPER_SIDE,
+    augmentsEveryImage: true,
     create: (o) => resnet50({ bnFreeze: o.bnFreeze, pooling: o.pooling }),
   } satisfies PaperBackboneSpec,
   googlenet: {
-    input: 'paper-pipeline', description: "torchvision GoogLeNet, the paper's 224-px pipeline, weights from model.weights",
-    features: GOOGLENET_FEATURES, inputSize: () => PAPER_SIDE, augmentsEveryImage: true,
+    input: 'paper-pipeline',
+    description: "torchvision GoogLeNet, the paper's 224-px pipeline, weights from model.weights",
+    features: GOOGLENET_FEATURES,
+    inputSize: () => PAPER_SIDE,
+    augmentsEveryImage: true,
     create: (o) => googlenet({ bnFreeze: o.bnFreeze }),
   } satisfies PaperBackboneSpec,
   onnx: {
-    input: 'frozen-features', description: 'frozen-feature mode: features of model.onnx cached once, then only the head and GCA-HNG train',
-    features: null, inputSize: (f) => f.onnxInputSize, augmentsEveryImage: true,
+    input: 'frozen-features',
+    description: 'frozen-feature mode: features of model.onnx cached once, then only the head and GCA-HNG train',
+    features: null,
+    inputSize: (f) => f.onnxInputSize,
+    augmentsEveryImage: true,
     create: (o) => featureIdentityBackbone(o.width),
   } satisfies FrozenFeatureBackboneSpec,
   'dino-vits16': {
-    input: 'paper-pipeline', description: 'DINO ViT-S/16 (not supported yet: export it to ONNX and use onnx)',
-    features: 384, inputSize: () => PAPER_SIDE, augmentsEveryImage: true, unsupported: DINO_UNSUPPORTED,
-    create: () => { throw new Error(unsupportedMessage(DINO_UNSUPPORTED)); },
+    input: 'paper-pipeline',
+    description: 'DINO ViT-S/16 (not supported yet: export it to ONNX and use onnx)',
+    features: 384,
+    inputSize: () => PAPER_SIDE,
+    augmentsEveryImage: true,
+    unsupported: DINO_UNSUPPORTED,
+    create: () => {
+      throw new Error(unsupportedMessage(DINO_UNSUPPORTED));
+    },
   } satisfies PaperBackboneSpec,
 };
 

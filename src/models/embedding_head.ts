@@ -10,13 +10,17 @@ export const HEAD_LINEAR = 'feature_extractor.fc.1';
 
 export function embeddingHead(sd: StateDict, features: tf.Tensor2D, training: boolean, normalize = false): tf.Tensor2D {
   return tf.tidy(() => {
-    const bn = batchNorm1d(features, {
-      weight: sd.get(`${HEAD_BN}.weight`),
-      bias: sd.get(`${HEAD_BN}.bias`),
-      runningMean: sd.get(`${HEAD_BN}.running_mean`),
-      runningVar: sd.get(`${HEAD_BN}.running_var`),
-      onTrack: () => sd.increment(`${HEAD_BN}.num_batches_tracked`),
-    }, training);
+    const bn = batchNorm1d(
+      features,
+      {
+        weight: sd.get(`${HEAD_BN}.weight`),
+        bias: sd.get(`${HEAD_BN}.bias`),
+        runningMean: sd.get(`${HEAD_BN}.running_mean`),
+        runningVar: sd.get(`${HEAD_BN}.running_var`),
+        onTrack: () => sd.increment(`${HEAD_BN}.num_batches_tracked`),
+      },
+      training,
+    );
     const z = linear(bn, sd.get(`${HEAD_LINEAR}.weight`), sd.get(`${HEAD_LINEAR}.bias`)) as tf.Tensor2D;
     // MODEL.NORM (False in every official config): z/√(Σz² + 1e-12).
     return normalize ? (tf.div(z, tf.sqrt(tf.add(tf.sum(tf.square(z), 1, true), 1e-12))) as tf.Tensor2D) : z;

@@ -47,14 +47,14 @@ function basicConvShapes(name: string, cin: number, cout: number, k: number): Pa
 }
 
 function googlenetShapes(): ParameterShapes {
-  const shapes: ParameterShapes = [
-    ...basicConvShapes('conv1', 3, 64, 7), ...basicConvShapes('conv2', 64, 64, 1), ...basicConvShapes('conv3', 64, 192, 3),
-  ];
+  const shapes: ParameterShapes = [...basicConvShapes('conv1', 3, 64, 7), ...basicConvShapes('conv2', 64, 64, 1), ...basicConvShapes('conv3', 64, 192, 3)];
   for (const [name, [cin, c1, c3r, c3, c5r, c5, pp]] of INCEPTION) {
     shapes.push(
       ...basicConvShapes(`${name}.branch1`, cin, c1, 1),
-      ...basicConvShapes(`${name}.branch2.0`, cin, c3r, 1), ...basicConvShapes(`${name}.branch2.1`, c3r, c3, 3),
-      ...basicConvShapes(`${name}.branch3.0`, cin, c5r, 1), ...basicConvShapes(`${name}.branch3.1`, c5r, c5, 3),
+      ...basicConvShapes(`${name}.branch2.0`, cin, c3r, 1),
+      ...basicConvShapes(`${name}.branch2.1`, c3r, c3, 3),
+      ...basicConvShapes(`${name}.branch3.0`, cin, c5r, 1),
+      ...basicConvShapes(`${name}.branch3.1`, c5r, c5, 3),
       ...basicConvShapes(`${name}.branch4.1`, cin, pp, 1),
     );
   }
@@ -67,20 +67,22 @@ export function googlenet(options: GoogLeNetOptions = {}): TorchvisionBackbone {
   const P = GOOGLENET_PREFIX;
   const shapes = googlenetShapes();
 
-  const basicConv = (sd: StateDict, x: tf.Tensor4D, name: string, training: boolean, stride = 1): tf.Tensor4D => tf.tidy(() => {
-    const w = sd.get(`${P}${name}.conv.weight`);
-    const k = w.shape[2] as number;
-    const y = conv2d(x, w, null, { stride, padding: (k - 1) / 2 });
-    return tf.relu(batchNorm2d(y, batchNormState(sd, `${P}${name}.bn`), training && !bnFreeze, { eps: BN_EPS })) as tf.Tensor4D;
-  });
+  const basicConv = (sd: StateDict, x: tf.Tensor4D, name: string, training: boolean, stride = 1): tf.Tensor4D =>
+    tf.tidy(() => {
+      const w = sd.get(`${P}${name}.conv.weight`);
+      const k = w.shape[2] as number;
+      const y = conv2d(x, w, null, { stride, padding: (k - 1) / 2 });
+      return tf.relu(batchNorm2d(y, batchNormState(sd, `${P}${name}.bn`), training && !bnFreeze, { eps: BN_EPS })) as tf.Tensor4D;
+    });
 
-  const inception = (sd: StateDict, x: tf.Tensor4D, name: string, training: boolean): tf.Tensor4D => tf.tidy(() => {
-    const b1 = basicConv(sd, x, `${name}.branch1`, training);
-    const b2 = basicConv(sd, basicConv(sd, x, `${name}.branch2.0`, training), `${name}.branch2.1`, training);
-    const b3 = basicConv(sd, basicConv(sd, x, `${name}.branch3.0`, training), `${name}.branch3.1`, training);
-    const b4 = basicConv(sd, maxPool2d(x, 3, { stride: 1, padding: 1, ceilMode: true }), `${name}.branch4.1`, training);
-    return tf.concat([b1, b2, b3, b4], 3);
-  });
+  const inception = (sd: StateDict, x: tf.Tensor4D, name: string, training: boolean): tf.Tensor4D =>
+    tf.tidy(() => {
+      const b1 = basicConv(sd, x, `${name}.branch1`, training);
+      const b2 = basicConv(sd, basicConv(sd, x, `${name}.branch2.0`, training), `${name}.branch2.1`, training);
+      const b3 = basicConv(sd, basicConv(sd, x, `${name}.branch3.0`, training), `${name}.branch3.1`, training);
+      const b4 = basicConv(sd, maxPool2d(x, 3, { stride: 1, padding: 1, ceilMode: true }), `${name}.branch4.1`, training);
+      return tf.concat([b1, b2, b3, b4], 3);
+    });
 
   return {
     name: 'googlenet',

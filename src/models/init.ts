@@ -53,16 +53,31 @@ export function initGenerator(sd: StateDict, shape: GnnShape, rng: Random): void
 
 /** The noglobal ablation's per-pair layer gnn.pair_mlp (Linear D→D, PyTorch's default init). */
 export function initPairMlp(sd: StateDict, D: number, rng: Random): void {
-  fill(sd, [['gnn.pair_mlp.weight', [D, D]], ['gnn.pair_mlp.bias', [D]]], rng);
+  fill(
+    sd,
+    [
+      ['gnn.pair_mlp.weight', [D, D]],
+      ['gnn.pair_mlp.bias', [D]],
+    ],
+    rng,
+  );
 }
 
 /** Embedding head BN1d(n_mid) → Linear(n_mid → D) under feature_extractor.fc.*. */
 export function initEmbeddingHead(sd: StateDict, nMid: number, D: number, rng: Random): void {
-  fill(sd, [
-    [`${HEAD_BN}.weight`, [nMid]], [`${HEAD_BN}.bias`, [nMid]], [`${HEAD_BN}.running_mean`, [nMid]],
-    [`${HEAD_BN}.running_var`, [nMid]], [`${HEAD_BN}.num_batches_tracked`, []],
-    [`${HEAD_LINEAR}.weight`, [D, nMid]], [`${HEAD_LINEAR}.bias`, [D]],
-  ], rng);
+  fill(
+    sd,
+    [
+      [`${HEAD_BN}.weight`, [nMid]],
+      [`${HEAD_BN}.bias`, [nMid]],
+      [`${HEAD_BN}.running_mean`, [nMid]],
+      [`${HEAD_BN}.running_var`, [nMid]],
+      [`${HEAD_BN}.num_batches_tracked`, []],
+      [`${HEAD_LINEAR}.weight`, [D, nMid]],
+      [`${HEAD_LINEAR}.bias`, [D]],
+    ],
+    rng,
+  );
 }
 
 export function newGeneratorState(shape: GnnShape, rng: Random): StateDict {

@@ -88,7 +88,8 @@ export class OnnxImageModel implements ImageFeatureModel {
     }
     const pick = (names: readonly string[], wanted: string | undefined, what: string): string => {
       if (wanted !== undefined) {
-        if (!names.includes(wanted)) throw new OnnxModelError(`ONNX model '${path}' has no ${what} '${wanted}' (it has ${names.map((n) => `'${n}'`).join(', ')})`);
+        if (!names.includes(wanted))
+          throw new OnnxModelError(`ONNX model '${path}' has no ${what} '${wanted}' (it has ${names.map((n) => `'${n}'`).join(', ')})`);
         return wanted;
       }
       if (what === 'input' && names.length !== 1) {
@@ -100,14 +101,17 @@ export class OnnxImageModel implements ImageFeatureModel {
     };
     const inputName = pick(session.inputNames, options.inputName, 'input');
     const outputName = pick(session.outputNames, options.outputName, 'output');
-    const meta = (session as unknown as { inputMetadata?: Array<{ name: string; isTensor: boolean; type?: string; shape?: Array<number | string> }> }).inputMetadata;
+    const meta = (session as unknown as { inputMetadata?: Array<{ name: string; isTensor: boolean; type?: string; shape?: Array<number | string> }> })
+      .inputMetadata;
     const im = meta?.find((m) => m.name === inputName);
     if (im && im.isTensor && im.type !== undefined && im.type !== 'float32') {
       throw new OnnxModelError(`ONNX model '${path}': input '${inputName}' is ${im.type}; frozen-feature mode feeds float32 images`);
     }
     const inputShape = im?.shape ? im.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : typeof d === 'string' ? d : null)) : null;
     if (inputShape && inputShape.length !== 4) {
-      throw new OnnxModelError(`ONNX model '${path}': input '${inputName}' has rank ${inputShape.length} ([${inputShape.join(', ')}]); expected an NCHW image batch`);
+      throw new OnnxModelError(
+        `ONNX model '${path}': input '${inputName}' has rank ${inputShape.length} ([${inputShape.join(', ')}]); expected an NCHW image batch`,
+      );
     }
     return new OnnxImageModel(path, ort, session, inputName, outputName, inputShape);
   }
@@ -119,7 +123,9 @@ export class OnnxImageModel implements ImageFeatureModel {
       const want = [n, c, h, w];
       const bad = this.inputShape.findIndex((d, i) => typeof d === 'number' && d !== want[i]);
       if (bad >= 0) {
-        throw new OnnxModelError(`ONNX model '${this.path}' expects input [${this.inputShape.map((d) => d ?? '?').join(', ')}] (NCHW); got a batch of ${n} images ${c}×${h}×${w}${bad === 0 ? ' (its batch size is fixed: use that batch size)' : ''}`);
+        throw new OnnxModelError(
+          `ONNX model '${this.path}' expects input [${this.inputShape.map((d) => d ?? '?').join(', ')}] (NCHW); got a batch of ${n} images ${c}×${h}×${w}${bad === 0 ? ' (its batch size is fixed: use that batch size)' : ''}`,
+        );
       }
     }
     const input = new this.ort.Tensor('float32', nhwcToNchw(batch.pixels, batch.shape), [n, c, h, w]);
@@ -133,7 +139,8 @@ export class OnnxImageModel implements ImageFeatureModel {
     if (!out) throw new OnnxModelError(`ONNX model '${this.path}' returned no '${this.outputName}'`);
     if (out.type !== 'float32') throw new OnnxModelError(`ONNX model '${this.path}': output '${this.outputName}' is ${out.type}, expected float32`);
     const dims = out.dims.map(Number);
-    if (dims[0] !== n) throw new OnnxModelError(`ONNX model '${this.path}': output '${this.outputName}' has shape [${dims.join(', ')}], expected the batch (${n}) first`);
+    if (dims[0] !== n)
+      throw new OnnxModelError(`ONNX model '${this.path}': output '${this.outputName}' has shape [${dims.join(', ')}], expected the batch (${n}) first`);
     const width = dims.slice(1).reduce((a, b) => a * b, 1);
     const features = Float32Array.from(out.data as Float32Array);
     for (const t of Object.values(result)) t.dispose?.();

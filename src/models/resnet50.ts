@@ -15,7 +15,12 @@ import type { StateDict } from './state_dict.ts';
 import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes, type TorchvisionBackbone } from './torchvision.ts';
 
 export const RESNET50_PREFIX = 'feature_extractor.backbone.model.';
-const LAYERS: ReadonlyArray<[blocks: number, planes: number, stride: number]> = [[3, 64, 1], [4, 128, 2], [6, 256, 2], [3, 512, 2]];
+const LAYERS: ReadonlyArray<[blocks: number, planes: number, stride: number]> = [
+  [3, 64, 1],
+  [4, 128, 2],
+  [6, 256, 2],
+  [3, 512, 2],
+];
 const EXPANSION = 4;
 /** Feature width n_mid: layer4's output channels (average and max pooling are summed, not concatenated). */
 export const RESNET50_FEATURES = 512 * EXPANSION;
@@ -34,9 +39,12 @@ function resnet50Shapes(): ParameterShapes {
     for (let b = 0; b < blocks; b++) {
       const p = `layer${l + 1}.${b}`;
       shapes.push(
-        [`${p}.conv1.weight`, [planes, inplanes, 1, 1]], ...batchNormShapes(`${p}.bn1`, planes),
-        [`${p}.conv2.weight`, [planes, planes, 3, 3]], ...batchNormShapes(`${p}.bn2`, planes),
-        [`${p}.conv3.weight`, [planes * EXPANSION, planes, 1, 1]], ...batchNormShapes(`${p}.bn3`, planes * EXPANSION),
+        [`${p}.conv1.weight`, [planes, inplanes, 1, 1]],
+        ...batchNormShapes(`${p}.bn1`, planes),
+        [`${p}.conv2.weight`, [planes, planes, 3, 3]],
+        ...batchNormShapes(`${p}.bn2`, planes),
+        [`${p}.conv3.weight`, [planes * EXPANSION, planes, 1, 1]],
+        ...batchNormShapes(`${p}.bn3`, planes * EXPANSION),
       );
       if (b === 0 && (stride !== 1 || inplanes !== planes * EXPANSION)) {
         shapes.push([`${p}.downsample.0.weight`, [planes * EXPANSION, inplanes, 1, 1]], ...batchNormShapes(`${p}.downsample.1`, planes * EXPANSION));
@@ -56,15 +64,16 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
   const bn = (sd: StateDict, x: tf.Tensor4D, name: string, training: boolean): tf.Tensor4D =>
     batchNorm2d(x, batchNormState(sd, P + name), training && !bnFreeze);
 
-  const bottleneck = (sd: StateDict, x: tf.Tensor4D, p: string, stride: number, training: boolean): tf.Tensor4D => tf.tidy(() => {
-    let out = tf.relu(bn(sd, conv2d(x, sd.get(`${P}${p}.conv1.weight`), null), `${p}.bn1`, training)) as tf.Tensor4D;
-    out = tf.relu(bn(sd, conv2d(out, sd.get(`${P}${p}.conv2.weight`), null, { stride, padding: 1 }), `${p}.bn2`, training)) as tf.Tensor4D;
-    out = bn(sd, conv2d(out, sd.get(`${P}${p}.conv3.weight`), null), `${p}.bn3`, training);
-    const identity = sd.has(`${P}${p}.downsample.0.weight`)
-      ? bn(sd, conv2d(x, sd.get(`${P}${p}.downsample.0.weight`), null, { stride }), `${p}.downsample.1`, training)
-      : x;
-    return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
-  });
+  const bottleneck = (sd: StateDict, x: tf.Tensor4D, p: string, stride: number, training: boolean): tf.Tensor4D =>
+    tf.tidy(() => {
+      let out = tf.relu(bn(sd, conv2d(x, sd.get(`${P}${p}.conv1.weight`), null), `${p}.bn1`, training)) as tf.Tensor4D;
+      out = tf.relu(bn(sd, conv2d(out, sd.get(`${P}${p}.conv2.weight`), null, { stride, padding: 1 }), `${p}.bn2`, training)) as tf.Tensor4D;
+      out = bn(sd, conv2d(out, sd.get(`${P}${p}.conv3.weight`), null), `${p}.bn3`, training);
+      const identity = sd.has(`${P}${p}.downsample.0.weight`)
+        ? bn(sd, conv2d(x, sd.get(`${P}${p}.downsample.0.weight`), null, { stride }), `${p}.downsample.1`, training)
+        : x;
+      return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
+    });
 
   return {
     name: 'resnet50',
@@ -85,7 +94,7 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
         LAYERS.forEach(([blocks, , stride], l) => {
           for (let b = 0; b < blocks; b++) x = bottleneck(sd, x, `layer${l + 1}.${b}`, b === 0 ? stride : 1, training);
         });
-        return pooling ? tf.add(globalAvgPool(x), globalMaxPool(x)) as tf.Tensor2D : globalAvgPool(x);
+        return pooling ? (tf.add(globalAvgPool(x), globalMaxPool(x)) as tf.Tensor2D) : globalAvgPool(x);
       });
     },
   };

@@ -22,7 +22,10 @@ export function smallCnn(inputChannels: number): Backbone {
       CHANNELS.forEach((cout, i) => {
         // PyTorch's default Conv2d init: U(±1/√fan_in) for weights and bias.
         const bound = 1 / Math.sqrt(cin * 9);
-        const w = tf.tensor4d(Float32Array.from({ length: cout * cin * 9 }, () => (2 * rng.random() - 1) * bound), [cout, cin, 3, 3]);
+        const w = tf.tensor4d(
+          Float32Array.from({ length: cout * cin * 9 }, () => (2 * rng.random() - 1) * bound),
+          [cout, cin, 3, 3],
+        );
         const b = tf.tensor1d(Float32Array.from({ length: cout }, () => (2 * rng.random() - 1) * bound));
         sd.set(`${PREFIX}conv${i + 1}.weight`, w);
         sd.set(`${PREFIX}conv${i + 1}.bias`, b);

@@ -30,8 +30,11 @@ export interface TorchvisionBackbone extends Backbone {
 
 export function batchNormShapes(name: string, channels: number): ParameterShapes {
   return [
-    [`${name}.weight`, [channels]], [`${name}.bias`, [channels]], [`${name}.running_mean`, [channels]],
-    [`${name}.running_var`, [channels]], [`${name}.num_batches_tracked`, []],
+    [`${name}.weight`, [channels]],
+    [`${name}.bias`, [channels]],
+    [`${name}.running_mean`, [channels]],
+    [`${name}.running_var`, [channels]],
+    [`${name}.num_batches_tracked`, []],
   ];
 }
 
@@ -127,14 +130,21 @@ export function loadTorchvisionWeights(sd: StateDict, backbone: TorchvisionBackb
         ignored.push(name);
         continue;
       }
-      throw new Error(`${source}: '${name}' is not a ${backbone.name} parameter (expected torchvision names such as '${backbone.parameterShapes()[0]?.[0]}', optionally under '${backbone.prefix}')`);
+      throw new Error(
+        `${source}: '${name}' is not a ${backbone.name} parameter (expected torchvision names such as '${backbone.parameterShapes()[0]?.[0]}', optionally under '${backbone.prefix}')`,
+      );
     }
     if (found.has(bare)) throw new Error(`${source}: '${name}' and '${found.get(bare)?.[0]}' are the same ${backbone.name} parameter`);
     found.set(bare, [name, t]);
   }
   const missing = [...wanted.keys()].filter((n) => !found.has(n));
   if (missing.length > 0) {
-    throw new Error(`${source}: ${missing.length} ${backbone.name} tensor(s) missing, e.g. ${missing.slice(0, 5).map((n) => `'${n}'`).join(', ')} — is this a ${backbone.name} state dict?`);
+    throw new Error(
+      `${source}: ${missing.length} ${backbone.name} tensor(s) missing, e.g. ${missing
+        .slice(0, 5)
+        .map((n) => `'${n}'`)
+        .join(', ')} — is this a ${backbone.name} state dict?`,
+    );
   }
   const loaded: string[] = [];
   for (const [bare, shape] of wanted) {

@@ -26,7 +26,14 @@ type Thunks = Record<string, () => tf.Tensor>;
 interface EngineInternals {
   state: { activeTape: TapeNode[] | null };
   isTapeOn(): boolean;
-  addTapeNode(name: string, inputs: Record<string, tf.Tensor>, outputs: tf.Tensor[], gradient: (dy: tf.Tensor) => Thunks, saved: tf.Tensor[], attrs: object): void;
+  addTapeNode(
+    name: string,
+    inputs: Record<string, tf.Tensor>,
+    outputs: tf.Tensor[],
+    gradient: (dy: tf.Tensor) => Thunks,
+    saved: tf.Tensor[],
+    attrs: object,
+  ): void;
   runKernelFunc(params: {
     forwardFunc: (backend: unknown, save: tf.GradSaveFunc) => tf.Tensor;
     backwardsFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => Thunks;
@@ -38,7 +45,11 @@ const engine = () => tf.engine() as unknown as EngineInternals;
 const inputMap = (xs: tf.Tensor[]) => Object.fromEntries(xs.map((t, i) => [String(i), t]));
 
 /** An op y = forward(save) of `inputs`; grads(dy, saved) gives one thunk per input, called only when needed. */
-export function lazyGradOp(inputs: tf.Tensor[], forward: (save: tf.GradSaveFunc) => tf.Tensor, grads: (dy: tf.Tensor, saved: tf.Tensor[]) => Array<() => tf.Tensor>): tf.Tensor {
+export function lazyGradOp(
+  inputs: tf.Tensor[],
+  forward: (save: tf.GradSaveFunc) => tf.Tensor,
+  grads: (dy: tf.Tensor, saved: tf.Tensor[]) => Array<() => tf.Tensor>,
+): tf.Tensor {
   return engine().runKernelFunc({
     forwardFunc: (_backend, save) => forward(save),
     backwardsFunc: (dy, saved) => Object.fromEntries(grads(dy, saved).map((g, i) => [String(i), g])),
@@ -166,16 +177,23 @@ export function segment(fn: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor
   // at the end of the outer backward pass (or of the outer tape, if it never runs).
   const saved = tape.flatMap((n) => n.saved ?? []);
   const gradient = (dy: tf.Tensor): Thunks => {
-    const grads = backprop(tape, y, dy, inputs.filter((_, i) => needed[i]));
+    const grads = backprop(
+      tape,
+      y,
+      dy,
+      inputs.filter((_, i) => needed[i]),
+    );
     const late = (x: tf.Tensor) => () => {
       // An input we did not expect to need a gradient (its source was not a trainable variable).
       const g = backprop(tape, y, dy, [x]);
       return g.get(x.id) ?? tf.zerosLike(x);
     };
-    return Object.fromEntries(inputs.map((x, i) => {
-      const g = grads.get(x.id);
-      return [String(i), needed[i] ? () => g ?? tf.zerosLike(x) : late(x)];
-    }));
+    return Object.fromEntries(
+      inputs.map((x, i) => {
+        const g = grads.get(x.id);
+        return [String(i), needed[i] ? () => g ?? tf.zerosLike(x) : late(x)];
+      }),
+    );
   };
   e.addTapeNode('HardnegSegment', inputMap(inputs), [y], gradient, saved, {});
   return y;

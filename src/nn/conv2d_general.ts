@@ -28,7 +28,14 @@ export function convOutputSize(size: number, kernel: number, stride: number, pad
 }
 
 function paddingArg(p: Pair): 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
-  return p[0] === 0 && p[1] === 0 ? 'valid' : [[0, 0], [p[0], p[0]], [p[1], p[1]], [0, 0]];
+  return p[0] === 0 && p[1] === 0
+    ? 'valid'
+    : [
+        [0, 0],
+        [p[0], p[0]],
+        [p[1], p[1]],
+        [0, 0],
+      ];
 }
 
 type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
@@ -53,7 +60,11 @@ function flippedFilter(w: tf.Tensor4D, s: Pair = [1, 1], phase: Pair = [0, 0]): 
   const cols = phaseTaps(kw, phase[1], s[1]);
   const [th, tw] = [rows.length, cols.length];
   const sel = new Float32Array(kh * kw * th * tw);
-  rows.forEach((r, a) => cols.forEach((c, b) => { sel[(r * kw + c) * th * tw + a * tw + b] = 1; }));
+  rows.forEach((r, a) =>
+    cols.forEach((c, b) => {
+      sel[(r * kw + c) * th * tw + a * tw + b] = 1;
+    }),
+  );
   const picked = tf.matMul(tf.reshape(w, [cout * cin, kh * kw]), tf.tensor2d(sel, [kh * kw, th * tw]));
   return tf.transpose(tf.reshape(picked, [cout, cin, th, tw]), [2, 3, 0, 1]) as tf.Tensor4D;
 }
@@ -72,7 +83,12 @@ function inputGradient(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], s: Pai
     return tf.reshape(tf.matMul(tf.reshape(dy, [n * ho * wo, cout]), tf.reshape(w, [cout, cin])), [n, H, W, cin]);
   }
   if (s[0] === 1 && s[1] === 1) {
-    return tf.conv2d(dy, flippedFilter(w), 1, [[0, 0], [kh - 1 - p[0], kh - 1 - p[0]], [kw - 1 - p[1], kw - 1 - p[1]], [0, 0]]);
+    return tf.conv2d(dy, flippedFilter(w), 1, [
+      [0, 0],
+      [kh - 1 - p[0], kh - 1 - p[0]],
+      [kw - 1 - p[1], kw - 1 - p[1]],
+      [0, 0],
+    ]);
   }
   const Q = Math.ceil((H + 2 * p[0]) / s[0]);
   const R = Math.ceil((W + 2 * p[1]) / s[1]);
@@ -85,14 +101,16 @@ function inputGradient(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], s: Pai
         planes.push(tf.zeros([n, Q, R, cin]));
         continue;
       }
-      const pad: Pad4 = [[0, 0], [th - 1, Q - ho], [tw - 1, R - wo], [0, 0]];
+      const pad: Pad4 = [
+        [0, 0],
+        [th - 1, Q - ho],
+        [tw - 1, R - wo],
+        [0, 0],
+      ];
       planes.push(tf.conv2d(dy, flippedFilter(w, s, [fh, fw]), 1, pad)); // [n, Q, R, in]
     }
   }
-  const interleaved = tf.reshape(
-    tf.transpose(tf.reshape(tf.stack(planes), [s[0], s[1], n, Q, R, cin]), [2, 3, 0, 4, 1, 5]),
-    [n, Q * s[0], R * s[1], cin],
-  );
+  const interleaved = tf.reshape(tf.transpose(tf.reshape(tf.stack(planes), [s[0], s[1], n, Q, R, cin]), [2, 3, 0, 4, 1, 5]), [n, Q * s[0], R * s[1], cin]);
   return tf.slice(interleaved, [0, p[0], p[1], 0], [n, H, W, cin]) as tf.Tensor4D;
 }
 
@@ -116,12 +134,17 @@ function weightGradient(dy: tf.Tensor4D, x: tf.Tensor4D, w: tf.Tensor4D, s: Pair
     const g = tf.matMul(tf.reshape(dy, [n * ho * wo, cout]), tf.reshape(x, [n * H * W, cin]), true, false);
     return tf.reshape(g, [cout, cin, 1, 1]);
   }
-  const bottom = p[0] - (H + 2 * p[0] - kh) % s[0];
-  const right = p[1] - (W + 2 * p[1] - kw) % s[1];
+  const bottom = p[0] - ((H + 2 * p[0] - kh) % s[0]);
+  const right = p[1] - ((W + 2 * p[1] - kw) % s[1]);
   let xt = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [in, H, W, n]
   if (bottom < 0 || right < 0) xt = tf.slice(xt, [0, 0, 0, 0], [cin, H + Math.min(bottom, 0), W + Math.min(right, 0), n]);
   const filter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [ho, wo, n, out]
-  const pad: Pad4 = [[0, 0], [p[0], Math.max(bottom, 0)], [p[1], Math.max(right, 0)], [0, 0]];
+  const pad: Pad4 = [
+    [0, 0],
+    [p[0], Math.max(bottom, 0)],
+    [p[1], Math.max(right, 0)],
+    [0, 0],
+  ];
   const g = tf.conv2d(xt, filter, 1, pad, 'NHWC', s); // [in, kh, kw, out]
   return tf.transpose(g, [3, 0, 1, 2]) as tf.Tensor4D;
 }
@@ -139,15 +162,16 @@ function convFor(s: Pair, p: Pair): ConvFn {
       const [n, h, wd, cin] = x.shape;
       const [cout, , kh, kw] = w.shape;
       const value = isPointwise(kh, kw, s, p)
-        ? tf.reshape(tf.matMul(tf.reshape(x, [n * h * wd, cin]), tf.reshape(w, [cout, cin]), false, true), [n, h, wd, cout]) as tf.Tensor4D
+        ? (tf.reshape(tf.matMul(tf.reshape(x, [n * h * wd, cin]), tf.reshape(w, [cout, cin]), false, true), [n, h, wd, cout]) as tf.Tensor4D)
         : tf.conv2d(x, tf.transpose(w, [2, 3, 1, 0]) as tf.Tensor4D, s, paddingArg(p));
       return {
         value,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-          const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
-          const dy4 = dy as tf.Tensor4D;
-          return [inputGradient(dy4, sw, sx.shape, s, p), weightGradient(dy4, sx, sw, s, p)];
-        }),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.tidy(() => {
+            const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
+            const dy4 = dy as tf.Tensor4D;
+            return [inputGradient(dy4, sw, sx.shape, s, p), weightGradient(dy4, sx, sw, s, p)];
+          }),
       };
     }) as unknown as ConvFn;
     kernels.set(key, fn);

@@ -145,26 +145,27 @@ export function edgeAttention(q: tf.Tensor3D, key: tf.Tensor2D, value: tf.Tensor
     return {
       value: value3 as tf.Tensor3D,
       // In a tidy: TensorFlow.js would keep every temporary of a gradient until the pass ends.
-      gradFunc: (du: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-        const [xq, xk, xv, xm] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
-        const a = edgeAttentionWeights(xq, xk, scale);
-        const [a1, a2] = tf.split(a, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
-        const [m1, m2] = tf.split(xm, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
-        const vSource = tf.reshape(xv, [B, 1, D]);
-        const vTarget = tf.reshape(xv, [1, B, D]);
-        const da1 = tf.mul(tf.sum(tf.mul(du, vSource), 2, true), m1);
-        const da2 = tf.mul(tf.sum(tf.mul(du, vTarget), 2, true), m2);
-        const dot = tf.add(tf.mul(a1, da1), tf.mul(a2, da2));
-        const ds1 = tf.mul(tf.mul(a1, tf.sub(da1, dot)), scale);
-        const ds2 = tf.mul(tf.mul(a2, tf.sub(da2, dot)), scale);
-        const w1b = tf.mul(a1, m1);
-        const w2b = tf.mul(a2, m2);
-        // Values: Σ_c w₁[r,c]·du[r,c] lands on node r, Σ_r w₂[r,c]·du[r,c] on node c.
-        const dv = tf.add(tf.sum(tf.mul(w1b, du), 1), tf.sum(tf.mul(w2b, du), 0));
-        const dq = tf.add(tf.mul(ds1, tf.reshape(xk, [B, 1, D])), tf.mul(ds2, tf.reshape(xk, [1, B, D])));
-        const dk = tf.add(tf.sum(tf.mul(ds1, xq), 1), tf.sum(tf.mul(ds2, xq), 0));
-        return [dq, dk, dv, tf.zerosLike(xm)];
-      }),
+      gradFunc: (du: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [xq, xk, xv, xm] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
+          const a = edgeAttentionWeights(xq, xk, scale);
+          const [a1, a2] = tf.split(a, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
+          const [m1, m2] = tf.split(xm, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
+          const vSource = tf.reshape(xv, [B, 1, D]);
+          const vTarget = tf.reshape(xv, [1, B, D]);
+          const da1 = tf.mul(tf.sum(tf.mul(du, vSource), 2, true), m1);
+          const da2 = tf.mul(tf.sum(tf.mul(du, vTarget), 2, true), m2);
+          const dot = tf.add(tf.mul(a1, da1), tf.mul(a2, da2));
+          const ds1 = tf.mul(tf.mul(a1, tf.sub(da1, dot)), scale);
+          const ds2 = tf.mul(tf.mul(a2, tf.sub(da2, dot)), scale);
+          const w1b = tf.mul(a1, m1);
+          const w2b = tf.mul(a2, m2);
+          // Values: Σ_c w₁[r,c]·du[r,c] lands on node r, Σ_r w₂[r,c]·du[r,c] on node c.
+          const dv = tf.add(tf.sum(tf.mul(w1b, du), 1), tf.sum(tf.mul(w2b, du), 0));
+          const dq = tf.add(tf.mul(ds1, tf.reshape(xk, [B, 1, D])), tf.mul(ds2, tf.reshape(xk, [1, B, D])));
+          const dk = tf.add(tf.sum(tf.mul(ds1, xq), 1), tf.sum(tf.mul(ds2, xq), 0));
+          return [dq, dk, dv, tf.zerosLike(xm)];
+        }),
     };
   }) as unknown as (q: tf.Tensor3D, k: tf.Tensor2D, v: tf.Tensor2D, m: tf.Tensor3D) => tf.Tensor3D;
   return op(q, key, value, mask);

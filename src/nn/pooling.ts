@@ -42,7 +42,19 @@ function maxPoolGradient(dy: tf.Tensor4D, x: tf.Tensor4D, y: tf.Tensor4D, k: num
   const ws = Math.ceil(w / s);
   let phases: tf.Tensor = x;
   if (s > 1) {
-    const full = hs * s === h && ws * s === w ? x : tf.pad(x, [[0, 0], [0, hs * s - h], [0, ws * s - w], [0, 0]], -Infinity);
+    const full =
+      hs * s === h && ws * s === w
+        ? x
+        : tf.pad(
+            x,
+            [
+              [0, 0],
+              [0, hs * s - h],
+              [0, ws * s - w],
+              [0, 0],
+            ],
+            -Infinity,
+          );
     phases = tf.transpose(tf.reshape(full, [n, hs, s, ws, s, c]), [2, 4, 0, 1, 3, 5]); // [s, s, n, hs, ws, c]
   }
   const acc = new Map<number, tf.Tensor>();
@@ -52,12 +64,18 @@ function maxPoolGradient(dy: tf.Tensor4D, x: tf.Tensor4D, y: tf.Tensor4D, k: num
       const [pi, pj, qi, qj] = [i % s, j % s, Math.floor(i / s), Math.floor(j / s)];
       const phase = pi * s + pj;
       const [nextTaken, nextAcc] = tf.tidy(() => {
-        const view = s > 1
-          ? tf.reshape(tf.slice(phases, [pi, pj, 0, qi, qj, 0], [1, 1, n, oh, ow, c]), [n, oh, ow, c])
-          : tf.slice(phases as tf.Tensor4D, [0, qi, qj, 0], [n, oh, ow, c]);
+        const view =
+          s > 1
+            ? tf.reshape(tf.slice(phases, [pi, pj, 0, qi, qj, 0], [1, 1, n, oh, ow, c]), [n, oh, ow, c])
+            : tf.slice(phases as tf.Tensor4D, [0, qi, qj, 0], [n, oh, ow, c]);
         const hit = tf.logicalAnd(tf.equal(view, y), tf.logicalNot(taken));
         const routed = tf.where(hit, dy, tf.zerosLike(dy));
-        const placed = tf.pad(routed, [[0, 0], [qi, hs - oh - qi], [qj, ws - ow - qj], [0, 0]]);
+        const placed = tf.pad(routed, [
+          [0, 0],
+          [qi, hs - oh - qi],
+          [qj, ws - ow - qj],
+          [0, 0],
+        ]);
         const prev = acc.get(phase);
         return [tf.logicalOr(taken, hit), prev ? tf.add(prev, placed) : placed];
       });
@@ -84,10 +102,11 @@ function validMaxPool(kernel: number, stride: number): PoolFn {
       save([x, y]);
       return {
         value: y,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-          const [sx, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
-          return [maxPoolGradient(dy as tf.Tensor4D, sx, sy, kernel, stride)];
-        }),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.tidy(() => {
+            const [sx, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
+            return [maxPoolGradient(dy as tf.Tensor4D, sx, sy, kernel, stride)];
+          }),
       };
     }) as unknown as PoolFn;
     validPools.set(key, fn);
@@ -113,7 +132,16 @@ export function maxPool2d(x: tf.Tensor4D, kernel: number, options: MaxPoolOption
   return tf.tidy(() => {
     let xp: tf.Tensor4D = x;
     if (ah.before + ah.after + aw.before + aw.after > 0) {
-      xp = tf.pad(x, [[0, 0], [ah.before, ah.after], [aw.before, aw.after], [0, 0]], -Infinity);
+      xp = tf.pad(
+        x,
+        [
+          [0, 0],
+          [ah.before, ah.after],
+          [aw.before, aw.after],
+          [0, 0],
+        ],
+        -Infinity,
+      );
     }
     if (xp.shape[1] !== ah.keep || xp.shape[2] !== aw.keep) xp = tf.slice(xp, [0, 0, 0, 0], [n, ah.keep, aw.keep, c]);
     return validMaxPool(kernel, stride)(xp);

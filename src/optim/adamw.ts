@@ -31,7 +31,11 @@ export class AdamW {
   private readonly beta2: number;
   private readonly eps: number;
 
-  constructor(private readonly sd: StateDict, groups: ParamGroup[], opts: AdamWOptions = {}) {
+  constructor(
+    private readonly sd: StateDict,
+    groups: ParamGroup[],
+    opts: AdamWOptions = {},
+  ) {
     this.groups = groups.map((g) => ({ ...g, params: [...g.params] }));
     [this.beta1, this.beta2] = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;

@@ -38,7 +38,11 @@ function values(t: HostTensor): Float64Array {
   return Float64Array.from(toNumbers(t));
 }
 
-function selection(ours: HostTensor, expected: Map<string, HostTensor>, name: string): { mine: Float64Array; ref: Float64Array; storage: ComparisonRow['storage'] } {
+function selection(
+  ours: HostTensor,
+  expected: Map<string, HostTensor>,
+  name: string,
+): { mine: Float64Array; ref: Float64Array; storage: ComparisonRow['storage'] } {
   const full = expected.get(name);
   if (full) return { mine: values(ours), ref: values(full), storage: 'full' };
   const sel = expected.get(`${name}#sel`);
@@ -103,7 +107,9 @@ export function formatReport(rows: ComparisonRow[], onlyFailures = false): strin
     if (onlyFailures && r.ok) continue;
     const err = r.error === Infinity ? 'inf' : r.error.toExponential(2);
     const kind = r.absolute ? 'abs' : 'rel';
-    lines.push(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(width)} ${kind} ${err} ${r.ok ? '<=' : '>'} ${r.tolerance.toExponential(1)} ${r.storage}${r.note ? `  (${r.note})` : ''}`);
+    lines.push(
+      `${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(width)} ${kind} ${err} ${r.ok ? '<=' : '>'} ${r.tolerance.toExponential(1)} ${r.storage}${r.note ? `  (${r.note})` : ''}`,
+    );
   }
   const failed = rows.filter((r) => !r.ok).length;
   lines.push(`tensors: ${rows.length - failed} within tolerance, ${failed} out of tolerance`);

@@ -36,8 +36,13 @@ export function coreCaseFromTensors(inputs: Map<string, HostTensor>, state: Map<
   return {
     shape: { P: int('P'), K: int('K'), D: int('D'), L: int('L'), H: int('H'), C: int('C') },
     loss: {
-      alpha: int('alpha'), beta: int('beta'), softmaxFactor: int('softmax_factor'),
-      dotWeight: int('DOT_WEIGHT'), divWeight: int('DIV_WEIGHT'), simMask: 'reference', edgeDropout: 0,
+      alpha: int('alpha'),
+      beta: int('beta'),
+      softmaxFactor: int('softmax_factor'),
+      dotWeight: int('DOT_WEIGHT'),
+      divWeight: int('DIV_WEIGHT'),
+      simMask: 'reference',
+      edgeDropout: 0,
     },
     z: need('z'),
     labels: toNumbers(need('y')),
@@ -78,7 +83,13 @@ function context(c: CoreCase, sd: StateDict, training: boolean, rec?: PassContex
   return { sd, shape: c.shape, loss: c.loss, labels: c.labels, jAvg: c.jAvg, jGen: c.jGen, mixing: c.mixing, training, record: rec, withAllNegatives: true };
 }
 
-function putLosses(out: Map<string, HostTensor>, mode: string, m: ReturnType<typeof metricObjective>, s: ReturnType<typeof softmaxObjective>, g: ReturnType<typeof generatorObjective>): void {
+function putLosses(
+  out: Map<string, HostTensor>,
+  mode: string,
+  m: ReturnType<typeof metricObjective>,
+  s: ReturnType<typeof softmaxObjective>,
+  g: ReturnType<typeof generatorObjective>,
+): void {
   const put = (name: string, t: tf.Tensor) => out.set(`${mode}/${name}`, toHost(t));
   put('node_pred', m.nodePred);
   put('edge_para', m.edgePara);
@@ -157,13 +168,16 @@ function trainMode(c: CoreCase, out: Map<string, HostTensor>): void {
 
     let g!: ReturnType<typeof generatorObjective>;
     const zDetached = tf.clone(zVar) as tf.Tensor2D;
-    const gen = tf.variableGrads(() => {
-      const r = generatorObjective(ctx, zDetached);
-      keepAll(r);
-      keepAll(r.sim);
-      g = r;
-      return r.jGen;
-    }, varsOf([...gnnParams, ...classifierParams]));
+    const gen = tf.variableGrads(
+      () => {
+        const r = generatorObjective(ctx, zDetached);
+        keepAll(r);
+        keepAll(r.sim);
+        g = r;
+        return r.jGen;
+      },
+      varsOf([...gnnParams, ...classifierParams]),
+    );
     putGrads('grad/', [...gnnParams, ...classifierParams], gen.grads);
 
     putLosses(out, 'train', m, s, g);

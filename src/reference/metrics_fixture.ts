@@ -61,7 +61,13 @@ export async function checkMetricsFixture(prefix: string): Promise<MetricsFixtur
     const semantics = path.includes('textbook') ? 'textbook' : 'official';
     const ks = Object.keys(entry.recall).map(Number);
     const actual: RetrievalMetrics = path.startsWith('inshop')
-      ? await evaluateInShop(loadEmbeddings(file('query_X.npy')), toNumbers(readNpy(file('query_T.npy'))), loadEmbeddings(file('gallery_X.npy')), toNumbers(readNpy(file('gallery_T.npy'))), { ks, semantics })
+      ? await evaluateInShop(
+          loadEmbeddings(file('query_X.npy')),
+          toNumbers(readNpy(file('query_T.npy'))),
+          loadEmbeddings(file('gallery_X.npy')),
+          toNumbers(readNpy(file('gallery_T.npy'))),
+          { ks, semantics },
+        )
       : await evaluateRetrieval(x, t, { ks, semantics });
     for (const [k, v] of Object.entries(entry.recall)) compare(actual.recall[k] as number, v, `${path} Recall@${k}`, tally);
     compare(actual.mapAtR, entry.map_at_r === null ? null : entry.map_at_r / 100, `${path} MAP@R`, tally);

@@ -29,7 +29,10 @@ export interface PublicCaseResult {
 
 function prefixes(dir: string, suffix: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith(suffix)).sort().map((f) => join(dir, f.slice(0, -suffix.length)));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(suffix))
+    .sort()
+    .map((f) => join(dir, f.slice(0, -suffix.length)));
 }
 
 export function listPublicCases(root = PUBLIC_FIXTURES): PublicCase[] {
@@ -45,7 +48,12 @@ export function listPublicCases(root = PUBLIC_FIXTURES): PublicCase[] {
 export async function runPublicCase(c: PublicCase): Promise<PublicCaseResult> {
   const started = performance.now();
   const done = (compared: number, failures: string[]): PublicCaseResult => ({
-    name: c.name, kind: c.kind, ok: failures.length === 0, compared, failed: failures.length, failures: failures.slice(0, 5),
+    name: c.name,
+    kind: c.kind,
+    ok: failures.length === 0,
+    compared,
+    failed: failures.length,
+    failures: failures.slice(0, 5),
     seconds: (performance.now() - started) / 1000,
   });
   if (c.kind === 'metrics') {
@@ -54,7 +62,9 @@ export async function runPublicCase(c: PublicCase): Promise<PublicCaseResult> {
   }
   const r = await runFixture(c.prefix);
   const rows = r.rows ?? [];
-  const failures = rows.filter((row) => !row.ok).map((row) => `${row.name}: ${row.absolute ? 'abs' : 'rel'} ${row.error.toExponential(2)} > ${row.tolerance.toExponential(1)}`);
+  const failures = rows
+    .filter((row) => !row.ok)
+    .map((row) => `${row.name}: ${row.absolute ? 'abs' : 'rel'} ${row.error.toExponential(2)} > ${row.tolerance.toExponential(1)}`);
   if (rows.length === 0) failures.push('the fixture has no expected file');
   return done(rows.length, failures);
 }

@@ -55,11 +55,34 @@ export async function runTrajectoryFixture(prefix: string): Promise<{ computed: 
   const T = num('T');
   const gnnLr = num('GNN_LR');
   const computed = replayTrajectory({
-    shape, T, state0,
-    loss: { alpha: num('alpha'), beta: num('beta'), softmaxFactor: num('softmax_factor'), dotWeight: num('DOT_WEIGHT'), divWeight: num('DIV_WEIGHT'), simMask: 'reference', edgeDropout: 0 },
-    solver: { baseLr: num('BASE_LR'), embeddingRatio: num('EMBEDDING_RATIO'), gnnLr, classifierLr: num('CLASSIFIER_LR'), weightDecay: num('WEIGHT_DECAY'), classifierWeightDecay: 0.01 },
+    shape,
+    T,
+    state0,
+    loss: {
+      alpha: num('alpha'),
+      beta: num('beta'),
+      softmaxFactor: num('softmax_factor'),
+      dotWeight: num('DOT_WEIGHT'),
+      divWeight: num('DIV_WEIGHT'),
+      simMask: 'reference',
+      edgeDropout: 0,
+    },
+    solver: {
+      baseLr: num('BASE_LR'),
+      embeddingRatio: num('EMBEDDING_RATIO'),
+      gnnLr,
+      classifierLr: num('CLASSIFIER_LR'),
+      weightDecay: num('WEIGHT_DECAY'),
+      classifierWeightDecay: 0.01,
+    },
     clip: num('GRAD_L2_CLIP'),
-    iteration: (t) => ({ x: need(`x_${t}`), labels: toNumbers(need(`y_${t}`)), mixing: toNumbers(need(`rand_seq_${t}`)), jAvg: num(`J_avg_${t}`), jGen: num(`J_gen_${t}`) }),
+    iteration: (t) => ({
+      x: need(`x_${t}`),
+      labels: toNumbers(need(`y_${t}`)),
+      mixing: toNumbers(need(`rand_seq_${t}`)),
+      jAvg: num(`J_avg_${t}`),
+      jGen: num(`J_gen_${t}`),
+    }),
   });
   const expectedPath = `${prefix}.train.expected.safetensors`;
   if (!existsSync(expectedPath)) return { computed: await computed };
@@ -88,10 +111,19 @@ export async function replayTrajectory(s: TrajectorySpec): Promise<Map<string, H
     for (let t = 0; t < s.T; t++) {
       const it = s.iteration(t);
       const x = fromHost(it.x);
-      const losses = trainIteration({
-        sd, shape: s.shape, loss: s.loss, embed: (input) => embeddingHead(sd, input as tf.Tensor2D, true),
-        optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, clip: s.clip,
-      }, { input: x, labels: it.labels, jAvg: it.jAvg, jGen: it.jGen, mixingMetric: it.mixing, mixingGenerator: it.mixing });
+      const losses = trainIteration(
+        {
+          sd,
+          shape: s.shape,
+          loss: s.loss,
+          embed: (input) => embeddingHead(sd, input as tf.Tensor2D, true),
+          optC: opts.optC,
+          optGnn: opts.optGnn,
+          optS: opts.optS,
+          clip: s.clip,
+        },
+        { input: x, labels: it.labels, jAvg: it.jAvg, jGen: it.jGen, mixingMetric: it.mixing, mixingGenerator: it.mixing },
+      );
       x.dispose();
       for (const k of ['J_m', 'J_gnnce', 'J_syn', 'J_metric', 'J_softce', 'J_div', 'J_gence', 'J_gen'] as const) {
         out.set(`iter${t}/loss/${k}`, { dtype: 'F32', shape: [], data: Float32Array.of(losses[k]) });
@@ -99,7 +131,11 @@ export async function replayTrajectory(s: TrajectorySpec): Promise<Map<string, H
       out.set(`iter${t}/e_bj`, f64([losses.e_bj], []));
       out.set(`iter${t}/para_scale`, f64([losses.para_scale], []));
       for (const [name, v] of await sd.toHost()) out.set(`iter${t}/state/${name}`, v);
-      for (const [optName, opt] of [['opt_c', opts.optC], ['opt_gnn', opts.optGnn], ['opt_s', opts.optS]] as const) {
+      for (const [optName, opt] of [
+        ['opt_c', opts.optC],
+        ['opt_gnn', opts.optGnn],
+        ['opt_s', opts.optS],
+      ] as const) {
         for (const [name, v] of await opt.stateToHost()) out.set(`iter${t}/${optName}/${name}`, v);
       }
     }

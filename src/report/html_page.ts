@@ -126,13 +126,15 @@ export function renderPage(o: PageOptions): string {
   const nav = o.sections.map((s) => `<a href="#section-${s.id}">${escapeXml(s.title)}</a>`).join('');
   const live = o.live ? `<span id="live-status" class="live ok">live</span>` : '';
   const bodyAttrs = o.live ? ` data-version="${escapeXml(o.live.version)}" data-interval="${o.live.intervalMs}" data-updates="0"` : '';
-  return '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-    + `${REPORT_MARKER}<meta name="viewport" content="width=device-width, initial-scale=1">`
+  return (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
+    `${REPORT_MARKER}<meta name="viewport" content="width=device-width, initial-scale=1">` +
     // Nothing may be fetched but the inline data: images (and, on the live page, its own JSON).
-    + `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; ${o.live ? "script-src 'unsafe-inline'; connect-src 'self'" : "script-src 'none'"}">`
-    + `<title>${escapeXml(o.title)}</title><style>${CSS}</style></head>`
-    + `<body${bodyAttrs}><header><h1>${escapeXml(o.title)}</h1>${o.subtitle ? `<p class="subtitle">${escapeXml(o.subtitle)}</p>` : ''}</header>`
-    + `<nav>${nav}${live}</nav><main>${o.sections.map(renderSection).join('\n')}</main>`
-    + (o.live ? `<script>${LIVE_SCRIPT}</script>` : '')
-    + '</body></html>\n';
+    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; ${o.live ? "script-src 'unsafe-inline'; connect-src 'self'" : "script-src 'none'"}">` +
+    `<title>${escapeXml(o.title)}</title><style>${CSS}</style></head>` +
+    `<body${bodyAttrs}><header><h1>${escapeXml(o.title)}</h1>${o.subtitle ? `<p class="subtitle">${escapeXml(o.subtitle)}</p>` : ''}</header>` +
+    `<nav>${nav}${live}</nav><main>${o.sections.map(renderSection).join('\n')}</main>` +
+    (o.live ? `<script>${LIVE_SCRIPT}</script>` : '') +
+    '</body></html>\n'
+  );
 }

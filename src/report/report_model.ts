@@ -40,7 +40,10 @@ export class ReportModel {
   private finishedJobs = false;
   private inFlight: Promise<boolean> | null = null;
 
-  constructor(dirs: readonly string[], private readonly options: ReportOptions = {}) {
+  constructor(
+    dirs: readonly string[],
+    private readonly options: ReportOptions = {},
+  ) {
     this.runs = openRuns(dirs);
     this.k = options.k ?? 8;
     this.queries = options.queries ?? 24;
@@ -70,20 +73,26 @@ export class ReportModel {
       const cached = this.embedding.get(run);
       if ((cached && cached.version === version) || this.jobs.has(run)) continue;
       if (!cached) changed = true;
-      const job = this.embeddingView(run).then((view) => ({ view, retry: 'missing' in view }), (err: unknown) => {
-        // A failure of the computation itself is shown (and not retried until the files change).
-        const missing = `the map and the gallery could not be made: ${(err as Error).message}`;
-        this.options.onWarning?.(`${run.name}: ${missing}`);
-        return { view: { missing }, retry: false };
-      }).then(({ view, retry }) => {
-        // Missing or inconsistent files (none yet, or the trainer is replacing them) are looked
-        // at again on the next refresh; the page changes only when the outcome does.
-        const prev = this.embedding.get(run)?.view;
-        this.embedding.set(run, { version: retry ? 'retry' : version, view });
-        if (!(prev && 'missing' in prev && 'missing' in view && prev.missing === view.missing)) this.finishedJobs = true;
-      }).finally(() => {
-        this.jobs.delete(run);
-      });
+      const job = this.embeddingView(run)
+        .then(
+          (view) => ({ view, retry: 'missing' in view }),
+          (err: unknown) => {
+            // A failure of the computation itself is shown (and not retried until the files change).
+            const missing = `the map and the gallery could not be made: ${(err as Error).message}`;
+            this.options.onWarning?.(`${run.name}: ${missing}`);
+            return { view: { missing }, retry: false };
+          },
+        )
+        .then(({ view, retry }) => {
+          // Missing or inconsistent files (none yet, or the trainer is replacing them) are looked
+          // at again on the next refresh; the page changes only when the outcome does.
+          const prev = this.embedding.get(run)?.view;
+          this.embedding.set(run, { version: retry ? 'retry' : version, view });
+          if (!(prev && 'missing' in prev && 'missing' in view && prev.missing === view.missing)) this.finishedJobs = true;
+        })
+        .finally(() => {
+          this.jobs.delete(run);
+        });
       this.jobs.set(run, job);
     }
     // A report waits for every view; a server waits a moment (quick jobs are done by then) and
@@ -132,13 +141,24 @@ export class ReportModel {
     return this.runs.map((run, i) => {
       const cached = this.embedding.get(run)?.view ?? null;
       const updating = this.jobs.has(run);
-      const embedding: RunSnapshot['embedding'] = cached && !('missing' in cached)
-        ? { ...cached, updating }
-        : updating ? { missing: 'computing the map and the gallery of the newest test embeddings…' } : cached;
+      const embedding: RunSnapshot['embedding'] =
+        cached && !('missing' in cached)
+          ? { ...cached, updating }
+          : updating
+            ? { missing: 'computing the map and the gallery of the newest test embeddings…' }
+            : cached;
       return {
-        name: run.name, dir: run.dir, color: RUN_COLORS[i % RUN_COLORS.length] as string, config: run.config,
-        iterations: run.log.iterations, evaluations: run.log.evaluations, diagnostics: run.log.diagnostics,
-        metrics: run.metrics, logProblems: run.log.problems, problems: run.problems, embedding,
+        name: run.name,
+        dir: run.dir,
+        color: RUN_COLORS[i % RUN_COLORS.length] as string,
+        config: run.config,
+        iterations: run.log.iterations,
+        evaluations: run.log.evaluations,
+        diagnostics: run.log.diagnostics,
+        metrics: run.metrics,
+        logProblems: run.log.problems,
+        problems: run.problems,
+        embedding,
       };
     });
   }

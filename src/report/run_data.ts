@@ -86,7 +86,9 @@ function parseEvaluation(v: Record<string, unknown>, step: number, epoch: number
 }
 
 /** Parses one log line into its entry, or says what is wrong with it. */
-export function parseLogLine(line: string):
+export function parseLogLine(
+  line: string,
+):
   | { kind: 'iteration'; entry: IterationEntry }
   | { kind: 'evaluation'; entry: EvaluationEntry }
   | { kind: 'diagnostics'; entry: DiagnosticsEntry }
@@ -112,20 +114,33 @@ export function parseLogLine(line: string):
       return entry ? { kind: 'evaluation', entry } : { kind: 'error', message: 'evaluation entry without recall, map_at_r and r_precision' };
     }
     case 'diagnostics': {
-      const d = v.distances, w = v.edge_weights;
-      if (!isNum(v.phi) || !isNum(v.syn_weight) || !isNum(v.kept_fraction) || !isObj(d) || !isObj(w)) return { kind: 'error', message: 'diagnostics entry without phi, syn_weight, kept_fraction, distances and edge_weights' };
-      if (!isNumArray(d.anchor_positive) || !isNumArray(d.anchor_real_negative) || !isNumArray(d.anchor_generated_negative)) return { kind: 'error', message: 'diagnostics entry with malformed distances' };
+      const d = v.distances,
+        w = v.edge_weights;
+      if (!isNum(v.phi) || !isNum(v.syn_weight) || !isNum(v.kept_fraction) || !isObj(d) || !isObj(w))
+        return { kind: 'error', message: 'diagnostics entry without phi, syn_weight, kept_fraction, distances and edge_weights' };
+      if (!isNumArray(d.anchor_positive) || !isNumArray(d.anchor_real_negative) || !isNumArray(d.anchor_generated_negative))
+        return { kind: 'error', message: 'diagnostics entry with malformed distances' };
       const h = w.histogram;
-      if (!isObj(h) || !isNumArray(h.edges) || !isNumArray(h.counts) || !isNumArray(w.per_channel_mean) || !isNumArray(w.per_channel_std)) return { kind: 'error', message: 'diagnostics entry with malformed edge_weights' };
+      if (!isObj(h) || !isNumArray(h.edges) || !isNumArray(h.counts) || !isNumArray(w.per_channel_mean) || !isNumArray(w.per_channel_std))
+        return { kind: 'error', message: 'diagnostics entry with malformed edge_weights' };
       return {
         kind: 'diagnostics',
         entry: {
-          step, epoch, phi: v.phi, syn_weight: v.syn_weight, kept_fraction: v.kept_fraction,
+          step,
+          epoch,
+          phi: v.phi,
+          syn_weight: v.syn_weight,
+          kept_fraction: v.kept_fraction,
           relative_position: isNum(v.relative_position) ? v.relative_position : NaN,
-          distances: { anchor_positive: d.anchor_positive, anchor_real_negative: d.anchor_real_negative, anchor_generated_negative: d.anchor_generated_negative },
+          distances: {
+            anchor_positive: d.anchor_positive,
+            anchor_real_negative: d.anchor_real_negative,
+            anchor_generated_negative: d.anchor_generated_negative,
+          },
           edge_weights: {
             histogram: { edges: h.edges, counts: h.counts },
-            per_channel_mean: w.per_channel_mean, per_channel_std: w.per_channel_std,
+            per_channel_mean: w.per_channel_mean,
+            per_channel_std: w.per_channel_std,
             within_pair_std: isNum(w.within_pair_std) ? w.within_pair_std : NaN,
             across_pair_std: isNum(w.across_pair_std) ? w.across_pair_std : NaN,
           },
@@ -256,7 +271,8 @@ function summarizeConfig(raw: unknown, path: string): RunConfigSummary {
 export function checkRunDir(dir: string): void {
   if (!existsSync(dir)) throw new UserError(`${dir}: no such directory (expected a run directory made by hardneg train --out)`);
   if (!statSync(dir).isDirectory()) throw new UserError(`${dir}: not a directory (expected a run directory made by hardneg train --out)`);
-  if (!existsSync(join(dir, RUN_FILES.config))) throw new UserError(`${dir}: not a run directory (no ${RUN_FILES.config}; make one with hardneg train --out ${dir})`);
+  if (!existsSync(join(dir, RUN_FILES.config)))
+    throw new UserError(`${dir}: not a run directory (no ${RUN_FILES.config}; make one with hardneg train --out ${dir})`);
 }
 
 function fileVersion(path: string): string {
@@ -279,7 +295,10 @@ export class RunDir {
   private metricsVersion = '';
   private configVersion = '';
 
-  constructor(dir: string, public name: string = basename(resolve(dir))) {
+  constructor(
+    dir: string,
+    public name: string = basename(resolve(dir)),
+  ) {
     checkRunDir(dir);
     this.dir = dir;
     this.log = new RunLog(join(dir, RUN_FILES.log));
@@ -337,7 +356,8 @@ export class RunDir {
       const e = readNpy(ePath);
       const l = readNpy(lPath);
       const [rows, dim] = e.shape;
-      if (e.shape.length !== 2 || rows === undefined || dim === undefined) return { missing: `${ePath}: expected a 2-D array, got shape [${e.shape.join(', ')}]` };
+      if (e.shape.length !== 2 || rows === undefined || dim === undefined)
+        return { missing: `${ePath}: expected a 2-D array, got shape [${e.shape.join(', ')}]` };
       if (e.dtype !== 'F32' && e.dtype !== 'F64') return { missing: `${ePath}: expected float embeddings, got ${e.dtype}` };
       const labels = Int32Array.from(toNumbers(l));
       if (labels.length !== rows) return { missing: `${lPath}: ${labels.length} labels for ${rows} embeddings` };

@@ -15,8 +15,26 @@ export const RUN_COLORS: readonly string[] = ['#4e79a7', '#f28e2b', '#e15759', '
 
 /** Class colours for scatter plots (20 distinguishable hues; classes beyond 20 reuse them). */
 const CLASS_COLORS: readonly string[] = [
-  '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
-  '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7', '#dbdb8d', '#9edae5',
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+  '#aec7e8',
+  '#ffbb78',
+  '#98df8a',
+  '#ff9896',
+  '#c5b0d5',
+  '#c49c94',
+  '#f7b6d2',
+  '#c7c7c7',
+  '#dbdb8d',
+  '#9edae5',
 ];
 
 export type Point = readonly [x: number, y: number];
@@ -202,9 +220,11 @@ function frame(o: ChartFrame, legendNames: readonly string[]): Frame {
 
 function open(kind: string, o: ChartFrame, f: Frame, empty: boolean, extra = ''): string {
   const cls = `chart chart-${kind}${empty ? ' chart-empty' : ''}`;
-  return `<svg class="${cls}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${f.width} ${f.height}" width="${f.width}" height="${f.height}" role="img" aria-label="${escapeXml(o.title)}" data-empty="${empty}"${extra}>`
-    + `<title>${escapeXml(o.title)}</title>`
-    + `<text class="chart-title" x="8" y="18">${escapeXml(fitText(o.title, (f.width - 16) / TITLE_CHAR_WIDTH))}</text>`;
+  return (
+    `<svg class="${cls}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${f.width} ${f.height}" width="${f.width}" height="${f.height}" role="img" aria-label="${escapeXml(o.title)}" data-empty="${empty}"${extra}>` +
+    `<title>${escapeXml(o.title)}</title>` +
+    `<text class="chart-title" x="8" y="18">${escapeXml(fitText(o.title, (f.width - 16) / TITLE_CHAR_WIDTH))}</text>`
+  );
 }
 
 /** The axis titles; a y axis whose ticks are divided by 10^e says so in its title ("lr, ×1e-3"). */
@@ -229,8 +249,7 @@ function legend(f: Frame, entries: ReadonlyArray<{ name: string; color: string; 
       const key = e.dot
         ? `<circle cx="${r1(x + 9)}" cy="${y}" r="4" fill="${e.color}"/>`
         : `<line x1="${r1(x)}" y1="${y}" x2="${r1(x + 18)}" y2="${y}" stroke="${e.color}" stroke-width="3"${e.dash ? ` stroke-dasharray="${e.dash}"` : ''}/>`;
-      s += `<g class="legend-item">${key}`
-        + `<text x="${r1(x + 22)}" y="${y + 4}">${escapeXml(name)}</text></g>`;
+      s += `<g class="legend-item">${key}` + `<text x="${r1(x + 22)}" y="${y + 4}">${escapeXml(name)}</text></g>`;
       x += 26 + name.length * CHAR_WIDTH;
     }
   });
@@ -246,16 +265,18 @@ function gridAndTicks(xa: Axis, ya: Axis, f: Frame): string {
   let s = '<g class="axes">';
   for (const t of ya.ticks) {
     const y = M.top + project(ya, t, f.plotH, true);
-    s += `<line class="grid" x1="${M.left}" y1="${r1(y)}" x2="${M.left + f.plotW}" y2="${r1(y)}"/>`
-      + `<text class="tick" x="${M.left - 6}" y="${r1(y + 4)}" text-anchor="end">${formatTick(t, ya)}</text>`;
+    s +=
+      `<line class="grid" x1="${M.left}" y1="${r1(y)}" x2="${M.left + f.plotW}" y2="${r1(y)}"/>` +
+      `<text class="tick" x="${M.left - 6}" y="${r1(y + 4)}" text-anchor="end">${formatTick(t, ya)}</text>`;
   }
   const maxXTicks = Math.max(2, Math.floor(f.plotW / 48));
   const every = Math.ceil(xa.ticks.length / maxXTicks);
   xa.ticks.forEach((t, i) => {
     if (i % every !== 0) return;
     const x = M.left + project(xa, t, f.plotW, false);
-    s += `<line class="tick-mark" x1="${r1(x)}" y1="${M.top + f.plotH}" x2="${r1(x)}" y2="${M.top + f.plotH + 4}"/>`
-      + `<text class="tick" x="${r1(x)}" y="${M.top + f.plotH + 16}" text-anchor="middle">${formatTick(t, xa)}</text>`;
+    s +=
+      `<line class="tick-mark" x1="${r1(x)}" y1="${M.top + f.plotH}" x2="${r1(x)}" y2="${M.top + f.plotH + 4}"/>` +
+      `<text class="tick" x="${r1(x)}" y="${M.top + f.plotH + 16}" text-anchor="middle">${formatTick(t, xa)}</text>`;
   });
   s += `<rect class="plot-frame" x="${M.left}" y="${M.top}" width="${f.plotW}" height="${f.plotH}"/>`;
   return `${s}</g>`;
@@ -263,8 +284,10 @@ function gridAndTicks(xa: Axis, ya: Axis, f: Frame): string {
 
 function emptyChart(kind: string, o: ChartFrame): string {
   const f = frame(o, []);
-  return `${open(kind, o, f, true)}<rect class="plot-frame" x="${M.left}" y="${M.top}" width="${f.plotW}" height="${f.plotH}"/>`
-    + `<text class="no-data" x="${r1(M.left + f.plotW / 2)}" y="${r1(M.top + f.plotH / 2)}" text-anchor="middle">no data yet</text></svg>`;
+  return (
+    `${open(kind, o, f, true)}<rect class="plot-frame" x="${M.left}" y="${M.top}" width="${f.plotW}" height="${f.plotH}"/>` +
+    `<text class="no-data" x="${r1(M.left + f.plotW / 2)}" y="${r1(M.top + f.plotH / 2)}" text-anchor="middle">no data yet</text></svg>`
+  );
 }
 
 function fmtValue(v: number): string {
@@ -277,15 +300,22 @@ function fmtValue(v: number): string {
 export function lineChart(o: LineChartOptions): string {
   const drawn = o.series.filter((s) => s.points.some(([x, y]) => finite(x) && finite(y)));
   if (drawn.length === 0) return emptyChart('line', o);
-  let xlo = Infinity, xhi = -Infinity, ylo = Infinity, yhi = -Infinity;
+  let xlo = Infinity,
+    xhi = -Infinity,
+    ylo = Infinity,
+    yhi = -Infinity;
   for (const s of drawn) {
     for (const [x, y] of s.points) {
       if (!finite(x) || !finite(y)) continue;
-      xlo = Math.min(xlo, x); xhi = Math.max(xhi, x); ylo = Math.min(ylo, y); yhi = Math.max(yhi, y);
+      xlo = Math.min(xlo, x);
+      xhi = Math.max(xhi, x);
+      ylo = Math.min(ylo, y);
+      yhi = Math.max(yhi, y);
     }
     for (const [x, lo, hi] of s.band ?? []) {
       if (!finite(x) || !finite(lo) || !finite(hi)) continue;
-      ylo = Math.min(ylo, lo); yhi = Math.max(yhi, hi);
+      ylo = Math.min(ylo, lo);
+      yhi = Math.max(yhi, hi);
     }
   }
   const wantLog = o.logY === true || (o.logY === 'auto' && ylo > 0 && yhi / ylo >= 1e3);
@@ -294,7 +324,10 @@ export function lineChart(o: LineChartOptions): string {
     if (o.yMin !== undefined) ylo = Math.min(ylo, o.yMin);
     if (o.yMax !== undefined) yhi = Math.max(yhi, o.yMax);
   }
-  const f = frame(o, drawn.map((s) => s.name));
+  const f = frame(
+    o,
+    drawn.map((s) => s.name),
+  );
   const xa = linearAxis(xlo, xhi, Math.max(2, Math.floor(f.plotW / 70)), o.integerX, xhi > xlo);
   const ya = useLog ? logAxis(ylo, yhi) : linearAxis(ylo, yhi, 5);
   const px = (x: number) => M.left + project(xa, x, f.plotW, false);
@@ -305,7 +338,10 @@ export function lineChart(o: LineChartOptions): string {
       const ok = s.band.filter(([x, lo, hi]) => finite(x) && finite(lo) && finite(hi) && (!useLog || lo > 0));
       if (ok.length > 1) {
         const upper = ok.map(([x, , hi]) => `${r1(px(x))} ${r1(py(hi))}`);
-        const lower = ok.slice().reverse().map(([x, lo]) => `${r1(px(x))} ${r1(py(lo))}`);
+        const lower = ok
+          .slice()
+          .reverse()
+          .map(([x, lo]) => `${r1(px(x))} ${r1(py(lo))}`);
         body += `<path class="band" d="M${upper.join(' L')} L${lower.join(' L')} Z" fill="${s.color}" fill-opacity="0.16" stroke="none"/>`;
       }
     }
@@ -336,13 +372,18 @@ export function lineChart(o: LineChartOptions): string {
 export function histogramChart(o: HistogramChartOptions): string {
   const drawn = o.series.filter((s) => s.heights.length > 0 && s.edges.length === s.heights.length + 1 && s.heights.some((h) => finite(h) && h > 0));
   if (drawn.length === 0) return emptyChart('histogram', o);
-  let xlo = Infinity, xhi = -Infinity, yhi = 0;
+  let xlo = Infinity,
+    xhi = -Infinity,
+    yhi = 0;
   for (const s of drawn) {
     xlo = Math.min(xlo, s.edges[0] as number);
     xhi = Math.max(xhi, s.edges[s.edges.length - 1] as number);
     for (const h of s.heights) if (finite(h)) yhi = Math.max(yhi, h);
   }
-  const f = frame(o, drawn.map((s) => s.name));
+  const f = frame(
+    o,
+    drawn.map((s) => s.name),
+  );
   const xa = linearAxis(xlo, xhi, Math.max(2, Math.floor(f.plotW / 70)));
   const ya = linearAxis(0, yhi, 4);
   const px = (x: number) => M.left + project(xa, x, f.plotW, false);
@@ -368,22 +409,32 @@ export function scatterChart(o: ScatterChartOptions): string {
   const present = [...new Set(Array.from(o.classes))].sort((a, b) => a - b);
   const names = present.map((c) => o.classNames[c] ?? `class ${c}`);
   const f = frame({ ...o, height: o.height ?? o.width ?? 480 }, names);
-  let xlo = Infinity, xhi = -Infinity, ylo = Infinity, yhi = -Infinity;
+  let xlo = Infinity,
+    xhi = -Infinity,
+    ylo = Infinity,
+    yhi = -Infinity;
   for (let i = 0; i < n; i++) {
-    const x = o.x[i] as number, y = o.y[i] as number;
+    const x = o.x[i] as number,
+      y = o.y[i] as number;
     if (!finite(x) || !finite(y)) continue;
-    xlo = Math.min(xlo, x); xhi = Math.max(xhi, x); ylo = Math.min(ylo, y); yhi = Math.max(yhi, y);
+    xlo = Math.min(xlo, x);
+    xhi = Math.max(xhi, x);
+    ylo = Math.min(ylo, y);
+    yhi = Math.max(yhi, y);
   }
   // Equal scales on both axes, centred, with a small margin.
   const span = Math.max(xhi - xlo, yhi - ylo, 1e-9) * 1.04;
-  const cx = (xlo + xhi) / 2, cy = (ylo + yhi) / 2;
+  const cx = (xlo + xhi) / 2,
+    cy = (ylo + yhi) / 2;
   const side = Math.min(f.plotW, f.plotH);
-  const ox = M.left + (f.plotW - side) / 2, oy = M.top + (f.plotH - side) / 2;
+  const ox = M.left + (f.plotW - side) / 2,
+    oy = M.top + (f.plotH - side) / 2;
   const px = (x: number) => ox + ((x - cx) / span + 0.5) * side;
   const py = (y: number) => oy + (0.5 - (y - cy) / span) * side;
   let body = `<rect class="plot-frame" x="${M.left}" y="${M.top}" width="${f.plotW}" height="${f.plotH}"/><g class="points">`;
   for (let i = 0; i < n; i++) {
-    const x = o.x[i] as number, y = o.y[i] as number;
+    const x = o.x[i] as number,
+      y = o.y[i] as number;
     if (!finite(x) || !finite(y)) continue;
     const c = o.classes[i] as number;
     const color = CLASS_COLORS[((c % CLASS_COLORS.length) + CLASS_COLORS.length) % CLASS_COLORS.length] as string;
@@ -403,11 +454,18 @@ export function downsample(points: readonly Point[], max: number): { points: Poi
   const band: Array<[number, number, number]> = [];
   const size = ok.length / max;
   for (let b = 0; b < max; b++) {
-    const from = Math.floor(b * size), to = Math.floor((b + 1) * size);
-    let sx = 0, sy = 0, lo = Infinity, hi = -Infinity;
+    const from = Math.floor(b * size),
+      to = Math.floor((b + 1) * size);
+    let sx = 0,
+      sy = 0,
+      lo = Infinity,
+      hi = -Infinity;
     for (let i = from; i < to; i++) {
       const [x, y] = ok[i] as Point;
-      sx += x; sy += y; lo = Math.min(lo, y); hi = Math.max(hi, y);
+      sx += x;
+      sy += y;
+      lo = Math.min(lo, y);
+      hi = Math.max(hi, y);
     }
     const m = to - from;
     if (m === 0) continue;

@@ -63,7 +63,8 @@ export async function openThumbnails(config: RunConfigSummary, labels: Int32Arra
   } catch (err) {
     return { missing: `the test images could not be opened: ${(err as Error).message}` };
   }
-  if (split.size !== labels.length) return { missing: `the dataset's test split has ${split.size} images but the run's embeddings ${labels.length} rows: the dataset changed since` };
+  if (split.size !== labels.length)
+    return { missing: `the dataset's test split has ${split.size} images but the run's embeddings ${labels.length} rows: the dataset changed since` };
   for (let i = 0; i < labels.length; i++) {
     if (split.labels[i] !== labels[i]) return { missing: `the dataset's test labels differ from the run's at image ${i}: the dataset changed since` };
   }

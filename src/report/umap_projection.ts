@@ -28,7 +28,12 @@ export interface Projection {
 
 interface UmapInternals {
   smoothKNNDistance?: (distances: number[][], k: number, localConnectivity: number) => { sigmas: number[]; rhos: number[] };
-  computeMembershipStrengths?: (indices: number[][], distances: number[][], sigmas: number[], rhos: number[]) => { rows: number[]; cols: number[]; vals: number[] };
+  computeMembershipStrengths?: (
+    indices: number[][],
+    distances: number[][],
+    sigmas: number[],
+    rhos: number[],
+  ) => { rows: number[]; cols: number[]; vals: number[] };
   fuzzySimplicialSet?: unknown;
   makeSearchGraph?: unknown;
   localConnectivity?: number;
@@ -37,8 +42,13 @@ interface UmapInternals {
 /** Replaces umap-js's slow graph construction by an equivalent one (when its internals are as expected). */
 function speedUp(umap: UMAP, n: number): void {
   const u = umap as unknown as UmapInternals;
-  if (typeof u.smoothKNNDistance !== 'function' || typeof u.computeMembershipStrengths !== 'function'
-    || typeof u.fuzzySimplicialSet !== 'function' || typeof u.makeSearchGraph !== 'function') return;
+  if (
+    typeof u.smoothKNNDistance !== 'function' ||
+    typeof u.computeMembershipStrengths !== 'function' ||
+    typeof u.fuzzySimplicialSet !== 'function' ||
+    typeof u.makeSearchGraph !== 'function'
+  )
+    return;
   const smooth = u.smoothKNNDistance.bind(umap);
   const strengths = u.computeMembershipStrengths.bind(umap);
   u.makeSearchGraph = () => new SparseMatrix([], [], [], [n, n]);
@@ -49,11 +59,17 @@ function speedUp(umap: UMAP, n: number): void {
     // a[i, j] (later entries with the same key replace earlier ones, as umap's matrix does).
     const a = new Map<number, number>();
     for (let e = 0; e < rows.length; e++) a.set((rows[e] as number) * n + (cols[e] as number), vals[e] as number);
-    const outRows: number[] = [], outCols: number[] = [], outVals: number[] = [];
+    const outRows: number[] = [],
+      outCols: number[] = [],
+      outVals: number[] = [];
     const done = new Set<number>();
     for (const [key, v] of a) {
-      const i = Math.floor(key / n), j = key - i * n;
-      for (const [r, c, x] of [[i, j, v], [j, i, a.get(j * n + i) ?? 0]] as const) {
+      const i = Math.floor(key / n),
+        j = key - i * n;
+      for (const [r, c, x] of [
+        [i, j, v],
+        [j, i, a.get(j * n + i) ?? 0],
+      ] as const) {
         const k = r * n + c;
         if (done.has(k)) continue;
         done.add(k);

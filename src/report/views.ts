@@ -3,9 +3,7 @@
 // the retrieval gallery. Pure functions (no file access), shared by `hardneg report` (one static
 // page) and `hardneg serve` (the same fragments, refreshed as the runs grow). Charts with several
 // runs draw one series per run, in the run's colour, with a legend.
-import {
-  binFractions, downsample, escapeXml, histogramChart, lineChart, scatterChart, type LineSeries, type Point,
-} from './svg_chart.ts';
+import { binFractions, downsample, escapeXml, histogramChart, lineChart, scatterChart, type LineSeries, type Point } from './svg_chart.ts';
 import type { GalleryQuery } from './gallery.ts';
 import type { Projection } from './umap_projection.ts';
 import type { DiagnosticsEntry, EvaluationEntry, IterationEntry, LogProblem, RunConfigSummary, RunMetrics } from './run_data.ts';
@@ -110,12 +108,14 @@ function overviewSection(runs: readonly RunSnapshot[]): Section {
     const best = bestEval(r);
     const epoch = r.iterations.length ? (r.iterations[r.iterations.length - 1] as IterationEntry).epoch + 1 : 0;
     const status = r.metrics ? 'finished' : r.iterations.length ? 'training or stopped' : 'not started';
-    return `<tr><td><span class="swatch" style="background:${r.color}"></span>${escapeXml(r.name)}</td>`
-      + `<td>${escapeXml(r.config.method)}</td><td>${escapeXml(r.config.dataset.name)}</td><td>${r.config.seed ?? '–'}</td>`
-      + `<td>${epoch}/${r.config.epochs ?? '?'} · ${r.iterations.length ? (r.iterations[r.iterations.length - 1] as IterationEntry).step : 0}</td>`
-      + `<td>${pct(last?.recall['1'])}</td><td>${pct(last?.map_at_r)}</td><td>${pct(last?.r_precision)}</td><td>${pct(last?.nmi)}</td>`
-      + `<td>${pct(best?.recall['1'])}${best ? ` (${best.epoch})` : ''}</td>`
-      + `<td>${r.metrics?.wall_s !== undefined && r.metrics?.wall_s !== null ? r.metrics.wall_s.toFixed(0) : '–'}</td><td>${status}</td></tr>`;
+    return (
+      `<tr><td><span class="swatch" style="background:${r.color}"></span>${escapeXml(r.name)}</td>` +
+      `<td>${escapeXml(r.config.method)}</td><td>${escapeXml(r.config.dataset.name)}</td><td>${r.config.seed ?? '–'}</td>` +
+      `<td>${epoch}/${r.config.epochs ?? '?'} · ${r.iterations.length ? (r.iterations[r.iterations.length - 1] as IterationEntry).step : 0}</td>` +
+      `<td>${pct(last?.recall['1'])}</td><td>${pct(last?.map_at_r)}</td><td>${pct(last?.r_precision)}</td><td>${pct(last?.nmi)}</td>` +
+      `<td>${pct(best?.recall['1'])}${best ? ` (${best.epoch})` : ''}</td>` +
+      `<td>${r.metrics?.wall_s !== undefined && r.metrics?.wall_s !== null ? r.metrics.wall_s.toFixed(0) : '–'}</td><td>${status}</td></tr>`
+    );
   });
   const problems: string[] = [];
   for (const r of runs) {
@@ -123,12 +123,14 @@ function overviewSection(runs: readonly RunSnapshot[]): Section {
     if (r.logProblems.length > 20) problems.push(`${r.name}: ${r.logProblems.length - 20} more malformed log lines skipped`);
     for (const p of r.problems) problems.push(`${r.name}: ${p}`);
   }
-  const html = '<table class="overview"><thead><tr><th>run</th><th>method</th><th>dataset</th><th>seed</th><th>epoch · step</th>'
-    + '<th>R@1</th><th>MAP@R</th><th>RP</th><th>NMI</th><th>best R@1 (epoch)</th><th>wall s</th><th>status</th></tr></thead>'
-    + `<tbody>${rows.join('')}</tbody></table>`
-    + '<p class="note">Metrics of the latest evaluation, in percent; the directories: '
-    + runs.map((r) => `<code>${escapeXml(r.dir)}</code>`).join(', ') + '.</p>'
-    + (problems.length ? `<ul class="problems">${problems.map((p) => `<li>${escapeXml(p)}</li>`).join('')}</ul>` : '');
+  const html =
+    '<table class="overview"><thead><tr><th>run</th><th>method</th><th>dataset</th><th>seed</th><th>epoch · step</th>' +
+    '<th>R@1</th><th>MAP@R</th><th>RP</th><th>NMI</th><th>best R@1 (epoch)</th><th>wall s</th><th>status</th></tr></thead>' +
+    `<tbody>${rows.join('')}</tbody></table>` +
+    '<p class="note">Metrics of the latest evaluation, in percent; the directories: ' +
+    runs.map((r) => `<code>${escapeXml(r.dir)}</code>`).join(', ') +
+    '.</p>' +
+    (problems.length ? `<ul class="problems">${problems.map((p) => `<li>${escapeXml(p)}</li>`).join('')}</ul>` : '');
   return { id: 'overview', title: 'Runs', html };
 }
 
@@ -148,7 +150,8 @@ function iterationCharts(runs: readonly RunSnapshot[], terms: ReadonlyArray<read
   const keys = terms.map(([k]) => k);
   if (extra) {
     const others = new Set<string>();
-    for (const r of runs) for (const it of r.iterations) for (const k of Object.keys(it.values)) if (!known.has(k) && !RATE_TERMS.some(([q]) => q === k)) others.add(k);
+    for (const r of runs)
+      for (const it of r.iterations) for (const k of Object.keys(it.values)) if (!known.has(k) && !RATE_TERMS.some(([q]) => q === k)) others.add(k);
     keys.push(...[...others].sort());
   }
   const title = new Map(terms);
@@ -190,12 +193,21 @@ function metricSection(runs: readonly RunSnapshot[]): Section {
   metric('MAP@R', (e) => e.map_at_r);
   metric('R-Precision', (e) => e.r_precision);
   metric('NMI', (e) => e.nmi);
-  return { id: 'metrics', title: 'Retrieval metrics', html: items.length ? `${note('Test split, at each evaluation (percent).')}${charts(items)}` : note('No evaluation logged yet.') };
+  return {
+    id: 'metrics',
+    title: 'Retrieval metrics',
+    html: items.length ? `${note('Test split, at each evaluation (percent).')}${charts(items)}` : note('No evaluation logged yet.'),
+  };
 }
 
 const mean = (a: readonly number[]): number => {
-  let s = 0, n = 0;
-  for (const v of a) if (Number.isFinite(v)) { s += v; n++; }
+  let s = 0,
+    n = 0;
+  for (const v of a)
+    if (Number.isFinite(v)) {
+      s += v;
+      n++;
+    }
   return n ? s / n : NaN;
 };
 
@@ -219,15 +231,25 @@ function distanceChart(d: DiagnosticsEntry, title: string): string {
   let hi = 0;
   for (const a of [pos, real, gen]) for (const v of a) if (Number.isFinite(v)) hi = Math.max(hi, v);
   const bins = 30;
-  const series = ([['anchor → positive', pos, KIND_COLORS.positive], ['anchor → real negative', real, KIND_COLORS.real], ['anchor → generated negative', gen, KIND_COLORS.generated]] as const)
-    .map(([name, values, color]) => ({ name, color, ...binFractions(values, 0, hi > 0 ? hi * 1.0001 : 1, bins) }));
+  const series = (
+    [
+      ['anchor → positive', pos, KIND_COLORS.positive],
+      ['anchor → real negative', real, KIND_COLORS.real],
+      ['anchor → generated negative', gen, KIND_COLORS.generated],
+    ] as const
+  ).map(([name, values, color]) => ({ name, color, ...binFractions(values, 0, hi > 0 ? hi * 1.0001 : 1, bins) }));
   return histogramChart({ title, xLabel: 'Euclidean distance in the embedding', yLabel: 'fraction of pairs', series });
 }
 
 function edgeHistogramChart(d: DiagnosticsEntry, title: string): string {
   const h = d.edge_weights.histogram;
   const total = h.counts.reduce((a, b) => a + b, 0) || 1;
-  return histogramChart({ title, xLabel: 'edge weight', yLabel: 'fraction of weights', series: [{ name: 'all channels of all pairs', color: '#b07aa1', edges: h.edges, heights: h.counts.map((c) => c / total) }] });
+  return histogramChart({
+    title,
+    xLabel: 'edge weight',
+    yLabel: 'fraction of weights',
+    series: [{ name: 'all channels of all pairs', color: '#b07aa1', edges: h.edges, heights: h.counts.map((c) => c / total) }],
+  });
 }
 
 function channelChart(d: DiagnosticsEntry, title: string): string {
@@ -236,34 +258,70 @@ function channelChart(d: DiagnosticsEntry, title: string): string {
   const order = m.map((_, i) => i).sort((a, b) => (m[a] as number) - (m[b] as number));
   const points: Point[] = order.map((c, rank) => [rank, m[c] as number]);
   const band = order.map((c, rank): [number, number, number] => [rank, (m[c] as number) - (s[c] as number), (m[c] as number) + (s[c] as number)]);
-  return lineChart({ title, xLabel: 'channel (sorted by mean weight)', yLabel: 'edge weight', series: [{ name: 'mean over pairs (± std shaded)', color: '#9c755f', points, band, markers: false }], integerX: true });
+  return lineChart({
+    title,
+    xLabel: 'channel (sorted by mean weight)',
+    yLabel: 'edge weight',
+    series: [{ name: 'mean over pairs (± std shaded)', color: '#9c755f', points, band, markers: false }],
+    integerX: true,
+  });
 }
 
 export function hardnessSection(runs: readonly RunSnapshot[], maxEvaluations = 8): Section {
   const withDiag = runs.filter((r) => r.diagnostics.length > 0);
   const without = runs.filter((r) => r.diagnostics.length === 0);
   if (withDiag.length === 0) {
-    return { id: 'hardness', title: 'Hardness of the generated negatives', html: note(runs.some((r) => r.config.method.startsWith('gca-hng')) ? 'No diagnostics logged yet (they are recorded at each evaluation of a gca-hng run).' : 'The trainer records these diagnostics for GCA-HNG runs; none of these runs is one.') };
+    return {
+      id: 'hardness',
+      title: 'Hardness of the generated negatives',
+      html: note(
+        runs.some((r) => r.config.method.startsWith('gca-hng'))
+          ? 'No diagnostics logged yet (they are recorded at each evaluation of a gca-hng run).'
+          : 'The trainer records these diagnostics for GCA-HNG runs; none of these runs is one.',
+      ),
+    };
   }
-  const over = (title: string, yLabel: string, f: (d: DiagnosticsEntry) => number, fixed?: [number, number]) => lineChart({
-    title, xLabel: 'epoch', yLabel, integerX: true, ...(fixed ? { yMin: fixed[0], yMax: fixed[1] } : {}),
-    series: withDiag.map((r) => ({ name: r.name, color: r.color, markers: true, points: r.diagnostics.map((d): Point => [d.epoch, f(d)]) })),
-  });
+  const over = (title: string, yLabel: string, f: (d: DiagnosticsEntry) => number, fixed?: [number, number]) =>
+    lineChart({
+      title,
+      xLabel: 'epoch',
+      yLabel,
+      integerX: true,
+      ...(fixed ? { yMin: fixed[0], yMax: fixed[1] } : {}),
+      series: withDiag.map((r) => ({ name: r.name, color: r.color, markers: true, points: r.diagnostics.map((d): Point => [d.epoch, f(d)]) })),
+    });
   const multi = withDiag.length > 1;
   const distanceSeries: LineSeries[] = [];
   for (const r of withDiag) {
-    for (const [kind, key] of [['generated', 'anchor_generated_negative'], ['real', 'anchor_real_negative'], ['positive', 'anchor_positive']] as const) {
+    for (const [kind, key] of [
+      ['generated', 'anchor_generated_negative'],
+      ['real', 'anchor_real_negative'],
+      ['positive', 'anchor_positive'],
+    ] as const) {
       distanceSeries.push({
         name: multi ? `${r.name} · ${kind}` : `anchor → ${kind === 'positive' ? 'positive' : `${kind} negative`}`,
-        color: multi ? r.color : KIND_COLORS[kind], ...(multi && KIND_DASH[kind] ? { dash: KIND_DASH[kind] } : {}),
-        markers: true, points: r.diagnostics.map((d): Point => [d.epoch, mean(d.distances[key])]),
+        color: multi ? r.color : KIND_COLORS[kind],
+        ...(multi && KIND_DASH[kind] ? { dash: KIND_DASH[kind] } : {}),
+        markers: true,
+        points: r.diagnostics.map((d): Point => [d.epoch, mean(d.distances[key])]),
       });
     }
   }
   const spreadSeries: LineSeries[] = [];
   for (const r of withDiag) {
-    spreadSeries.push({ name: multi ? `${r.name} · within a pair` : 'within a pair (across channels)', color: multi ? r.color : '#b07aa1', markers: true, points: r.diagnostics.map((d): Point => [d.epoch, d.edge_weights.within_pair_std]) });
-    spreadSeries.push({ name: multi ? `${r.name} · across pairs` : 'across pairs (of the pair mean)', color: multi ? r.color : '#9c755f', dash: '7 4', markers: true, points: r.diagnostics.map((d): Point => [d.epoch, d.edge_weights.across_pair_std]) });
+    spreadSeries.push({
+      name: multi ? `${r.name} · within a pair` : 'within a pair (across channels)',
+      color: multi ? r.color : '#b07aa1',
+      markers: true,
+      points: r.diagnostics.map((d): Point => [d.epoch, d.edge_weights.within_pair_std]),
+    });
+    spreadSeries.push({
+      name: multi ? `${r.name} · across pairs` : 'across pairs (of the pair mean)',
+      color: multi ? r.color : '#9c755f',
+      dash: '7 4',
+      markers: true,
+      points: r.diagnostics.map((d): Point => [d.epoch, d.edge_weights.across_pair_std]),
+    });
   }
   const time = [
     lineChart({ title: 'Mean distance from the anchor', xLabel: 'epoch', yLabel: 'distance', integerX: true, series: distanceSeries }),
@@ -273,26 +331,31 @@ export function hardnessSection(runs: readonly RunSnapshot[], maxEvaluations = 8
     over('Kept fraction (real negatives harder than d⁺)', 'fraction', (d) => d.kept_fraction, [0, 1]),
     lineChart({ title: 'Edge weight spread (std)', xLabel: 'epoch', yLabel: 'std', integerX: true, series: spreadSeries }),
   ];
-  let html = note('Measured at each evaluation on one fixed probe batch of the training split. Generated negatives sit between the positive and the real negatives: the closer their distances are to the anchor→positive distances, the harder they are. See docs/report.md for how to read these charts.')
-    + `<h3>Over training</h3>${charts(time)}`;
+  let html =
+    note(
+      'Measured at each evaluation on one fixed probe batch of the training split. Generated negatives sit between the positive and the real negatives: the closer their distances are to the anchor→positive distances, the harder they are. See docs/report.md for how to read these charts.',
+    ) + `<h3>Over training</h3>${charts(time)}`;
   for (const r of withDiag) {
     const shown = pickEvaluations(r.diagnostics, maxEvaluations);
-    html += `<details class="run-detail" open><summary><span class="swatch" style="background:${r.color}"></span>${escapeXml(r.name)}: per evaluation`
-      + `${shown.length < r.diagnostics.length ? ` (${shown.length} of ${r.diagnostics.length}, evenly spread)` : ''}</summary>`;
+    html +=
+      `<details class="run-detail" open><summary><span class="swatch" style="background:${r.color}"></span>${escapeXml(r.name)}: per evaluation` +
+      `${shown.length < r.diagnostics.length ? ` (${shown.length} of ${r.diagnostics.length}, evenly spread)` : ''}</summary>`;
     for (const d of shown) {
       const { anchor_positive: pos, anchor_real_negative: real, anchor_generated_negative: gen } = d.distances;
-      html += `<div class="eval-row"><h4>epoch ${d.epoch} · step ${d.step}</h4>`
-        + `<p class="stats">median distance: positive ${fmt(median(pos), 3)}, generated ${fmt(median(gen), 3)}, real ${fmt(median(real), 3)} · relative position ${fmt(d.relative_position, 3)} · φ ${fmt(d.phi, 4)} · J_syn weight ${fmt(d.syn_weight, 4)} · kept ${pct(d.kept_fraction)}%</p>`
-        + charts([
+      html +=
+        `<div class="eval-row"><h4>epoch ${d.epoch} · step ${d.step}</h4>` +
+        `<p class="stats">median distance: positive ${fmt(median(pos), 3)}, generated ${fmt(median(gen), 3)}, real ${fmt(median(real), 3)} · relative position ${fmt(d.relative_position, 3)} · φ ${fmt(d.phi, 4)} · J_syn weight ${fmt(d.syn_weight, 4)} · kept ${pct(d.kept_fraction)}%</p>` +
+        charts([
           distanceChart(d, `${r.name}, epoch ${d.epoch}: distances from the anchor`),
           edgeHistogramChart(d, `${r.name}, epoch ${d.epoch}: learned edge weights`),
           channelChart(d, `${r.name}, epoch ${d.epoch}: edge weights per channel`),
-        ])
-        + '</div>';
+        ]) +
+        '</div>';
     }
     html += '</details>';
   }
-  if (without.length) html += note(`No diagnostics in ${without.map((r) => `${r.name} (${r.config.method})`).join(', ')}: the trainer records them for GCA-HNG runs.`);
+  if (without.length)
+    html += note(`No diagnostics in ${without.map((r) => `${r.name} (${r.config.method})`).join(', ')}: the trainer records them for GCA-HNG runs.`);
   return { id: 'hardness', title: 'Hardness of the generated negatives', html };
 }
 
@@ -312,27 +375,37 @@ function umapSection(runs: readonly RunSnapshot[]): Section {
     }
     const names = e.classNames;
     if (e.updating) notes.push(`${r.name}: newer test embeddings are being processed; the map below is the previous one.`);
-    items.push(scatterChart({
-      title: `${r.name}: test embeddings${e.epoch !== null ? `, epoch ${e.epoch}` : ''} (${e.rows} images)`,
-      x: e.projection.x, y: e.projection.y, classes: e.labels, classNames: names, width: 560,
-      ...(e.rows <= 3000 ? { pointTitle: (i: number) => `#${i} ${names[e.labels[i] as number] ?? `class ${e.labels[i]}`}` } : {}),
-    }));
+    items.push(
+      scatterChart({
+        title: `${r.name}: test embeddings${e.epoch !== null ? `, epoch ${e.epoch}` : ''} (${e.rows} images)`,
+        x: e.projection.x,
+        y: e.projection.y,
+        classes: e.labels,
+        classNames: names,
+        width: 560,
+        ...(e.rows <= 3000 ? { pointTitle: (i: number) => `#${i} ${names[e.labels[i] as number] ?? `class ${e.labels[i]}`}` } : {}),
+      }),
+    );
   }
-  const html = note('UMAP (15 neighbours by cosine similarity, seeded) of the test embeddings of the latest evaluation, one point per test image, coloured by class. Classes that form tight, separate islands retrieve well; mixed regions are where the gallery’s failures come from.')
-    + (items.length ? charts(items) : '') + notes.map(note).join('');
+  const html =
+    note(
+      'UMAP (15 neighbours by cosine similarity, seeded) of the test embeddings of the latest evaluation, one point per test image, coloured by class. Classes that form tight, separate islands retrieve well; mixed regions are where the gallery’s failures come from.',
+    ) +
+    (items.length ? charts(items) : '') +
+    notes.map(note).join('');
   return { id: 'umap', title: 'Embedding map (UMAP)', html };
 }
 
 function thumb(e: EmbeddingView, index: number, caption: string, cls: string, title: string): string {
   const uri = e.thumbnails?.get(index);
-  const body = uri
-    ? `<img src="${uri}" alt="${escapeXml(`test image ${index}`)}">`
-    : `<div class="no-image">#${index}</div>`;
+  const body = uri ? `<img src="${uri}" alt="${escapeXml(`test image ${index}`)}">` : `<div class="no-image">#${index}</div>`;
   return `<figure class="thumb ${cls}" title="${escapeXml(title)}">${body}<figcaption>${escapeXml(caption)}</figcaption></figure>`;
 }
 
 export function gallerySection(runs: readonly RunSnapshot[]): Section {
-  let html = note('Each row is a query from the test split with its top results (cosine similarity, the query itself excluded). Wrong results (another class) are marked ✗ in red, correct ones ✓ in green. Queries are ordered worst first: lowest AP@R, then the latest first correct result.');
+  let html = note(
+    'Each row is a query from the test split with its top results (cosine similarity, the query itself excluded). Wrong results (another class) are marked ✗ in red, correct ones ✓ in green. Queries are ordered worst first: lowest AP@R, then the latest first correct result.',
+  );
   for (const r of runs) {
     const e = r.embedding;
     html += `<details class="run-detail" open><summary><span class="swatch" style="background:${r.color}"></span>${escapeXml(r.name)}</summary>`;
@@ -341,18 +414,30 @@ export function gallerySection(runs: readonly RunSnapshot[]): Section {
       continue;
     }
     const cls = (i: number) => e.classNames[e.labels[i] as number] ?? `class ${e.labels[i]}`;
-    html += note(`${e.queries.length} worst of ${e.scoredQueries} queries${e.epoch !== null ? `, embeddings of epoch ${e.epoch}` : ''}, top ${e.k}.${e.updating ? ' Newer embeddings are being processed.' : ''}`);
+    html += note(
+      `${e.queries.length} worst of ${e.scoredQueries} queries${e.epoch !== null ? `, embeddings of epoch ${e.epoch}` : ''}, top ${e.k}.${e.updating ? ' Newer embeddings are being processed.' : ''}`,
+    );
     if (e.thumbnailsMissing) html += note(`No thumbnails: ${e.thumbnailsMissing}`);
     html += '<ol class="queries">';
     e.queries.forEach((q, rank) => {
       const first = Number.isFinite(q.firstCorrect) ? `first correct at rank ${q.firstCorrect}` : 'no correct result in the list';
-      html += `<li class="query" data-query="${q.index}" data-ap="${q.apAtR.toFixed(4)}">`
-        + `<div class="q-info"><b>#${rank + 1}</b> · query ${q.index}<br><b>${escapeXml(cls(q.index))}</b><br>AP@R ${q.apAtR.toFixed(3)} (R = ${q.relevant})<br>${first}</div>`
-        + thumb(e, q.index, cls(q.index), 'query-thumb', `query ${q.index}: ${cls(q.index)}`)
-        + '<div class="results">'
-        + q.results.map((x, i) => thumb(e, x.index, `${x.correct ? '✓' : '✗'} ${cls(x.index)}`, x.correct ? 'result hit' : 'result miss',
-          `rank ${i + 1}: ${cls(x.index)} (${x.correct ? 'correct' : 'wrong'}) · cosine ${x.score.toFixed(3)} · image ${x.index}`)).join('')
-        + '</div></li>';
+      html +=
+        `<li class="query" data-query="${q.index}" data-ap="${q.apAtR.toFixed(4)}">` +
+        `<div class="q-info"><b>#${rank + 1}</b> · query ${q.index}<br><b>${escapeXml(cls(q.index))}</b><br>AP@R ${q.apAtR.toFixed(3)} (R = ${q.relevant})<br>${first}</div>` +
+        thumb(e, q.index, cls(q.index), 'query-thumb', `query ${q.index}: ${cls(q.index)}`) +
+        '<div class="results">' +
+        q.results
+          .map((x, i) =>
+            thumb(
+              e,
+              x.index,
+              `${x.correct ? '✓' : '✗'} ${cls(x.index)}`,
+              x.correct ? 'result hit' : 'result miss',
+              `rank ${i + 1}: ${cls(x.index)} (${x.correct ? 'correct' : 'wrong'}) · cosine ${x.score.toFixed(3)} · image ${x.index}`,
+            ),
+          )
+          .join('') +
+        '</div></li>';
     });
     html += '</ol></details>';
   }

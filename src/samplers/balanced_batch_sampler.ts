@@ -85,10 +85,14 @@ export class BalancedBatchSampler {
     }
     this.classes = [...byClass.keys()].sort((a, b) => a - b);
     if (this.classes.length < P) {
-      throw new UserError(`sampler: P = ${P} classes per batch, but the training split has only ${this.classes.length} class${this.classes.length === 1 ? '' : 'es'}; lower P to at most ${this.classes.length}`);
+      throw new UserError(
+        `sampler: P = ${P} classes per batch, but the training split has only ${this.classes.length} class${this.classes.length === 1 ? '' : 'es'}; lower P to at most ${this.classes.length}`,
+      );
     }
     if (this.batchesPerEpoch() < 1) {
-      throw new UserError(`sampler: the training split has N = ${this.n} images, not more than one batch of P·K = ${P}·${K} = ${this.batchSize}, so an epoch would have ⌈N/B⌉ − 1 = 0 batches; lower P or K`);
+      throw new UserError(
+        `sampler: the training split has N = ${this.n} images, not more than one batch of P·K = ${P}·${K} = ${this.batchSize}, so an epoch would have ⌈N/B⌉ − 1 = 0 batches; lower P or K`,
+      );
     }
     this.rng = opts.rng ?? new Random(opts.seed ?? 0, STREAMS.sampler);
     // Ascending index lists, each shuffled once in place, in ascending class order.
@@ -100,7 +104,9 @@ export class BalancedBatchSampler {
         const size = (this.order[i] as number[]).length;
         if (size < K) {
           const name = opts.classNames?.[c];
-          warn(`class ${c}${name !== undefined ? ` (${name})` : ''} has ${size} image${size === 1 ? '' : 's'}, fewer than K = ${K}: its ${K} samples per batch are drawn with replacement, so a batch repeats images`);
+          warn(
+            `class ${c}${name !== undefined ? ` (${name})` : ''} has ${size} image${size === 1 ? '' : 's'}, fewer than K = ${K}: its ${K} samples per batch are drawn with replacement, so a batch repeats images`,
+          );
         }
       });
     }
@@ -184,11 +190,13 @@ export class BalancedBatchSampler {
     if (!Array.isArray(s.classes) || s.classes.length !== this.classes.length || s.classes.some((c, i) => c !== this.classes[i])) {
       bad(`it was saved for ${Array.isArray(s.classes) ? s.classes.length : '?'} classes; this split has ${this.classes.length} different ones`);
     }
-    if (!Array.isArray(s.order) || !Array.isArray(s.used) || s.order.length !== this.classes.length || s.used.length !== this.classes.length) bad('order/used do not have one entry per class');
+    if (!Array.isArray(s.order) || !Array.isArray(s.used) || s.order.length !== this.classes.length || s.used.length !== this.classes.length)
+      bad('order/used do not have one entry per class');
     const current = this.order;
     s.order.forEach((o, i) => {
       const mine = current[i] as number[];
-      if (!Array.isArray(o) || o.length !== mine.length) bad(`class ${this.classes[i]} has ${mine.length} images, the state lists ${Array.isArray(o) ? o.length : '?'}`);
+      if (!Array.isArray(o) || o.length !== mine.length)
+        bad(`class ${this.classes[i]} has ${mine.length} images, the state lists ${Array.isArray(o) ? o.length : '?'}`);
       const a = [...o].sort((x, y) => x - y);
       const b = [...mine].sort((x, y) => x - y);
       if (a.some((v, j) => v !== b[j])) bad(`the images of class ${this.classes[i]} differ`);

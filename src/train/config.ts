@@ -58,121 +58,133 @@ const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
 
 export const TrainConfigSchema = z.strictObject({
-  dataset: z.strictObject({
-    /**
-     * 'fashion-mnist' (embedded), 'folder' (DIR/train/<class>/*, DIR/test/<class>/*), or a benchmark
-     * as distributed: cub200, cars196, sop, inshop (README, "Benchmark datasets").
-     */
-    name: z.enum(DATASET_NAMES).default('fashion-mnist'),
-    root: z.string().nullable().default(null),
-    /** Side of the square images fed to the small CNN (folder datasets are resized to it). */
-    imageSize: positiveInt.default(28),
-    /** Random horizontal flips in training (seeded); the paper's pipeline always flips. */
-    flip: z.boolean().default(false),
-    /** The folder dataset: leave out images that cannot be decoded (with a warning) instead of stopping. */
-    skipCorrupt: z.boolean().default(false),
-  }).prefault({}),
-  model: z.strictObject({
-    /**
-     * A name of the backbone registry (src/models/backbones.ts, where each says how images reach it):
-     * small-cnn (from scratch, small images); resnet50 / googlenet (torchvision layouts, the paper's
-     * 224-px pipeline, weights from model.weights); onnx (frozen-feature mode); dino-vits16 (refused).
-     */
-    backbone: z.enum(BACKBONE_NAMES).default('small-cnn'),
-    /** torchvision weights as safetensors (docs/backbones.md); null trains the backbone from scratch. */
-    weights: z.string().nullable().default(null),
-    /** The ONNX image model of frozen-feature mode. */
-    onnx: z.string().nullable().default(null),
-    /** Image side the ONNX model takes (evaluation transform: Resize ⌊side·256/224⌉ + CenterCrop side). */
-    onnxInputSize: positiveInt.default(224),
-    /** Where frozen features are cached (keyed by model, dataset and transform). */
-    featureCache: z.string().default('runs/feature-cache'),
-    /** MODEL.POOLING (ResNet-50): global average + max pooling; false: average only. */
-    pooling: z.boolean().default(true),
-    /** MODEL.EMBEDDING_SIZE */
-    embeddingSize: positiveInt.default(64),
-    /** MODEL.GNN_LAYER */
-    gnnLayers: positiveInt.default(1),
-    /** MODEL.ATT_HEAD */
-    attentionHeads: positiveInt.default(2),
-    /** MODEL.NORM */
-    normalize: z.boolean().default(false),
-  }).prefault({}),
-  train: z.strictObject({
-    /**
-     * gca-hng, its ablations (docs/ablations.md), none (the base loss alone), or a baseline
-     * generator: hdml, ee, symm, ps, daml (docs/losses_and_baselines.md).
-     */
-    method: z.enum(TRAIN_METHODS).default('gca-hng'),
-    /** TRAIN.NUM_SAMPLED_CLASSES (P) */
-    classesPerBatch: positiveInt.min(2).default(5),
-    /** TRAIN.NUM_PER_CLASS (K) */
-    samplesPerClass: positiveInt.min(2).default(4),
-    /** TRAIN.EPOCHES */
-    epochs: positiveInt.default(3),
-    seed: z.number().int().nonnegative().default(0),
-    /** TEST.EVAL_EPOCH */
-    evalEvery: positiveInt.default(1),
-    /** Write a resumable checkpoint every this many iterations (and at every epoch end). */
-    checkpointEvery: positiveInt.default(25),
-    /** Cap on iterations per epoch (0: the sampler's ⌈N/B⌉ − 1). */
-    maxIterationsPerEpoch: z.number().int().nonnegative().default(0),
-  }).prefault({}),
-  loss: z.strictObject({
-    /** The base metric loss (official: npair). GCA-HNG also runs on proxy-anchor and multi-similarity. */
-    base: z.enum(BASE_LOSSES).default(OFFICIAL_LOSS),
-    /** LOSS.ALPHA */
-    alpha: nonNegative.default(4),
-    /** LOSS.BETA */
-    beta: nonNegative.default(30),
-    /** LOSS.SOFTMAX_FACTOR */
-    softmaxFactor: nonNegative.default(20),
-    /** LOSS.DOT_WEIGHT */
-    dotWeight: nonNegative.default(10),
-    /** LOSS.DIV_WEIGHT */
-    divWeight: nonNegative.default(10),
-    /** Rows zeroed in J_sim: the official positions (docs/algorithm.md, QUIRK 1) or the same-class rows. */
-    simMask: z.enum(['reference', 'same-class']).default('reference'),
-    edgeDropout: z.number().min(0).max(0.99).default(0.1),
-    /** 'official': φ = exp(−α/J_avg); 'adaptive': α is clamped each epoch so that φ stays in phiRange. */
-    hardness: z.enum(['official', 'adaptive']).default('official'),
-    phiRange: z.tuple([z.number().gt(0).lt(1), z.number().gt(0).lt(1)]).default([0.3, 0.7]),
-  }).prefault({}),
-  solver: z.strictObject({
-    /** SOLVER.BASE_LR */
-    baseLr: z.number().positive().default(1e-3),
-    /** SOLVER.EMBEDDING_RATIO */
-    embeddingRatio: z.number().positive().default(1),
-    /** SOLVER.GNN_LR */
-    gnnLr: z.number().positive().default(3e-4),
-    /** SOLVER.CLASSIFIER_LR */
-    classifierLr: z.number().positive().default(1e-3),
-    /** SOLVER.WEIGHT_DECAY */
-    weightDecay: nonNegative.default(1e-4),
-    /** AdamW default of the official softmax-classifier optimizer (not configurable there). */
-    classifierWeightDecay: nonNegative.default(0.01),
-    /** Learning-rate multiplier of the loss's proxies (Proxy-Anchor's official ×100). */
-    proxyLrMultiplier: z.number().positive().default(100),
-    /** SOLVER.LR_POLICY for the metric model; the GNN always follows a cosine over the epochs. */
-    lrPolicy: z.enum(['step', 'cos', 'exp', 'none']).default('step'),
-    /** SOLVER.METRIC_GAMMA */
-    metricGamma: z.number().positive().default(0.5),
-    /** SOLVER.METRIC_DECAY_STEPS */
-    metricDecaySteps: positiveInt.default(5),
-    /** SOLVER.GRAD_CLIP */
-    gradClip: z.boolean().default(true),
-    /** SOLVER.GRAD_L2_CLIP (element-wise clip value, despite the name) */
-    gradClipValue: z.number().positive().default(10),
-    /** SOLVER.BN_FREEZE: BatchNorm2d layers of a torchvision backbone use and keep their running statistics. */
-    bnFreeze: z.boolean().default(true),
-    /** SOLVER.WARM_UP_EPOCH: epochs with the backbone frozen. */
-    warmUpEpochs: z.number().int().nonnegative().default(0),
-  }).prefault({}),
-  eval: z.strictObject({
-    ks: z.array(positiveInt).nonempty().default([1, 2, 4, 8]),
-    semantics: z.enum(['textbook', 'official']).default('textbook'),
-    nmi: z.boolean().default(true),
-  }).prefault({}),
+  dataset: z
+    .strictObject({
+      /**
+       * 'fashion-mnist' (embedded), 'folder' (DIR/train/<class>/*, DIR/test/<class>/*), or a benchmark
+       * as distributed: cub200, cars196, sop, inshop (README, "Benchmark datasets").
+       */
+      name: z.enum(DATASET_NAMES).default('fashion-mnist'),
+      root: z.string().nullable().default(null),
+      /** Side of the square images fed to the small CNN (folder datasets are resized to it). */
+      imageSize: positiveInt.default(28),
+      /** Random horizontal flips in training (seeded); the paper's pipeline always flips. */
+      flip: z.boolean().default(false),
+      /** The folder dataset: leave out images that cannot be decoded (with a warning) instead of stopping. */
+      skipCorrupt: z.boolean().default(false),
+    })
+    .prefault({}),
+  model: z
+    .strictObject({
+      /**
+       * A name of the backbone registry (src/models/backbones.ts, where each says how images reach it):
+       * small-cnn (from scratch, small images); resnet50 / googlenet (torchvision layouts, the paper's
+       * 224-px pipeline, weights from model.weights); onnx (frozen-feature mode); dino-vits16 (refused).
+       */
+      backbone: z.enum(BACKBONE_NAMES).default('small-cnn'),
+      /** torchvision weights as safetensors (docs/backbones.md); null trains the backbone from scratch. */
+      weights: z.string().nullable().default(null),
+      /** The ONNX image model of frozen-feature mode. */
+      onnx: z.string().nullable().default(null),
+      /** Image side the ONNX model takes (evaluation transform: Resize ⌊side·256/224⌉ + CenterCrop side). */
+      onnxInputSize: positiveInt.default(224),
+      /** Where frozen features are cached (keyed by model, dataset and transform). */
+      featureCache: z.string().default('runs/feature-cache'),
+      /** MODEL.POOLING (ResNet-50): global average + max pooling; false: average only. */
+      pooling: z.boolean().default(true),
+      /** MODEL.EMBEDDING_SIZE */
+      embeddingSize: positiveInt.default(64),
+      /** MODEL.GNN_LAYER */
+      gnnLayers: positiveInt.default(1),
+      /** MODEL.ATT_HEAD */
+      attentionHeads: positiveInt.default(2),
+      /** MODEL.NORM */
+      normalize: z.boolean().default(false),
+    })
+    .prefault({}),
+  train: z
+    .strictObject({
+      /**
+       * gca-hng, its ablations (docs/ablations.md), none (the base loss alone), or a baseline
+       * generator: hdml, ee, symm, ps, daml (docs/losses_and_baselines.md).
+       */
+      method: z.enum(TRAIN_METHODS).default('gca-hng'),
+      /** TRAIN.NUM_SAMPLED_CLASSES (P) */
+      classesPerBatch: positiveInt.min(2).default(5),
+      /** TRAIN.NUM_PER_CLASS (K) */
+      samplesPerClass: positiveInt.min(2).default(4),
+      /** TRAIN.EPOCHES */
+      epochs: positiveInt.default(3),
+      seed: z.number().int().nonnegative().default(0),
+      /** TEST.EVAL_EPOCH */
+      evalEvery: positiveInt.default(1),
+      /** Write a resumable checkpoint every this many iterations (and at every epoch end). */
+      checkpointEvery: positiveInt.default(25),
+      /** Cap on iterations per epoch (0: the sampler's ⌈N/B⌉ − 1). */
+      maxIterationsPerEpoch: z.number().int().nonnegative().default(0),
+    })
+    .prefault({}),
+  loss: z
+    .strictObject({
+      /** The base metric loss (official: npair). GCA-HNG also runs on proxy-anchor and multi-similarity. */
+      base: z.enum(BASE_LOSSES).default(OFFICIAL_LOSS),
+      /** LOSS.ALPHA */
+      alpha: nonNegative.default(4),
+      /** LOSS.BETA */
+      beta: nonNegative.default(30),
+      /** LOSS.SOFTMAX_FACTOR */
+      softmaxFactor: nonNegative.default(20),
+      /** LOSS.DOT_WEIGHT */
+      dotWeight: nonNegative.default(10),
+      /** LOSS.DIV_WEIGHT */
+      divWeight: nonNegative.default(10),
+      /** Rows zeroed in J_sim: the official positions (docs/algorithm.md, QUIRK 1) or the same-class rows. */
+      simMask: z.enum(['reference', 'same-class']).default('reference'),
+      edgeDropout: z.number().min(0).max(0.99).default(0.1),
+      /** 'official': φ = exp(−α/J_avg); 'adaptive': α is clamped each epoch so that φ stays in phiRange. */
+      hardness: z.enum(['official', 'adaptive']).default('official'),
+      phiRange: z.tuple([z.number().gt(0).lt(1), z.number().gt(0).lt(1)]).default([0.3, 0.7]),
+    })
+    .prefault({}),
+  solver: z
+    .strictObject({
+      /** SOLVER.BASE_LR */
+      baseLr: z.number().positive().default(1e-3),
+      /** SOLVER.EMBEDDING_RATIO */
+      embeddingRatio: z.number().positive().default(1),
+      /** SOLVER.GNN_LR */
+      gnnLr: z.number().positive().default(3e-4),
+      /** SOLVER.CLASSIFIER_LR */
+      classifierLr: z.number().positive().default(1e-3),
+      /** SOLVER.WEIGHT_DECAY */
+      weightDecay: nonNegative.default(1e-4),
+      /** AdamW default of the official softmax-classifier optimizer (not configurable there). */
+      classifierWeightDecay: nonNegative.default(0.01),
+      /** Learning-rate multiplier of the loss's proxies (Proxy-Anchor's official ×100). */
+      proxyLrMultiplier: z.number().positive().default(100),
+      /** SOLVER.LR_POLICY for the metric model; the GNN always follows a cosine over the epochs. */
+      lrPolicy: z.enum(['step', 'cos', 'exp', 'none']).default('step'),
+      /** SOLVER.METRIC_GAMMA */
+      metricGamma: z.number().positive().default(0.5),
+      /** SOLVER.METRIC_DECAY_STEPS */
+      metricDecaySteps: positiveInt.default(5),
+      /** SOLVER.GRAD_CLIP */
+      gradClip: z.boolean().default(true),
+      /** SOLVER.GRAD_L2_CLIP (element-wise clip value, despite the name) */
+      gradClipValue: z.number().positive().default(10),
+      /** SOLVER.BN_FREEZE: BatchNorm2d layers of a torchvision backbone use and keep their running statistics. */
+      bnFreeze: z.boolean().default(true),
+      /** SOLVER.WARM_UP_EPOCH: epochs with the backbone frozen. */
+      warmUpEpochs: z.number().int().nonnegative().default(0),
+    })
+    .prefault({}),
+  eval: z
+    .strictObject({
+      ks: z.array(positiveInt).nonempty().default([1, 2, 4, 8]),
+      semantics: z.enum(['textbook', 'official']).default('textbook'),
+      nmi: z.boolean().default(true),
+    })
+    .prefault({}),
   backend: z.enum(['auto', 'wasm', 'cpu', 'tensorflow', 'webgpu']).default('auto'),
 });
 

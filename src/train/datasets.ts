@@ -32,11 +32,13 @@ function flipRows(pixels: Float32Array, shape: readonly number[], flips: readonl
   const [, h, w, c] = shape as [number, number, number, number];
   flips.forEach((flip, n) => {
     if (!flip) return;
-    for (let y = 0; y < h; y++) for (let x = 0; x < w / 2; x++) for (let ch = 0; ch < c; ch++) {
-      const a = ((n * h + y) * w + x) * c + ch;
-      const b = ((n * h + y) * w + (w - 1 - x)) * c + ch;
-      [pixels[a], pixels[b]] = [pixels[b] as number, pixels[a] as number];
-    }
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w / 2; x++)
+        for (let ch = 0; ch < c; ch++) {
+          const a = ((n * h + y) * w + x) * c + ch;
+          const b = ((n * h + y) * w + (w - 1 - x)) * c + ch;
+          [pixels[a], pixels[b]] = [pixels[b] as number, pixels[a] as number];
+        }
   });
 }
 
@@ -55,7 +57,12 @@ function asImageSplit(split: DatasetSplit): ImageSplit {
     numClasses: split.classNames.length,
     async images(indices, augment) {
       const batch = await split.load(indices);
-      if (augment) flipRows(batch.pixels, batch.shape, augment.map((s) => (s & 1) === 1));
+      if (augment)
+        flipRows(
+          batch.pixels,
+          batch.shape,
+          augment.map((s) => (s & 1) === 1),
+        );
       return tf.tensor4d(batch.pixels, batch.shape);
     },
   };
@@ -89,13 +96,27 @@ async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boo
   const transform = evaluationTransform(c);
   switch (c.dataset.name) {
     case 'fashion-mnist':
-      if (paper) throw new UserError(`model.backbone ${c.model.backbone} needs 224-px colour images; fashion-mnist is 28×28 grayscale (use ${nameList(backbonesTaking(['small-images']))})`);
+      if (paper)
+        throw new UserError(
+          `model.backbone ${c.model.backbone} needs 224-px colour images; fashion-mnist is 28×28 grayscale (use ${nameList(backbonesTaking(['small-images']))})`,
+        );
       return { ds: loadFashionMnist({ normalize: true }) };
     case 'folder':
       if (paper) return { ds: await openBenchmark('folder', root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn }) };
-      return { ds: await openImageFolder(root, { size: c.dataset.imageSize, channels: 3, normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, skipCorrupt: c.dataset.skipCorrupt, onWarning: warn }) };
+      return {
+        ds: await openImageFolder(root, {
+          size: c.dataset.imageSize,
+          channels: 3,
+          normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+          skipCorrupt: c.dataset.skipCorrupt,
+          onWarning: warn,
+        }),
+      };
     default: {
-      if (!paper) throw new UserError(`dataset ${c.dataset.name} needs a 224-px backbone (${nameList(backbonesTaking(['paper-pipeline', 'frozen-features']))}), not ${c.model.backbone}`);
+      if (!paper)
+        throw new UserError(
+          `dataset ${c.dataset.name} needs a 224-px backbone (${nameList(backbonesTaking(['paper-pipeline', 'frozen-features']))}), not ${c.model.backbone}`,
+        );
       const ds = await openBenchmark(c.dataset.name, root, { transform, normalization: IMAGENET_NORMALIZATION, onWarning: warn });
       return { ds, queryCount: ds.query?.size };
     }
@@ -109,8 +130,19 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
   if (paper && !c.dataset.root && c.dataset.name !== 'fashion-mnist') throw new UserError(`dataset ${c.dataset.name} needs --data-root DIR`);
   const { ds, queryCount } = await openDataset(c, warn, paper);
   const sampler = (seed: number): BatchSampler => {
-    const s = new BalancedBatchSampler(ds.train.labels, { P: c.train.classesPerBatch, K: c.train.samplesPerClass, seed, onWarning: warn, classNames: ds.train.classNames });
-    return { nextBatch: () => Array.from(s.nextBatch()), batchesPerEpoch: () => s.batchesPerEpoch(), state: () => s.state(), restore: (st) => s.restore(st as SamplerState) };
+    const s = new BalancedBatchSampler(ds.train.labels, {
+      P: c.train.classesPerBatch,
+      K: c.train.samplesPerClass,
+      seed,
+      onWarning: warn,
+      classNames: ds.train.classNames,
+    });
+    return {
+      nextBatch: () => Array.from(s.nextBatch()),
+      batchesPerEpoch: () => s.batchesPerEpoch(),
+      state: () => s.state(),
+      restore: (st) => s.restore(st as SamplerState),
+    };
   };
   if (spec.input === 'small-images') {
     return { train: asImageSplit(ds.train), test: asImageSplit(ds.test), backbone: spec.create({ channels: ds.train.imageShape[2] }), sampler };
@@ -118,14 +150,22 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
   if (spec.input === 'frozen-features') {
     if (!c.model.onnx) throw new UserError('frozen-feature mode needs model.onnx=FILE (an ONNX image model)');
     const t = evaluationTransform(c);
-    const common = { cacheDir: c.model.featureCache, modelPath: c.model.onnx, dataset: { name: c.dataset.name, root: resolve(c.dataset.root ?? '') }, transform: `resize${t.resize}-centercrop${t.size}-imagenet` };
-    const progress = (what: string) => (done: number, total: number) => { if (done === total || done % 512 === 0) warn(`extracting ${what} features: ${done}/${total}`); };
+    const common = {
+      cacheDir: c.model.featureCache,
+      modelPath: c.model.onnx,
+      dataset: { name: c.dataset.name, root: resolve(c.dataset.root ?? '') },
+      transform: `resize${t.resize}-centercrop${t.size}-imagenet`,
+    };
+    const progress = (what: string) => (done: number, total: number) => {
+      if (done === total || done % 512 === 0) warn(`extracting ${what} features: ${done}/${total}`);
+    };
     let train, test;
     try {
       train = await extractFeatures({ ...common, split: ds.train, flips: true, onProgress: progress('train') });
       test = await extractFeatures({ ...common, split: ds.test, onProgress: progress('test') });
     } catch (err) {
-      if (err instanceof OnnxModelError) throw new UserError(`${err.message}${/expects input/.test(err.message) ? ' (set model.onnxInputSize to its image side)' : ''}`);
+      if (err instanceof OnnxModelError)
+        throw new UserError(`${err.message}${/expects input/.test(err.message) ? ' (set model.onnxInputSize to its image side)' : ''}`);
       throw err;
     }
     const trainSplit = cachedFeatureImageSplit(train);
@@ -139,14 +179,18 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
     train: pipelineSplit(ds.train as FileSplit),
     test: pipelineSplit(ds.test as FileSplit, queryCount),
     backbone,
-    loadWeights: weights ? (sd) => {
-      try {
-        loadTorchvisionSafetensors(sd, backbone, weights);
-      } catch (err) {
-        if (err instanceof UserError) throw err;
-        throw new UserError(`model.weights ${weights}: ${firstLine(err)} (expected ${c.model.backbone} weights under torchvision's names; docs/backbones.md)`);
-      }
-    } : undefined,
+    loadWeights: weights
+      ? (sd) => {
+          try {
+            loadTorchvisionSafetensors(sd, backbone, weights);
+          } catch (err) {
+            if (err instanceof UserError) throw err;
+            throw new UserError(
+              `model.weights ${weights}: ${firstLine(err)} (expected ${c.model.backbone} weights under torchvision's names; docs/backbones.md)`,
+            );
+          }
+        }
+      : undefined,
     sampler,
   };
 }

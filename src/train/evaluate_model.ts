@@ -27,16 +27,26 @@ export async function embedSplit(m: MetricModel, split: ImageSplit, batchSize = 
 }
 
 export async function evaluateModel(
-  m: MetricModel, split: ImageSplit, epoch: number, opts: { ks: number[]; semantics: Semantics; nmi: boolean; seed: number },
+  m: MetricModel,
+  split: ImageSplit,
+  epoch: number,
+  opts: { ks: number[]; semantics: Semantics; nmi: boolean; seed: number },
 ): Promise<{ record: EvalRecord; embeddings: Float32Array }> {
   const data = await embedSplit(m, split);
   const D = m.shape.D;
   const x = asEmbeddings(data, split.size, D);
   const q = split.queryCount;
   // In-Shop: queries against the gallery (the official protocol); otherwise the set against itself.
-  const r = q !== undefined
-    ? await evaluateInShop(asEmbeddings(data.subarray(0, q * D), q, D), split.labels.subarray(0, q), asEmbeddings(data.subarray(q * D), split.size - q, D), split.labels.subarray(q), { ks: opts.ks })
-    : await evaluateRetrieval(x, split.labels, { ks: opts.ks, semantics: opts.semantics });
+  const r =
+    q !== undefined
+      ? await evaluateInShop(
+          asEmbeddings(data.subarray(0, q * D), q, D),
+          split.labels.subarray(0, q),
+          asEmbeddings(data.subarray(q * D), split.size - q, D),
+          split.labels.subarray(q),
+          { ks: opts.ks },
+        )
+      : await evaluateRetrieval(x, split.labels, { ks: opts.ks, semantics: opts.semantics });
   const nmi = opts.nmi ? await evaluateNmi(x, split.labels, { seed: opts.seed }) : null;
   return { record: { epoch, recall: r.recall, map_at_r: r.mapAtR, r_precision: r.rPrecision, nmi }, embeddings: data };
 }

@@ -30,10 +30,20 @@ export async function loadRun(runDir: string, opts: LoadRunOptions = {}): Promis
   const which = opts.weights ?? 'final';
   const config = readRunConfig(runDir);
   const path = join(runDir, RUN_FILES[which]);
-  if (!existsSync(path)) throw new UserError(`${path}: not found (the run has no ${which} weights yet${which === 'final' ? '; an unfinished run has best.safetensors after its first evaluation' : ''})`);
+  if (!existsSync(path))
+    throw new UserError(
+      `${path}: not found (the run has no ${which} weights yet${which === 'final' ? '; an unfinished run has best.safetensors after its first evaluation' : ''})`,
+    );
   await initBackend(config.backend);
   const data = await openTrainingData(config, opts.onWarning ?? (() => {}));
-  const shape = { P: config.train.classesPerBatch, K: config.train.samplesPerClass, D: config.model.embeddingSize, H: config.model.attentionHeads, L: config.model.gnnLayers, C: data.train.numClasses };
+  const shape = {
+    P: config.train.classesPerBatch,
+    K: config.train.samplesPerClass,
+    D: config.model.embeddingSize,
+    H: config.model.attentionHeads,
+    L: config.model.gnnLayers,
+    C: data.train.numClasses,
+  };
   // Only the embedding model: the generator and classifier are not needed to embed.
   const model = createMetricModel(data.backbone, shape, config.train.seed, config.model.normalize, false);
   const tensors = readSafetensors(path).tensors;

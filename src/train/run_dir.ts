@@ -55,7 +55,11 @@ export function readRunConfig(dir: string): TrainConfig {
 const OPTIMIZERS = ['opt_c', 'opt_gnn', 'opt_s'] as const;
 
 function optimizerList(o: Optimizers) {
-  return [['opt_c', o.optC], ['opt_gnn', o.optGnn], ['opt_s', o.optS]] as const;
+  return [
+    ['opt_c', o.optC],
+    ['opt_gnn', o.optGnn],
+    ['opt_s', o.optS],
+  ] as const;
 }
 
 /** Writes weights, optimizer moments and `trainerState` (JSON in the file's metadata) as one file. */
@@ -98,7 +102,8 @@ export function loadCheckpoint<S>(dir: string): LoadedCheckpoint<S> {
     throw new UserError(`${path}: its trainer state is not valid JSON; start the run again with --overwrite`);
   }
   const { gradBuffers, ...state } = parsed;
-  if (!gradBuffers || typeof gradBuffers !== 'object') throw new UserError(`${path}: its trainer state lacks the optimizers' gradient buffers; start the run again with --overwrite`);
+  if (!gradBuffers || typeof gradBuffers !== 'object')
+    throw new UserError(`${path}: its trainer state lacks the optimizers' gradient buffers; start the run again with --overwrite`);
   return { model, optimizers, gradBuffers, state: state as S };
 }
 
@@ -116,13 +121,15 @@ export function appendLog(dir: string, entry: object): void {
 export function truncateLog(dir: string, keepThroughStep: number): void {
   const path = join(dir, RUN_FILES.log);
   if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
-    if (!line.trim()) return false;
-    try {
-      return ((JSON.parse(line) as { step?: number }).step ?? 0) <= keepThroughStep;
-    } catch {
-      return false;
-    }
-  });
+  const kept = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return ((JSON.parse(line) as { step?: number }).step ?? 0) <= keepThroughStep;
+      } catch {
+        return false;
+      }
+    });
   writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
 }

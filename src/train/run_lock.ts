@@ -28,7 +28,9 @@ function alive(pid: number): boolean {
 function readLock(path: string): LockInfo | null {
   try {
     const v = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockInfo>;
-    return typeof v.pid === 'number' && typeof v.host === 'string' ? { pid: v.pid, host: v.host, started: String(v.started), command: String(v.command ?? '') } : null;
+    return typeof v.pid === 'number' && typeof v.host === 'string'
+      ? { pid: v.pid, host: v.host, started: String(v.started), command: String(v.command ?? '') }
+      : null;
   } catch {
     return null;
   }
@@ -62,10 +64,16 @@ export class RunLock {
         const holder = readLock(path);
         const stale = holder === null ? false : holder.host === hostname() && !alive(holder.pid);
         if (stale) {
-          try { unlinkSync(path); } catch { /* another process took it over first */ }
+          try {
+            unlinkSync(path);
+          } catch {
+            /* another process took it over first */
+          }
           continue;
         }
-        const who = holder ? `hardneg ${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.started})` : 'another process (its lock file is being written)';
+        const who = holder
+          ? `hardneg ${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.started})`
+          : 'another process (its lock file is being written)';
         throw new UserError(`${dir} is in use by ${who}: one writer per run folder; wait for it to finish, or remove ${path} if that process is gone`);
       }
       const info: LockInfo = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command };
@@ -87,7 +95,11 @@ export class RunLock {
     process.off('exit', this.onExit);
     const holder = readLock(this.path);
     if (holder && holder.pid === process.pid && holder.host === hostname()) {
-      try { unlinkSync(this.path); } catch { /* already gone */ }
+      try {
+        unlinkSync(this.path);
+      } catch {
+        /* already gone */
+      }
     }
   }
 }

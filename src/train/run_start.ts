@@ -35,7 +35,9 @@ export interface RunStart {
 
 /** Files in `dir` that hardneg did not write (names other than a run's, its lock and temporaries). */
 function foreignEntries(dir: string): string[] {
-  return readdirSync(dir).filter((name) => !OUR_FILES.has(name) && !name.endsWith('.tmp') && !name.startsWith(ASIDE_PREFIX)).sort();
+  return readdirSync(dir)
+    .filter((name) => !OUR_FILES.has(name) && !name.endsWith('.tmp') && !name.startsWith(ASIDE_PREFIX))
+    .sort();
 }
 
 function listShort(names: string[]): string {
@@ -54,7 +56,10 @@ export function beginRun(dir: string, config: TrainConfig, opts: BeginRunOptions
     const foreign = foreignEntries(dir);
     if (foreign.length > 0) throw new UserError(`${flag} ${dir}: holds files hardneg did not write (${listShort(foreign)}); give a new or empty folder`);
     const left = readdirSync(dir).filter((n) => n.startsWith(ASIDE_PREFIX));
-    if (left.length > 0) throw new UserError(`${flag} ${dir}: ${left[0]} holds a run replaced by an --overwrite that was interrupted; move its files back into ${dir} or delete it, then try again`);
+    if (left.length > 0)
+      throw new UserError(
+        `${flag} ${dir}: ${left[0]} holds a run replaced by an --overwrite that was interrupted; move its files back into ${dir} or delete it, then try again`,
+      );
     if (existsSync(join(dir, RUN_FILES.config))) readRunConfig(dir); // refuses a config.json that is not a hardneg run's
     if (isRunDir(dir)) {
       if (!opts.overwrite) throw new UserError(`${flag} ${dir} already holds a run; use --resume ${dir} to continue it or --overwrite to replace it`);
@@ -71,7 +76,9 @@ export function beginRun(dir: string, config: TrainConfig, opts: BeginRunOptions
   }
   let settled = false;
   return {
-    dir, lock, replacing: aside !== null,
+    dir,
+    lock,
+    replacing: aside !== null,
     commit() {
       if (settled) return;
       settled = true;

@@ -34,7 +34,10 @@ function readConfigFile(path: string): Record<string, unknown> {
 const PRESETS_DIR = fileURLToPath(new URL('../../configs/presets/', import.meta.url));
 
 export function presetNames(): string[] {
-  return readdirSync(PRESETS_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
+  return readdirSync(PRESETS_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 }
 
 /** Deep merge of plain objects (b over a). */
@@ -42,8 +45,10 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
   const out = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
-      ? merge(prev as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+        ? merge(prev as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -74,9 +79,12 @@ export function resolveConfig(v: ConfigSources): TrainConfig {
   }
   if (v.config) raw = merge(raw, readConfigFile(v.config));
   const flags: string[] = [];
-  if (v.dataset !== undefined && !(DATASET_NAMES as readonly string[]).includes(v.dataset)) throw new UserError(`--dataset ${v.dataset}: expected ${nameList(DATASET_NAMES)}`);
-  if (v.method !== undefined && !(TRAIN_METHODS as readonly string[]).includes(v.method)) throw new UserError(`--method ${v.method}: expected ${nameList(TRAIN_METHODS)}`);
-  if (v.backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(v.backend)) throw new UserError(`--backend ${v.backend}: expected ${nameList(BACKEND_NAMES)}`);
+  if (v.dataset !== undefined && !(DATASET_NAMES as readonly string[]).includes(v.dataset))
+    throw new UserError(`--dataset ${v.dataset}: expected ${nameList(DATASET_NAMES)}`);
+  if (v.method !== undefined && !(TRAIN_METHODS as readonly string[]).includes(v.method))
+    throw new UserError(`--method ${v.method}: expected ${nameList(TRAIN_METHODS)}`);
+  if (v.backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(v.backend))
+    throw new UserError(`--backend ${v.backend}: expected ${nameList(BACKEND_NAMES)}`);
   if (v.dataset !== undefined) flags.push(`dataset.name=${v.dataset}`);
   if (v.dataRoot !== undefined) flags.push(`dataset.root=${JSON.stringify(v.dataRoot)}`);
   if (v.method !== undefined) flags.push(`train.method=${v.method}`);
@@ -86,7 +94,7 @@ export function resolveConfig(v: ConfigSources): TrainConfig {
   try {
     raw = applyOverrides(raw, [...flags, ...(v.set ?? [])]);
     const config = parseConfig(raw, v.config ? String(v.config) : 'configuration');
-    if (config.dataset.name === 'folder' && !config.dataset.root) throw new ConfigError("the folder dataset needs --data-root DIR (dataset.root)");
+    if (config.dataset.name === 'folder' && !config.dataset.root) throw new ConfigError('the folder dataset needs --data-root DIR (dataset.root)');
     const unsupported = backboneSpec(config.model.backbone).unsupported;
     if (unsupported) throw new ConfigError(unsupportedMessage(unsupported, { flags: true, context: v.preset ? ` of preset ${v.preset}` : '' }));
     if (config.model.embeddingSize % config.model.attentionHeads !== 0) {
@@ -120,11 +128,18 @@ export async function trainRun(config: TrainConfig, runDir: string, resume: bool
     callbacks.onEngine?.(describeEngine());
     const data = await openTrainingData(config, (msg) => callbacks.onWarning?.(msg));
     return await runTraining({
-      config, runDir, resume, train: data.train, test: data.test, backbone: data.backbone, sampler: data.sampler, loadWeights: data.loadWeights,
-      onIteration: callbacks.onIteration, onEvaluation: callbacks.onEvaluation,
+      config,
+      runDir,
+      resume,
+      train: data.train,
+      test: data.test,
+      backbone: data.backbone,
+      sampler: data.sampler,
+      loadWeights: data.loadWeights,
+      onIteration: callbacks.onIteration,
+      onEvaluation: callbacks.onEvaluation,
     });
   } finally {
     lock.release();
   }
 }
-

@@ -92,19 +92,50 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const compat = checkCompatibility(gca ? 'gca-hng' : c.train.method, c.loss.base, { samplesPerClass: K, classesPerBatch: P });
   if (!compat.ok) throw new UserError(`method ${c.train.method} with loss ${c.loss.base}: ${compat.reason}`);
   // Loss proxies and a baseline generator's parameters join the state dict (and opt_c) by name.
-  const baseLoss = createLoss(c.loss.base, undefined, { sd: model.sd, numClasses: shape.C, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.lossProxies) });
-  const generator = gca ? undefined : createGenerator(c.train.method, undefined, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.generatorInit) });
+  const baseLoss = createLoss(c.loss.base, undefined, {
+    sd: model.sd,
+    numClasses: shape.C,
+    embeddingSize: shape.D,
+    rng: new Random(c.train.seed, STREAMS.lossProxies),
+  });
+  const generator = gca
+    ? undefined
+    : createGenerator(c.train.method, undefined, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.generatorInit) });
   const generatorRng = new Random(c.train.seed, STREAMS.generator);
-  const opts: Optimizers = createOptimizers(model.sd, {
-    baseLr: c.solver.baseLr, embeddingRatio: c.solver.embeddingRatio, gnnLr: c.solver.gnnLr,
-    classifierLr: c.solver.classifierLr, weightDecay: c.solver.weightDecay, classifierWeightDecay: c.solver.classifierWeightDecay,
-    proxyLrMultiplier: c.solver.proxyLrMultiplier,
-  }, generator);
+  const opts: Optimizers = createOptimizers(
+    model.sd,
+    {
+      baseLr: c.solver.baseLr,
+      embeddingRatio: c.solver.embeddingRatio,
+      gnnLr: c.solver.gnnLr,
+      classifierLr: c.solver.classifierLr,
+      weightDecay: c.solver.weightDecay,
+      classifierWeightDecay: c.solver.classifierWeightDecay,
+      proxyLrMultiplier: c.solver.proxyLrMultiplier,
+    },
+    generator,
+  );
   const sampler = inp.sampler(c.train.seed);
-  const rng = { mixing: new Random(c.train.seed, STREAMS.mixing), dropout: new Random(c.train.seed, STREAMS.edgeDropout), flip: new Random(c.train.seed, STREAMS.augmentationSeeds), generator: generatorRng };
+  const rng = {
+    mixing: new Random(c.train.seed, STREAMS.mixing),
+    dropout: new Random(c.train.seed, STREAMS.edgeDropout),
+    flip: new Random(c.train.seed, STREAMS.augmentationSeeds),
+    generator: generatorRng,
+  };
   let s: TrainerState = {
-    epoch: 0, iterationInEpoch: 0, globalStep: 0, jAvg: J_START, jGen: J_START, sumJm: 0, sumJgen: 0, countJ: 0,
-    sampler: null, rng: {}, best: null, last: null, wallSeconds: 0,
+    epoch: 0,
+    iterationInEpoch: 0,
+    globalStep: 0,
+    jAvg: J_START,
+    jGen: J_START,
+    sumJm: 0,
+    sumJgen: 0,
+    countJ: 0,
+    sampler: null,
+    rng: {},
+    best: null,
+    last: null,
+    wallSeconds: 0,
   };
   if (inp.resume) {
     const ckpt = loadCheckpoint<TrainerState>(inp.runDir);
@@ -122,7 +153,9 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   }
   const started = Date.now() - s.wallSeconds * 1000;
   const snapshot = (): TrainerState => ({
-    ...s, sampler: sampler.state(), wallSeconds: (Date.now() - started) / 1000,
+    ...s,
+    sampler: sampler.state(),
+    wallSeconds: (Date.now() - started) / 1000,
     rng: Object.fromEntries(Object.entries(rng).map(([k, r]) => [k, r.getState()])),
   });
   const checkpoint = () => saveCheckpoint(inp.runDir, model.sd, opts, snapshot());
@@ -147,21 +180,34 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       // Warm-up: the backbone gets no gradient (requires_grad False), so AdamW skips it entirely.
       const frozen = new Set(e < c.solver.warmUpEpochs ? backboneParams : []);
       const iterModel: IterationModel = {
-        sd: model.sd, shape, loss: c.loss, optC: opts.optC, optGnn: opts.optGnn, optS: opts.optS, frozen, variant,
+        sd: model.sd,
+        shape,
+        loss: c.loss,
+        optC: opts.optC,
+        optGnn: opts.optGnn,
+        optS: opts.optS,
+        frozen,
+        variant,
         // The official N-pair J_m is built into the GCA-HNG objective; only other losses replace it.
         baseLoss: baseLoss.name === 'npair' ? undefined : baseLoss,
         clip: c.solver.gradClip ? c.solver.gradClipValue : null,
         embed: (input) => embed(model, input as tf.Tensor4D, true),
       };
       while (s.iterationInEpoch < iterations) {
-        if (inp.stopAfterIterations !== undefined && doneHere >= inp.stopAfterIterations) return { final: null, best: s.best, wallSeconds: (Date.now() - started) / 1000, completed: false };
+        if (inp.stopAfterIterations !== undefined && doneHere >= inp.stopAfterIterations)
+          return { final: null, best: s.best, wallSeconds: (Date.now() - started) / 1000, completed: false };
         const idx = Array.from(toChunkLayout(sampler.nextBatch(), P, K));
         const augment = augments ? idx.map(() => rng.flip.nextUint32()) : undefined;
         const input = await inp.train.images(idx, augment);
         const labels = idx.map((i) => inp.train.labels[i] as number);
         const draw = () => Array.from({ length: K * (K - 1) }, () => rng.mixing.random());
         const batch = {
-          input, labels, jAvg: s.jAvg, jGen: s.jGen, mixingMetric: gca ? draw() : [], mixingGenerator: gca ? draw() : [],
+          input,
+          labels,
+          jAvg: s.jAvg,
+          jGen: s.jGen,
+          mixingMetric: gca ? draw() : [],
+          mixingGenerator: gca ? draw() : [],
           dropout: { p: c.loss.edgeDropout, random: () => rng.dropout.random() },
           phi: hardness.kind === 'adaptive' ? epochPhi(hardness, s.jAvg) : undefined,
         };
@@ -174,14 +220,27 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
         s.countJ += 1;
         s.globalStep += 1;
         doneHere += 1;
-        appendLog(inp.runDir, { type: 'iteration', step: s.globalStep, epoch: e, iteration: s.iterationInEpoch, ...losses, lr: opts.optC.groups[1]?.lr, lr_gnn: opts.optGnn.groups[0]?.lr });
+        appendLog(inp.runDir, {
+          type: 'iteration',
+          step: s.globalStep,
+          epoch: e,
+          iteration: s.iterationInEpoch,
+          ...losses,
+          lr: opts.optC.groups[1]?.lr,
+          lr_gnn: opts.optGnn.groups[0]?.lr,
+        });
         s.iterationInEpoch += 1;
         inp.onIteration?.({ epoch: e, iteration: s.iterationInEpoch, iterations, losses });
         if (s.globalStep % c.train.checkpointEvery === 0 && s.iterationInEpoch < iterations) await checkpoint();
       }
       // End of epoch: evaluate, then J_avg/J_gen become this epoch's means, then the schedulers step.
       if ((e + 1) % c.train.evalEvery === 0 || e + 1 === c.train.epochs) {
-        const { record: r, embeddings } = await evaluateModel(model, inp.test, e + 1, { ks: c.eval.ks, semantics: c.eval.semantics, nmi: c.eval.nmi, seed: c.train.seed });
+        const { record: r, embeddings } = await evaluateModel(model, inp.test, e + 1, {
+          ks: c.eval.ks,
+          semantics: c.eval.semantics,
+          nmi: c.eval.nmi,
+          seed: c.train.seed,
+        });
         s.last = r;
         writeNpy(join(inp.runDir, RUN_FILES.testEmbeddings), { dtype: 'F32', shape: [inp.test.size, shape.D], data: embeddings });
         writeNpy(join(inp.runDir, RUN_FILES.testLabels), { dtype: 'I32', shape: [inp.test.size], data: Int32Array.from(inp.test.labels) });
@@ -232,4 +291,3 @@ function probeBatch(labels: Int32Array, P: number, K: number, rng: Random): numb
 async function writeWeights(m: MetricModel, path: string): Promise<void> {
   writeSafetensors(path, await m.sd.toHost());
 }
-

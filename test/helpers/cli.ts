@@ -6,6 +6,10 @@ import { dirname, join } from 'node:path';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export function hardneg(args: string[], env?: NodeJS.ProcessEnv): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'hardneg'), ...args], { encoding: 'utf8', timeout: 300_000, ...(env ? { env: { ...process.env, ...env } } : {}) });
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'hardneg'), ...args], {
+    encoding: 'utf8',
+    timeout: 300_000,
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

@@ -38,13 +38,16 @@ with a pair loss, refused with the reason) or a cell folder holding a run of ano
 
 options:
 ${[
-    helpOption('--methods LIST', `comma-separated, default ${DEFAULT_METHODS.join(',')}; from ${nameList(TRAIN_METHODS, { conjunction: 'and' })}`),
-    helpOption('--losses LIST', `comma-separated, default ${DEFAULT_LOSSES.join(',')}; from ${nameList(BASE_LOSSES, { conjunction: 'and' })} (and their aliases, e.g. ms, pa)`),
-    helpOption('--seeds N', 'seeds 0..N−1 per combination (default 1)'),
-    helpOption('--out DIR', 'where the cells and the results go (finished cells are kept, interrupted ones resumed)'),
-    helpOption('--json', 'print results.json\'s content at the end'),
-    helpOption('--quiet', 'no progress'),
-  ].join('\n')}`;
+  helpOption('--methods LIST', `comma-separated, default ${DEFAULT_METHODS.join(',')}; from ${nameList(TRAIN_METHODS, { conjunction: 'and' })}`),
+  helpOption(
+    '--losses LIST',
+    `comma-separated, default ${DEFAULT_LOSSES.join(',')}; from ${nameList(BASE_LOSSES, { conjunction: 'and' })} (and their aliases, e.g. ms, pa)`,
+  ),
+  helpOption('--seeds N', 'seeds 0..N−1 per combination (default 1)'),
+  helpOption('--out DIR', 'where the cells and the results go (finished cells are kept, interrupted ones resumed)'),
+  helpOption('--json', "print results.json's content at the end"),
+  helpOption('--quiet', 'no progress'),
+].join('\n')}`;
 
 export interface CellResult {
   method: string;
@@ -55,7 +58,10 @@ export interface CellResult {
 }
 
 function list(flag: string, v: string | undefined, fallback: string[]): string[] {
-  const items = (v ?? fallback.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const items = (v ?? fallback.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new UserError(`--${flag}: expected a comma-separated list`);
   return items;
 }
@@ -97,9 +103,13 @@ export function summaryTable(results: CellResult[], ks: number[]): { markdown: s
     const [method, loss] = key.split('\u0000') as [string, string];
     const ms = cells.map((c) => c.metrics).filter((m): m is EvalRecord => m !== null);
     rows.push([
-      method, loss, String(ms.length),
+      method,
+      loss,
+      String(ms.length),
       ...ks.map((k) => meanStd(ms.map((m) => m.recall[String(k)] ?? NaN))),
-      meanStd(ms.map((m) => m.map_at_r)), meanStd(ms.map((m) => m.r_precision)), meanStd(ms.map((m) => m.nmi ?? NaN)),
+      meanStd(ms.map((m) => m.map_at_r)),
+      meanStd(ms.map((m) => m.r_precision)),
+      meanStd(ms.map((m) => m.nmi ?? NaN)),
     ]);
   }
   const header = ['method', 'loss', 'seeds', ...columns];
@@ -118,9 +128,19 @@ export const command: Command = {
     const { values: v } = parseFlags({
       args: argv,
       options: {
-        dataset: { type: 'string' }, 'data-root': { type: 'string' }, methods: { type: 'string' }, losses: { type: 'string' },
-        seeds: { type: 'string', default: '1' }, epochs: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true },
-        preset: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false }, backend: { type: 'string' },
+        dataset: { type: 'string' },
+        'data-root': { type: 'string' },
+        methods: { type: 'string' },
+        losses: { type: 'string' },
+        seeds: { type: 'string', default: '1' },
+        epochs: { type: 'string' },
+        config: { type: 'string' },
+        set: { type: 'string', multiple: true },
+        preset: { type: 'string' },
+        out: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+        backend: { type: 'string' },
       },
       strict: true,
     });
@@ -128,7 +148,10 @@ export const command: Command = {
     const seeds = numberFlag('seeds', v.seeds, { integer: true, min: 1 });
     const methods = list('methods', v.methods, DEFAULT_METHODS);
     const unknownMethods = methods.filter((m) => !(TRAIN_METHODS as readonly string[]).includes(m));
-    if (unknownMethods.length > 0) throw new UserError(`--methods: unknown ${unknownMethods.map((m) => `'${m}'`).join(', ')}; expected names from ${nameList(TRAIN_METHODS, { conjunction: 'and' })}`);
+    if (unknownMethods.length > 0)
+      throw new UserError(
+        `--methods: unknown ${unknownMethods.map((m) => `'${m}'`).join(', ')}; expected names from ${nameList(TRAIN_METHODS, { conjunction: 'and' })}`,
+      );
     const losses = list('losses', v.losses, DEFAULT_LOSSES).map((name) => {
       try {
         return resolveLossName(name);
@@ -143,7 +166,10 @@ export const command: Command = {
     const refused: string[] = [];
     for (const method of methods) {
       for (const loss of losses) {
-        const compat = checkCompatibility(isGcaMethod(method) ? 'gca-hng' : method, loss, { samplesPerClass: base.train.samplesPerClass, classesPerBatch: base.train.classesPerBatch });
+        const compat = checkCompatibility(isGcaMethod(method) ? 'gca-hng' : method, loss, {
+          samplesPerClass: base.train.samplesPerClass,
+          classesPerBatch: base.train.classesPerBatch,
+        });
         if (!compat.ok) {
           refused.push(`${method} × ${loss}: ${compat.reason}`);
           continue;
@@ -159,7 +185,9 @@ export const command: Command = {
       if (!existsSync(join(cell.dir, RUN_FILES.config))) continue;
       const differs = configDifferences(readRunConfig(cell.dir), cell.config);
       if (differs.length > 0) {
-        throw new UserError(`${cell.dir} holds a run of another configuration (${differs.slice(0, 4).join(', ')}${differs.length > 4 ? ', …' : ''}); compare never answers a changed request with old cells: use another --out`);
+        throw new UserError(
+          `${cell.dir} holds a run of another configuration (${differs.slice(0, 4).join(', ')}${differs.length > 4 ? ', …' : ''}); compare never answers a changed request with old cells: use another --out`,
+        );
       }
     }
     mkdirSync(join(v.out, 'cells'), { recursive: true });

@@ -60,7 +60,9 @@ function formatReport(r: BenchmarkReport, title: string): string {
   if (r.problems.length === 0) {
     lines.push('problems: none');
   } else {
-    const counts = (['error', 'warning', 'note'] as const).map((sev) => [sev, r.problems.filter((p) => p.severity === sev).length] as const).filter(([, n]) => n > 0);
+    const counts = (['error', 'warning', 'note'] as const)
+      .map((sev) => [sev, r.problems.filter((p) => p.severity === sev).length] as const)
+      .filter(([, n]) => n > 0);
     lines.push(`problems: ${counts.map(([sev, n]) => `${n} ${sev}${n > 1 ? 's' : ''}`).join(', ')}`);
     const shown = r.problems.slice(0, 50);
     for (const p of shown) lines.push(`  ${p.severity.padEnd(8)}${p.path}: ${p.problem}`);

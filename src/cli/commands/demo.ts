@@ -29,17 +29,22 @@ function meanDistances(z: Float32Array, neg: Float32Array, P: number, K: number,
     for (let d = 0; d < D; d++) s += ((a[i * D + d] as number) - (b[j * D + d] as number)) ** 2;
     return Math.sqrt(s);
   };
-  let pos = 0, real = 0, gen = 0, n = 0, m = 0;
-  for (let k = 0; k < K; k++) for (let a = 0; a < P; a++) {
-    pos += dist(z, k * P + a, z, ((k + 1) % K) * P + a);
-    m++;
-    for (let c = 0; c < P; c++) {
-      if (c === a) continue;
-      real += dist(z, k * P + a, z, k * P + c);
-      gen += dist(z, k * P + a, neg, k * P * P + a * P + c);
-      n++;
+  let pos = 0,
+    real = 0,
+    gen = 0,
+    n = 0,
+    m = 0;
+  for (let k = 0; k < K; k++)
+    for (let a = 0; a < P; a++) {
+      pos += dist(z, k * P + a, z, ((k + 1) % K) * P + a);
+      m++;
+      for (let c = 0; c < P; c++) {
+        if (c === a) continue;
+        real += dist(z, k * P + a, z, k * P + c);
+        gen += dist(z, k * P + a, neg, k * P * P + a * P + c);
+        n++;
+      }
     }
-  }
   return { positive: pos / m, realNegative: real / n, generatedNegative: gen / n };
 }
 
@@ -49,7 +54,12 @@ export const command: Command = {
   async run(argv) {
     const { values } = parseFlags({
       args: argv,
-      options: { iterations: { type: 'string', default: '30' }, seed: { type: 'string', default: '0' }, json: { type: 'boolean', default: false }, backend: { type: 'string', default: 'auto' } },
+      options: {
+        iterations: { type: 'string', default: '30' },
+        seed: { type: 'string', default: '0' },
+        json: { type: 'boolean', default: false },
+        backend: { type: 'string', default: 'auto' },
+      },
       strict: true,
     });
     const iterations = Number(values.iterations);
@@ -68,11 +78,12 @@ export const command: Command = {
       const classes = rng.shuffle(Array.from({ length: shape.C }, (_, c) => c)).slice(0, shape.P);
       const labels: number[] = [];
       const x = new Float32Array(shape.P * shape.K * nMid);
-      for (let k = 0; k < shape.K; k++) for (let p = 0; p < shape.P; p++) {
-        const c = classes[p] as number;
-        labels.push(c);
-        for (let d = 0; d < nMid; d++) x[(k * shape.P + p) * nMid + d] = (prototypes[c]?.[d] as number) + 1.5 * rng.normal();
-      }
+      for (let k = 0; k < shape.K; k++)
+        for (let p = 0; p < shape.P; p++) {
+          const c = classes[p] as number;
+          labels.push(c);
+          for (let d = 0; d < nMid; d++) x[(k * shape.P + p) * nMid + d] = (prototypes[c]?.[d] as number) + 1.5 * rng.normal();
+        }
       return { x, labels };
     };
     const mixing = () => Array.from({ length: shape.K * (shape.K - 1) }, () => rng.random());
@@ -80,7 +91,10 @@ export const command: Command = {
     const started = Date.now();
     const log: Array<Record<string, number>> = [];
     // J_avg and J_gen follow the official schedule at a small scale: 1e6 for the first block, then running means.
-    let jAvg = 1e6, jGen = 1e6, sumM = 0, sumGen = 0;
+    let jAvg = 1e6,
+      jGen = 1e6,
+      sumM = 0,
+      sumGen = 0;
     const block = 10;
     for (let it = 0; it < iterations; it++) {
       const { x, labels } = batch();
@@ -99,7 +113,9 @@ export const command: Command = {
       }
       log.push({ iteration: it + 1, ...losses });
       if (!values.json) {
-        console.log(`iter ${String(it + 1).padStart(3)}  J_metric ${losses.J_metric.toFixed(4)}  J_m ${losses.J_m.toFixed(4)}  J_syn ${losses.J_syn.toFixed(4)}  J_gce ${losses.J_gnnce.toFixed(4)}  J_gen ${losses.J_gen.toFixed(4)}  φ ${losses.para_scale.toFixed(3)}`);
+        console.log(
+          `iter ${String(it + 1).padStart(3)}  J_metric ${losses.J_metric.toFixed(4)}  J_m ${losses.J_m.toFixed(4)}  J_syn ${losses.J_syn.toFixed(4)}  J_gce ${losses.J_gnnce.toFixed(4)}  J_gen ${losses.J_gen.toFixed(4)}  φ ${losses.para_scale.toFixed(3)}`,
+        );
       }
     }
     const { x } = batch();
@@ -116,7 +132,9 @@ export const command: Command = {
     if (values.json) {
       console.log(JSON.stringify({ backend, seconds, iterations: log, distances: stats }));
     } else {
-      console.log(`\nmean distance from an anchor to: its positive ${stats.positive.toFixed(3)}, real negatives ${stats.realNegative.toFixed(3)}, generated hard negatives ${stats.generatedNegative.toFixed(3)}`);
+      console.log(
+        `\nmean distance from an anchor to: its positive ${stats.positive.toFixed(3)}, real negatives ${stats.realNegative.toFixed(3)}, generated hard negatives ${stats.generatedNegative.toFixed(3)}`,
+      );
       console.log(`(${iterations} iterations in ${seconds.toFixed(1)} s on the ${backend} backend)`);
     }
     return 0;

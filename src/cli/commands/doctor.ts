@@ -28,27 +28,40 @@ options:
 function caseLine(r: PublicCaseResult): string {
   const unit = r.kind === 'metrics' ? 'values' : 'tensors';
   const head = `  ${r.ok ? 'ok  ' : 'FAIL'}  ${r.kind.padEnd(10)}  ${r.name.padEnd(26)}  ${String(r.compared).padStart(5)} ${unit.padEnd(7)}  ${r.seconds.toFixed(1)} s`;
-  return r.ok ? head : [head, ...r.failures.map((f) => `          ${f}`), ...(r.failed > r.failures.length ? [`          … ${r.failed - r.failures.length} more`] : [])].join('\n');
+  return r.ok
+    ? head
+    : [head, ...r.failures.map((f) => `          ${f}`), ...(r.failed > r.failures.length ? [`          … ${r.failed - r.failures.length} more`] : [])].join(
+        '\n',
+      );
 }
 
 export const command: Command = {
   summary: 'what this install computes with, and the golden cases on its backend',
   help: HELP,
   async run(argv) {
-    const { values: v } = parseFlags({ args: argv, options: { backend: { type: 'string', default: 'auto' }, fixtures: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
+    const { values: v } = parseFlags({
+      args: argv,
+      options: { backend: { type: 'string', default: 'auto' }, fixtures: { type: 'string' }, json: { type: 'boolean', default: false } },
+      strict: true,
+    });
     const requested = String(v.backend);
     if (!(BACKEND_NAMES as readonly string[]).includes(requested)) throw new UserError(`--backend ${requested}: expected one of ${BACKEND_NAMES.join(', ')}`);
     const started = performance.now();
     await initBackend(requested as BackendName);
     const env = await environmentReport();
-    const say = (line: string): void => { if (!v.json) console.log(line); };
+    const say = (line: string): void => {
+      if (!v.json) console.log(line);
+    };
     say(`hardneg ${env.hardneg}  ·  Node ${env.node}  ·  npm ${env.npm ?? 'not found'}  ·  ${env.platform}`);
     say(`  ${'engine'.padEnd(15)} ${env.backend.engine}${env.backend.verified ? '  [covered by the golden tests in npm test]' : ''}`);
     for (const [name, c] of Object.entries(env.components)) say(`  ${name.padEnd(15)} ${c.found ? `${c.found}  (${c.note})` : `-  ${c.note}`}`);
     const root = v.fixtures ?? PUBLIC_FIXTURES;
     const cases = listPublicCases(root);
     if (cases.length === 0) {
-      if (v.fixtures) throw new UserError(`--fixtures ${v.fixtures}: no fixtures found (expected PREFIX.inputs.safetensors, train/PREFIX.train.inputs.safetensors or metrics/PREFIX.expected.json)`);
+      if (v.fixtures)
+        throw new UserError(
+          `--fixtures ${v.fixtures}: no fixtures found (expected PREFIX.inputs.safetensors, train/PREFIX.train.inputs.safetensors or metrics/PREFIX.expected.json)`,
+        );
       throw new UserError(`no golden cases found under ${PUBLIC_FIXTURES}: the install is incomplete (reinstall hardneg)`, 1);
     }
     say('');
@@ -66,9 +79,11 @@ export const command: Command = {
       console.log(JSON.stringify({ environment: env, cases: results, ok: failed === 0, seconds, recorded }));
     } else {
       say('');
-      say(failed === 0
-        ? `doctor: all ${results.length} golden cases pass on ${env.backend.engine.replace(/^backend /, '')} (${seconds.toFixed(1)} s)`
-        : `doctor: ${failed} of ${results.length} golden cases FAIL on backend ${env.backend.name} (${seconds.toFixed(1)} s); please attach this output to a bug report`);
+      say(
+        failed === 0
+          ? `doctor: all ${results.length} golden cases pass on ${env.backend.engine.replace(/^backend /, '')} (${seconds.toFixed(1)} s)`
+          : `doctor: ${failed} of ${results.length} golden cases FAIL on backend ${env.backend.name} (${seconds.toFixed(1)} s); please attach this output to a bug report`,
+      );
       if (recorded) say(`recorded in ${recorded}: the engine line of --backend ${env.backend.name} now cites this check`);
     }
     return failed === 0 ? 0 : 1;

@@ -118,7 +118,8 @@ async function evaluate(values: Values): Promise<{ semantics: Semantics; metrics
   const inShopFlags = ['query-embeddings', 'query-labels', 'gallery-embeddings', 'gallery-labels'] as const;
   const given = inShopFlags.filter((f) => values[f] !== undefined);
   if (given.length > 0) {
-    if (values.embeddings !== undefined || values.labels !== undefined) throw new UserError('use either --embeddings/--labels or the --query-*/--gallery-* flags, not both');
+    if (values.embeddings !== undefined || values.labels !== undefined)
+      throw new UserError('use either --embeddings/--labels or the --query-*/--gallery-* flags, not both');
     const missing = inShopFlags.filter((f) => values[f] === undefined);
     if (missing.length > 0) throw new UserError(`the In-Shop form needs ${missing.map((f) => `--${f}`).join(', ')} as well`);
     if (values.nmi) throw new UserError('--nmi applies to the --embeddings form only');
@@ -130,7 +131,8 @@ async function evaluate(values: Values): Promise<{ semantics: Semantics; metrics
     const gt = loadLabels('gallery-labels', values['gallery-labels'] as string, g.rows, 'gallery-embeddings');
     return { semantics, metrics: await evaluateInShop(q, qt, g, gt, { ks, semantics, threads }) };
   }
-  if (values.embeddings === undefined || values.labels === undefined) throw new UserError("needs --embeddings X.npy and --labels T.npy (or the In-Shop --query-*/--gallery-* flags); see 'hardneg evaluate --help'");
+  if (values.embeddings === undefined || values.labels === undefined)
+    throw new UserError("needs --embeddings X.npy and --labels T.npy (or the In-Shop --query-*/--gallery-* flags); see 'hardneg evaluate --help'");
   const ks = values.k === undefined ? [1, 2, 4, 8] : parseKs(values.k);
   const x = loadEmbeddings('embeddings', values.embeddings);
   const labels = loadLabels('labels', values.labels, x.rows, 'embeddings');
@@ -147,10 +149,19 @@ export const command: Command = {
     if (positionals.length > 0) throw new UserError(`unexpected argument '${positionals[0]}'`);
     const { semantics, metrics, nmi } = await evaluate(values);
     if (metrics.queries === 0) {
-      throw new UserError('no usable query: every class has a single sample, so no query has a relevant item to retrieve and no metric is defined (check the labels)');
+      throw new UserError(
+        'no usable query: every class has a single sample, so no query has a relevant item to retrieve and no metric is defined (check the labels)',
+      );
     }
     if (values.json) {
-      const out = { semantics, queries: metrics.queries, recall: metrics.recall, map_at_r: metrics.mapAtR, r_precision: metrics.rPrecision, ...(nmi === undefined ? {} : { nmi }) };
+      const out = {
+        semantics,
+        queries: metrics.queries,
+        recall: metrics.recall,
+        map_at_r: metrics.mapAtR,
+        r_precision: metrics.rPrecision,
+        ...(nmi === undefined ? {} : { nmi }),
+      };
       console.log(JSON.stringify(out));
     } else {
       console.log(formatTable(semantics, metrics, nmi));

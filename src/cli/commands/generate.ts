@@ -52,10 +52,17 @@ export const command: Command = {
     const { values: v } = parseFlags({
       args: argv,
       options: {
-        checkpoint: { type: 'string' }, embeddings: { type: 'string' }, labels: { type: 'string' },
-        heads: { type: 'string' }, alpha: { type: 'string' }, 'j-avg': { type: 'string' },
-        random: { type: 'string' }, seed: { type: 'string', default: '0' }, out: { type: 'string' },
-        json: { type: 'boolean', default: false }, backend: { type: 'string', default: 'auto' },
+        checkpoint: { type: 'string' },
+        embeddings: { type: 'string' },
+        labels: { type: 'string' },
+        heads: { type: 'string' },
+        alpha: { type: 'string' },
+        'j-avg': { type: 'string' },
+        random: { type: 'string' },
+        seed: { type: 'string', default: '0' },
+        out: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        backend: { type: 'string', default: 'auto' },
       },
       strict: true,
     });
@@ -120,7 +127,11 @@ export const command: Command = {
       writeNpy(v.out as string, { dtype: 'F32', shape: [K * P * P, D], data: Float32Array.from(data) });
       neg.dispose();
       const summary = { out: v.out, P, K, D, L: dims.L, H, rows: K * P * P, phi: hardnessFactor(alpha, jAvg), backend };
-      console.log(v.json ? JSON.stringify(summary) : `wrote ${summary.rows} hard negatives [${summary.rows}, ${D}] to ${v.out} (P=${P}, K=${K}, φ=${summary.phi.toPrecision(4)})`);
+      console.log(
+        v.json
+          ? JSON.stringify(summary)
+          : `wrote ${summary.rows} hard negatives [${summary.rows}, ${D}] to ${v.out} (P=${P}, K=${K}, φ=${summary.phi.toPrecision(4)})`,
+      );
       return 0;
     } finally {
       sd.dispose();

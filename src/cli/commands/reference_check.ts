@@ -60,7 +60,18 @@ export const command: Command = {
     }
     const failed = result.rows.filter((r) => !r.ok);
     if (values.json) {
-      console.log(JSON.stringify({ fixture: prefix, out: values.out, compared: true, ok: failed.length === 0, seconds, tensors: result.rows.length, failures: failed, rows: values.all ? result.rows : undefined }));
+      console.log(
+        JSON.stringify({
+          fixture: prefix,
+          out: values.out,
+          compared: true,
+          ok: failed.length === 0,
+          seconds,
+          tensors: result.rows.length,
+          failures: failed,
+          rows: values.all ? result.rows : undefined,
+        }),
+      );
     } else {
       console.log(formatReport(result.rows, !values.all));
       console.log(`wrote ${result.computed.size} tensors to ${values.out} in ${seconds.toFixed(1)} s`);

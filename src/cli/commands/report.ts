@@ -64,7 +64,10 @@ export const command: Command = {
     const model = new ReportModel(positionals, options);
     await model.refresh(true);
     for (const run of model.runs) {
-      if (run.log.problems.length) process.stderr.write(`warning: ${run.log.path}: ${run.log.problems.length} malformed line(s) skipped (first: line ${run.log.problems[0]?.line}: ${run.log.problems[0]?.message})\n`);
+      if (run.log.problems.length)
+        process.stderr.write(
+          `warning: ${run.log.path}: ${run.log.problems.length} malformed line(s) skipped (first: line ${run.log.problems[0]?.line}: ${run.log.problems[0]?.message})\n`,
+        );
     }
     const names = model.runs.map((r) => r.name).join(', ');
     const html = renderPage({

@@ -55,7 +55,10 @@ export const command: Command = {
     const { values: v, positionals } = parseFlags({
       args: argv,
       options: {
-        port: { type: 'string' }, host: { type: 'string' }, interval: { type: 'string' }, ...VIEW_OPTIONS,
+        port: { type: 'string' },
+        host: { type: 'string' },
+        interval: { type: 'string' },
+        ...VIEW_OPTIONS,
       },
       strict: true,
       allowPositionals: true,
@@ -65,7 +68,8 @@ export const command: Command = {
     const host = v.host ?? '127.0.0.1';
     const intervalText = v.interval ?? '2';
     const interval = Number(intervalText);
-    if (!/^[0-9]+(\.[0-9]+)?$/.test(intervalText) || interval < 0.2 || interval > 3600) throw new UserError(`--interval: expected seconds from 0.2 to 3600, got '${intervalText}'`);
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(intervalText) || interval < 0.2 || interval > 3600)
+      throw new UserError(`--interval: expected seconds from 0.2 to 3600, got '${intervalText}'`);
     const model = new ReportModel(positionals, { ...viewOptions(v), cooperative: true });
     let current: Rendered | null = null;
     const names = model.runs.map((r) => r.name).join(', ');
@@ -79,17 +83,23 @@ export const command: Command = {
       void (async () => {
         const url = new URL(req.url ?? '/', 'http://localhost');
         const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '');
-        if (LOOPBACK.has(host) && !LOOPBACK.has(hostHeader)) return send(res, 403, 'text/plain', 'forbidden: this server answers requests for localhost only\n');
+        if (LOOPBACK.has(host) && !LOOPBACK.has(hostHeader))
+          return send(res, 403, 'text/plain', 'forbidden: this server answers requests for localhost only\n');
         if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
         try {
           if (url.pathname === '/' || url.pathname === '/index.html') {
             const r = await update();
-            return send(res, 200, 'text/html', renderPage({
-              title: `hardneg live: ${names}`,
-              subtitle: model.runs.map((run) => resolve(run.dir)).join(' · '),
-              sections: r.sections,
-              live: { intervalMs: Math.round(interval * 1000), version: r.version },
-            }));
+            return send(
+              res,
+              200,
+              'text/html',
+              renderPage({
+                title: `hardneg live: ${names}`,
+                subtitle: model.runs.map((run) => resolve(run.dir)).join(' · '),
+                sections: r.sections,
+                live: { intervalMs: Math.round(interval * 1000), version: r.version },
+              }),
+            );
           }
           if (url.pathname === '/api/sections') {
             const r = await update();
@@ -107,7 +117,8 @@ export const command: Command = {
 
     await new Promise<void>((resolveListen, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EADDRINUSE') reject(new UserError(`--port ${port}: address ${host}:${port} is already in use (choose another --port, or 0 for a free one)`));
+        if (err.code === 'EADDRINUSE')
+          reject(new UserError(`--port ${port}: address ${host}:${port} is already in use (choose another --port, or 0 for a free one)`));
         else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') reject(new UserError(`--host ${host}: cannot bind to this address (${err.code})`));
         else reject(err);
       });

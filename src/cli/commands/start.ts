@@ -30,12 +30,17 @@ const DEFAULT_OUT = join('runs', 'quickstart');
 
 export function comparisonTable(rows: Array<{ method: string; r: EvalRecord | null; wall: number }>): string {
   const header = ['method', 'R@1', 'R@2', 'R@4', 'R@8', 'MAP@R', 'RP', 'NMI', 'wall s'];
-  const lines = [header, ...rows.map(({ method, r, wall }) => [
-    method,
-    ...['1', '2', '4', '8'].map((k) => (r ? (100 * (r.recall[k] ?? NaN)).toFixed(2) : '-')),
-    r ? (100 * r.map_at_r).toFixed(2) : '-', r ? (100 * r.r_precision).toFixed(2) : '-',
-    r && r.nmi !== null ? (100 * r.nmi).toFixed(2) : '-', wall.toFixed(0),
-  ])];
+  const lines = [
+    header,
+    ...rows.map(({ method, r, wall }) => [
+      method,
+      ...['1', '2', '4', '8'].map((k) => (r ? (100 * (r.recall[k] ?? NaN)).toFixed(2) : '-')),
+      r ? (100 * r.map_at_r).toFixed(2) : '-',
+      r ? (100 * r.r_precision).toFixed(2) : '-',
+      r && r.nmi !== null ? (100 * r.nmi).toFixed(2) : '-',
+      wall.toFixed(0),
+    ]),
+  ];
   const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] as string).length)));
   return lines.map((l) => l.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ')).join('\n');
 }
@@ -46,7 +51,14 @@ export const command: Command = {
   async run(argv) {
     const { values: v } = parseFlags({
       args: argv,
-      options: { seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, out: { type: 'string' }, overwrite: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false } },
+      options: {
+        seed: { type: 'string', default: '0' },
+        epochs: { type: 'string' },
+        out: { type: 'string' },
+        overwrite: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+      },
       strict: true,
     });
     const seed = numberFlag('seed', v.seed, { integer: true, min: 0 });

@@ -36,21 +36,36 @@ parameter names, log.jsonl (one line per iteration and evaluation) and metrics.j
 
 options:
 ${[
-    helpOption('--dataset NAME', `fashion-mnist (embedded${DEFAULTS.dataset.name === 'fashion-mnist' ? ', default' : ''}), folder (DIR/train/<class>/*, DIR/test/<class>/*), or a benchmark as distributed (see the README): ${nameList(PAPER_BENCHMARK_NAMES)}`),
-    helpOption('--data-root DIR', 'the directory of the folder dataset or of a benchmark'),
-    helpOption('--method NAME', `${nameList(GCA_METHODS.slice(0, 1), { defaultName: DEFAULTS.train.method })}; its ablations ${nameList(GCA_METHODS.slice(1), { conjunction: 'and' })} (docs/ablations.md); none (the base loss alone); or a baseline generator: ${nameList(GENERATOR_NAMES.filter((n) => n !== 'none'))} (docs/losses_and_baselines.md)`),
-    helpOption('--epochs N', `training epochs (default ${DEFAULTS.train.epochs})`),
-    helpOption('--seed S', `seed of every random stream (initialisation, sampler, mixing, dropout, flips; default ${DEFAULTS.train.seed})`),
-    helpOption('--backend NAME', nameList(BACKEND_NAMES, { defaultName: DEFAULTS.backend })),
-    helpOption('--preset NAME', `one of the 12 official configurations: g-, res-, dino- × ${PAPER_BENCHMARK_NAMES.join(', ')} (configs/presets/); --config and --set apply on top`),
-    helpOption('--config FILE.yaml', 'configuration file (keys as in config.json; unknown keys are refused)'),
-    helpOption('--set key=value', `override one key, e.g. --set loss.alpha=2 --set train.classesPerBatch=8; loss.base: ${nameList(BASE_LOSSES, { defaultName: DEFAULTS.loss.base })}; model.backbone: ${nameList(BACKBONE_NAMES.map((n) => (backboneSpec(n).unsupported ? `${n} (not supported yet)` : n)), { defaultName: DEFAULTS.model.backbone })} (docs/backbones.md)`),
-    helpOption('--out RUN_DIR', 'where to write the run (refused if it holds a run, unless --overwrite)'),
-    helpOption('--overwrite', 'replace the run in --out'),
-    helpOption('--resume RUN_DIR', 'continue an interrupted run exactly where its last checkpoint left it'),
-    helpOption('--json', "print metrics.json's content at the end"),
-    helpOption('--quiet', 'no progress bar'),
-  ].join('\n')}`;
+  helpOption(
+    '--dataset NAME',
+    `fashion-mnist (embedded${DEFAULTS.dataset.name === 'fashion-mnist' ? ', default' : ''}), folder (DIR/train/<class>/*, DIR/test/<class>/*), or a benchmark as distributed (see the README): ${nameList(PAPER_BENCHMARK_NAMES)}`,
+  ),
+  helpOption('--data-root DIR', 'the directory of the folder dataset or of a benchmark'),
+  helpOption(
+    '--method NAME',
+    `${nameList(GCA_METHODS.slice(0, 1), { defaultName: DEFAULTS.train.method })}; its ablations ${nameList(GCA_METHODS.slice(1), { conjunction: 'and' })} (docs/ablations.md); none (the base loss alone); or a baseline generator: ${nameList(GENERATOR_NAMES.filter((n) => n !== 'none'))} (docs/losses_and_baselines.md)`,
+  ),
+  helpOption('--epochs N', `training epochs (default ${DEFAULTS.train.epochs})`),
+  helpOption('--seed S', `seed of every random stream (initialisation, sampler, mixing, dropout, flips; default ${DEFAULTS.train.seed})`),
+  helpOption('--backend NAME', nameList(BACKEND_NAMES, { defaultName: DEFAULTS.backend })),
+  helpOption(
+    '--preset NAME',
+    `one of the 12 official configurations: g-, res-, dino- × ${PAPER_BENCHMARK_NAMES.join(', ')} (configs/presets/); --config and --set apply on top`,
+  ),
+  helpOption('--config FILE.yaml', 'configuration file (keys as in config.json; unknown keys are refused)'),
+  helpOption(
+    '--set key=value',
+    `override one key, e.g. --set loss.alpha=2 --set train.classesPerBatch=8; loss.base: ${nameList(BASE_LOSSES, { defaultName: DEFAULTS.loss.base })}; model.backbone: ${nameList(
+      BACKBONE_NAMES.map((n) => (backboneSpec(n).unsupported ? `${n} (not supported yet)` : n)),
+      { defaultName: DEFAULTS.model.backbone },
+    )} (docs/backbones.md)`,
+  ),
+  helpOption('--out RUN_DIR', 'where to write the run (refused if it holds a run, unless --overwrite)'),
+  helpOption('--overwrite', 'replace the run in --out'),
+  helpOption('--resume RUN_DIR', 'continue an interrupted run exactly where its last checkpoint left it'),
+  helpOption('--json', "print metrics.json's content at the end"),
+  helpOption('--quiet', 'no progress bar'),
+].join('\n')}`;
 
 /** The flags that set the configuration: refused with --resume, which uses the saved one. */
 const CONFIG_FLAGS = ['dataset', 'data-root', 'method', 'preset', 'epochs', 'seed', 'config', 'set', 'backend', 'overwrite'] as const;
@@ -62,11 +77,20 @@ export const command: Command = {
     const { values: v } = parseFlags({
       args: argv,
       options: {
-        dataset: { type: 'string' }, 'data-root': { type: 'string' }, method: { type: 'string' }, preset: { type: 'string' },
-        epochs: { type: 'string' }, seed: { type: 'string' }, config: { type: 'string' },
-        set: { type: 'string', multiple: true }, out: { type: 'string' }, resume: { type: 'string' },
-        overwrite: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
-        quiet: { type: 'boolean', default: false }, backend: { type: 'string' },
+        dataset: { type: 'string' },
+        'data-root': { type: 'string' },
+        method: { type: 'string' },
+        preset: { type: 'string' },
+        epochs: { type: 'string' },
+        seed: { type: 'string' },
+        config: { type: 'string' },
+        set: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        resume: { type: 'string' },
+        overwrite: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+        backend: { type: 'string' },
       },
       strict: true,
     });
@@ -79,7 +103,8 @@ export const command: Command = {
       if (!isRunDir(runDir)) throw new UserError(`--resume ${runDir}: not a run directory (no ${RUN_FILES.config})`);
       if (!existsSync(join(runDir, RUN_FILES.checkpoint))) throw new UserError(`--resume ${runDir}: no checkpoint yet; start the run again with --overwrite`);
       const given = CONFIG_FLAGS.filter((f) => v[f] !== undefined && v[f] !== false);
-      if (given.length > 0) throw new UserError(`--resume uses the run's saved configuration; ${given.map((f) => `--${f}`).join(', ')} cannot be combined with it`);
+      if (given.length > 0)
+        throw new UserError(`--resume uses the run's saved configuration; ${given.map((f) => `--${f}`).join(', ')} cannot be combined with it`);
       config = readRunConfig(runDir);
     } else {
       if (!v.out) throw new UserError('--out RUN_DIR is required (or --resume RUN_DIR)');
@@ -91,7 +116,10 @@ export const command: Command = {
     const result = await trainWithProgress(config, runDir, Boolean(v.resume), v.quiet || v.json, start);
     const metrics = { final: result.final, best: result.best, wall_s: result.wallSeconds };
     if (v.json) console.log(JSON.stringify(metrics));
-    else console.log(`run finished in ${result.wallSeconds.toFixed(1)} s: ${runDir}\n  final ${result.final ? formatEval(result.final) : '-'}\n  best  ${result.best ? formatEval(result.best) : '-'}`);
+    else
+      console.log(
+        `run finished in ${result.wallSeconds.toFixed(1)} s: ${runDir}\n  final ${result.final ? formatEval(result.final) : '-'}\n  best  ${result.best ? formatEval(result.best) : '-'}`,
+      );
     return 0;
   },
 };

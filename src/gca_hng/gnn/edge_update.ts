@@ -29,19 +29,25 @@ export function dropoutMask(shape: number[], spec: DropoutSpec | undefined): tf.
 
 /** Parameter names of an edge layer (suffixes after `gnn.gnn.ℓ.edge_model.`). */
 export const EDGE_LAYER_PARAMS = [
-  'att.q_linear.weight', 'att.q_linear.bias', 'att.k_linear.weight', 'att.k_linear.bias', 'att.v_linear.weight', 'att.v_linear.bias',
-  'node_to_edge.weight', 'node_to_edge.bias', 'norm.1.weight', 'norm.1.bias', 'linear.0.weight', 'linear.0.bias',
-  'linear.2.weight', 'linear.2.bias', 'linear.3.weight', 'linear.3.bias',
+  'att.q_linear.weight',
+  'att.q_linear.bias',
+  'att.k_linear.weight',
+  'att.k_linear.bias',
+  'att.v_linear.weight',
+  'att.v_linear.bias',
+  'node_to_edge.weight',
+  'node_to_edge.bias',
+  'norm.1.weight',
+  'norm.1.bias',
+  'linear.0.weight',
+  'linear.0.bias',
+  'linear.2.weight',
+  'linear.2.bias',
+  'linear.3.weight',
+  'linear.3.bias',
 ] as const;
 
-export function edgeUpdate(
-  params: LayerParams,
-  h: tf.Tensor2D,
-  edges: tf.Tensor2D,
-  mask: tf.Tensor3D,
-  record?: Recorder,
-  layerTag = '',
-): tf.Tensor2D {
+export function edgeUpdate(params: LayerParams, h: tf.Tensor2D, edges: tf.Tensor2D, mask: tf.Tensor3D, record?: Recorder, layerTag = ''): tf.Tensor2D {
   return tf.tidy(() => {
     const [B, D] = h.shape;
     const p = (n: string) => params[n] as tf.Tensor;

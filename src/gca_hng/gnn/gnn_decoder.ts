@@ -35,13 +35,17 @@ export interface GnnOutput {
 }
 
 function bottleneck(sd: StateDict, name: string, x: tf.Tensor2D, training: boolean): tf.Tensor2D {
-  return batchNorm1d(x, {
-    weight: sd.get(`${name}.weight`),
-    bias: sd.get(`${name}.bias`),
-    runningMean: sd.get(`${name}.running_mean`),
-    runningVar: sd.get(`${name}.running_var`),
-    onTrack: () => sd.increment(`${name}.num_batches_tracked`),
-  }, training);
+  return batchNorm1d(
+    x,
+    {
+      weight: sd.get(`${name}.weight`),
+      bias: sd.get(`${name}.bias`),
+      runningMean: sd.get(`${name}.running_mean`),
+      runningVar: sd.get(`${name}.running_var`),
+      onTrack: () => sd.increment(`${name}.num_batches_tracked`),
+    },
+    training,
+  );
 }
 
 function layerParams(sd: StateDict, prefix: string, names: readonly string[]): tf.Tensor[] {

@@ -7,8 +7,14 @@ export const edgeLayer = (l: number): string => `gnn.gnn.${l}.edge_model.`;
 
 /** Every (name, shape) of the GNN's state dict, in the official key order. */
 export function gnnParameterShapes(D: number, L: number, C: number): Array<[string, number[]]> {
-  const lin = (p: string, out: number, inp: number): Array<[string, number[]]> => [[`${p}.weight`, [out, inp]], [`${p}.bias`, [out]]];
-  const norm = (p: string, n: number): Array<[string, number[]]> => [[`${p}.weight`, [n]], [`${p}.bias`, [n]]];
+  const lin = (p: string, out: number, inp: number): Array<[string, number[]]> => [
+    [`${p}.weight`, [out, inp]],
+    [`${p}.bias`, [out]],
+  ];
+  const norm = (p: string, n: number): Array<[string, number[]]> => [
+    [`${p}.weight`, [n]],
+    [`${p}.bias`, [n]],
+  ];
   const bn = (p: string): Array<[string, number[]]> => [...norm(p, D), [`${p}.running_mean`, [D]], [`${p}.running_var`, [D]], [`${p}.num_batches_tracked`, []]];
   const out: Array<[string, number[]]> = [...lin('gnn.dim_red', D, D)];
   for (let l = 0; l < L; l++) {

@@ -33,22 +33,27 @@ export function nullLogitSoftmax(scores: tf.Tensor3D, allowed: tf.Tensor2D): tf.
 
 /** Parameter names of a node layer (suffixes after `gnn.gnn.ℓ.node_model.layers.0.`), update_node excluded (never used). */
 export const NODE_LAYER_PARAMS = [
-  'att.q_linear.weight', 'att.q_linear.bias', 'att.k_linear.weight', 'att.k_linear.bias', 'att.v_linear.weight', 'att.v_linear.bias',
-  'att.out.weight', 'att.out.bias', 'edge_to_node.weight', 'edge_to_node.bias', 'linear1.weight', 'linear1.bias',
-  'linear2.weight', 'linear2.bias', 'norm.1.weight', 'norm.1.bias',
+  'att.q_linear.weight',
+  'att.q_linear.bias',
+  'att.k_linear.weight',
+  'att.k_linear.bias',
+  'att.v_linear.weight',
+  'att.v_linear.bias',
+  'att.out.weight',
+  'att.out.bias',
+  'edge_to_node.weight',
+  'edge_to_node.bias',
+  'linear1.weight',
+  'linear1.bias',
+  'linear2.weight',
+  'linear2.bias',
+  'norm.1.weight',
+  'norm.1.bias',
 ] as const;
 
 export type LayerParams = Record<string, tf.Tensor>;
 
-export function nodeUpdate(
-  params: LayerParams,
-  h: tf.Tensor2D,
-  edges: tf.Tensor2D,
-  P: number,
-  heads: number,
-  record?: Recorder,
-  layerTag = '',
-): tf.Tensor2D {
+export function nodeUpdate(params: LayerParams, h: tf.Tensor2D, edges: tf.Tensor2D, P: number, heads: number, record?: Recorder, layerTag = ''): tf.Tensor2D {
   return tf.tidy(() => {
     const [B, D] = h.shape;
     const dh = D / heads;

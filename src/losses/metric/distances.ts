@@ -89,7 +89,8 @@ export abstract class BaseDistance {
 
   /** Row-wise values along the last axis of a and b (broadcast against each other). */
   pairwise(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-    if (a.shape[a.rank - 1] !== b.shape[b.rank - 1]) throw new Error(`${this.name} distance: feature sizes ${a.shape[a.rank - 1]} and ${b.shape[b.rank - 1]} differ`);
+    if (a.shape[a.rank - 1] !== b.shape[b.rank - 1])
+      throw new Error(`${this.name} distance: feature sizes ${a.shape[a.rank - 1]} and ${b.shape[b.rank - 1]} differ`);
     return tf.tidy(() => this.applyPower(this.computePairwise(this.maybeNormalize(a), this.maybeNormalize(b))));
   }
 
@@ -181,10 +182,15 @@ export type DistanceSpec = BaseDistance | 'euclidean' | 'squared-euclidean' | 'c
 export function makeDistance(spec: DistanceSpec, o: DistanceOptions = {}): BaseDistance {
   if (spec instanceof BaseDistance) return spec;
   switch (spec) {
-    case 'euclidean': return new LpDistance({ ...o, p: 2 });
-    case 'squared-euclidean': return new LpDistance({ ...o, p: 2, power: 2 });
-    case 'cosine': return new CosineSimilarity({ p: o.p, power: o.power });
-    case 'dot': return new DotProductSimilarity(o);
-    default: throw new Error(`unknown distance '${String(spec)}' (expected euclidean, squared-euclidean, cosine or dot)`);
+    case 'euclidean':
+      return new LpDistance({ ...o, p: 2 });
+    case 'squared-euclidean':
+      return new LpDistance({ ...o, p: 2, power: 2 });
+    case 'cosine':
+      return new CosineSimilarity({ p: o.p, power: o.power });
+    case 'dot':
+      return new DotProductSimilarity(o);
+    default:
+      throw new Error(`unknown distance '${String(spec)}' (expected euclidean, squared-euclidean, cosine or dot)`);
   }
 }

@@ -72,42 +72,60 @@ function proxyEnv(name: string, env: LossEnv) {
 
 const REGISTRY: { [N in LossName]: LossInfo<N> } = {
   triplet: {
-    name: 'triplet', isPairBased: true, isProxyBased: false, needsChunkLayout: false,
+    name: 'triplet',
+    isPairBased: true,
+    isProxyBased: false,
+    needsChunkLayout: false,
     description: 'triplet margin loss with all / semi-hard (FaceNet) / batch-hard (Hermans et al.) triplets',
     source: 'Schroff et al. 2015; Hermans et al. 2017; PML TripletMarginLoss',
     defaults: TRIPLET_DEFAULTS,
     create: (o) => new TripletMarginLoss(o),
   },
   contrastive: {
-    name: 'contrastive', isPairBased: true, isProxyBased: false, needsChunkLayout: false,
+    name: 'contrastive',
+    isPairBased: true,
+    isProxyBased: false,
+    needsChunkLayout: false,
     description: 'contrastive loss with positive and negative margins',
     source: 'Hadsell et al. 2006; PML ContrastiveLoss',
     defaults: CONTRASTIVE_DEFAULTS,
     create: (o) => new ContrastiveLoss(o),
   },
   'multi-similarity': {
-    name: 'multi-similarity', isPairBased: true, isProxyBased: false, needsChunkLayout: false,
+    name: 'multi-similarity',
+    isPairBased: true,
+    isProxyBased: false,
+    needsChunkLayout: false,
     description: 'Multi-Similarity loss with its pair mining',
     source: 'Wang et al. CVPR 2019; MalongTech/research-ms-loss; PML MultiSimilarityLoss/Miner',
     defaults: MULTI_SIMILARITY_DEFAULTS,
     create: (o) => new MultiSimilarityLoss(o),
   },
   npair: {
-    name: 'npair', isPairBased: true, isProxyBased: false, needsChunkLayout: true,
+    name: 'npair',
+    isPairBased: true,
+    isProxyBased: false,
+    needsChunkLayout: true,
     description: "GCA-HNG's official N-pair loss (dot products, soft targets, l2 term)",
     source: 'Sohn 2016; PWenJay/GCA-HNG scripts/loss.py NpairLoss',
     defaults: NPAIR_DEFAULTS,
     create: (o) => new NPairLoss(o),
   },
   'proxy-anchor': {
-    name: 'proxy-anchor', isPairBased: false, isProxyBased: true, needsChunkLayout: false,
+    name: 'proxy-anchor',
+    isPairBased: false,
+    isProxyBased: true,
+    needsChunkLayout: false,
     description: 'Proxy-Anchor loss (cosine, margin δ, scale α)',
     source: 'Kim et al. CVPR 2020; tjddus9597/Proxy-Anchor-CVPR2020 code/losses.py',
     defaults: PROXY_ANCHOR_DEFAULTS,
     create: (o, env) => new ProxyAnchorLoss(proxyEnv('proxy-anchor', env), o),
   },
   'proxy-nca': {
-    name: 'proxy-nca', isPairBased: false, isProxyBased: true, needsChunkLayout: false,
+    name: 'proxy-nca',
+    isPairBased: false,
+    isProxyBased: true,
+    needsChunkLayout: false,
     description: 'ProxyNCA with a softmax scale (PML form)',
     source: 'Movshovitz-Attias et al. ICCV 2017; PML ProxyNCALoss',
     defaults: PROXY_NCA_DEFAULTS,
@@ -117,10 +135,17 @@ const REGISTRY: { [N in LossName]: LossInfo<N> } = {
 
 /** Accepted spellings besides the canonical names (the compare command's `ms`, underscores…). */
 const ALIASES: Record<string, LossName> = {
-  ms: 'multi-similarity', multi_similarity: 'multi-similarity', multisimilarity: 'multi-similarity',
-  proxy_anchor: 'proxy-anchor', proxyanchor: 'proxy-anchor', pa: 'proxy-anchor',
-  proxy_nca: 'proxy-nca', proxynca: 'proxy-nca',
-  'n-pair': 'npair', n_pair: 'npair', npairs: 'npair',
+  ms: 'multi-similarity',
+  multi_similarity: 'multi-similarity',
+  multisimilarity: 'multi-similarity',
+  proxy_anchor: 'proxy-anchor',
+  proxyanchor: 'proxy-anchor',
+  pa: 'proxy-anchor',
+  proxy_nca: 'proxy-nca',
+  proxynca: 'proxy-nca',
+  'n-pair': 'npair',
+  n_pair: 'npair',
+  npairs: 'npair',
 };
 
 export const LOSS_NAMES: readonly LossName[] = Object.keys(REGISTRY) as LossName[];
@@ -152,4 +177,3 @@ export function isPairBased(name: string): boolean {
 export function isProxyBased(name: string): boolean {
   return lossInfo(name).isProxyBased;
 }
-

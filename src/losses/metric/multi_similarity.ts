@@ -35,7 +35,12 @@ export const MULTI_SIMILARITY_DEFAULTS = { alpha: 2, beta: 50, base: 0.5, epsilo
 
 /** The mined positive and negative masks [N, M] (host), or all pairs when mining is off. */
 export function multiSimilarityMine(
-  distanceLike: ArrayLike<number>, pos: Float32Array, neg: Float32Array, N: number, M: number, epsilon: number,
+  distanceLike: ArrayLike<number>,
+  pos: Float32Array,
+  neg: Float32Array,
+  N: number,
+  M: number,
+  epsilon: number,
 ): { pos: Float32Array; neg: Float32Array } {
   const mp = new Float32Array(N * M);
   const mn = new Float32Array(N * M);
@@ -52,8 +57,14 @@ export function multiSimilarityMine(
     let nn = 0;
     for (let j = 0; j < M; j++) {
       const v = distanceLike[i * M + j] as number;
-      if (pos[i * M + j] && v + epsilon > minNeg) { mp[i * M + j] = 1; np++; }
-      if (neg[i * M + j] && v - epsilon < maxPos) { mn[i * M + j] = 1; nn++; }
+      if (pos[i * M + j] && v + epsilon > minNeg) {
+        mp[i * M + j] = 1;
+        np++;
+      }
+      if (neg[i * M + j] && v - epsilon < maxPos) {
+        mn[i * M + j] = 1;
+        nn++;
+      }
     }
     if (np === 0 || nn === 0) {
       mp.fill(0, i * M, (i + 1) * M);
@@ -93,9 +104,7 @@ export class MultiSimilarityLoss implements PairBasedLoss {
     const all = pairMasks(input.labels, input.refLabels, input.selfRef);
     return tf.tidy(() => {
       const S = input.matrix;
-      const masks = this.mining
-        ? multiSimilarityMine(this.distance.toDistanceLike(S).dataSync(), all.pos, all.neg, N, M, this.epsilon)
-        : all;
+      const masks = this.mining ? multiSimilarityMine(this.distance.toDistanceLike(S).dataSync(), all.pos, all.neg, N, M, this.epsilon) : all;
       const posExp = tf.mul(this.distance.margin(S, this.base), this.alpha) as tf.Tensor2D;
       const negExp = tf.mul(this.distance.margin(this.base, S), this.beta) as tf.Tensor2D;
       const posTerm = tf.div(logOnePlusSumExp(posExp, masks.pos, 1), this.alpha);

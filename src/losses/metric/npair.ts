@@ -30,7 +30,8 @@ export class NPairLoss implements PairBasedLoss {
   }
 
   compute(embeddings: tf.Tensor2D, labels: readonly number[], ctx?: LossContext): tf.Scalar {
-    if (ctx?.ref !== undefined || ctx?.refLabels !== undefined) throw new Error('npair: reference embeddings are not supported (anchors and positives both come from the batch)');
+    if (ctx?.ref !== undefined || ctx?.refLabels !== undefined)
+      throw new Error('npair: reference embeddings are not supported (anchors and positives both come from the batch)');
     return tf.tidy(() => this.computeFromMatrix(pairInput('npair', this.distance, embeddings, labels)));
   }
 

@@ -28,7 +28,8 @@ export interface ProxyEnv {
 export function ensureProxies(env: ProxyEnv, init: ProxyInit, what: string): tf.Variable {
   const name = env.proxyName ?? DEFAULT_PROXY_NAME;
   const { numClasses: C, embeddingSize: D } = env;
-  if (!Number.isInteger(C) || C < 1 || !Number.isInteger(D) || D < 1) throw new Error(`${what}: numClasses and embeddingSize must be positive integers, got ${C} and ${D}`);
+  if (!Number.isInteger(C) || C < 1 || !Number.isInteger(D) || D < 1)
+    throw new Error(`${what}: numClasses and embeddingSize must be positive integers, got ${C} and ${D}`);
   if (env.sd.has(name)) {
     const v = env.sd.get(name);
     if (v.rank !== 2 || v.shape[0] !== C || v.shape[1] !== D) throw new Error(`${what}: '${name}' in the state dict is [${v.shape}], expected [${C}, ${D}]`);

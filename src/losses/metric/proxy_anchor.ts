@@ -42,13 +42,15 @@ export class ProxyAnchorLoss implements ProxyBasedLoss {
   }
 
   compute(embeddings: tf.Tensor2D, labels: readonly number[], ctx?: LossContext): tf.Scalar {
-    if (ctx?.ref !== undefined || ctx?.refLabels !== undefined) throw new Error('proxy-anchor: reference embeddings are not supported (the proxies are the reference)');
+    if (ctx?.ref !== undefined || ctx?.refLabels !== undefined)
+      throw new Error('proxy-anchor: reference embeddings are not supported (the proxies are the reference)');
     return this.computeWithProxies(embeddings, labels, this.variable);
   }
 
   computeWithProxies(embeddings: tf.Tensor2D, labels: readonly number[], proxies: tf.Tensor): tf.Scalar {
     checkBatch('proxy-anchor', embeddings, labels);
-    if (proxies.rank !== 2 || proxies.shape[1] !== embeddings.shape[1]) throw new Error(`proxy-anchor: proxies [${proxies.shape}] do not match embeddings [${embeddings.shape}]`);
+    if (proxies.rank !== 2 || proxies.shape[1] !== embeddings.shape[1])
+      throw new Error(`proxy-anchor: proxies [${proxies.shape}] do not match embeddings [${embeddings.shape}]`);
     const C = proxies.shape[0] as number;
     const pos = oneHotMask(labels, C, 'proxy-anchor');
     const neg = pos.map((v) => 1 - v);

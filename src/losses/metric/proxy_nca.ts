@@ -39,13 +39,15 @@ export class ProxyNcaLoss implements ProxyBasedLoss {
   }
 
   compute(embeddings: tf.Tensor2D, labels: readonly number[], ctx?: LossContext): tf.Scalar {
-    if (ctx?.ref !== undefined || ctx?.refLabels !== undefined) throw new Error('proxy-nca: reference embeddings are not supported (the proxies are the reference)');
+    if (ctx?.ref !== undefined || ctx?.refLabels !== undefined)
+      throw new Error('proxy-nca: reference embeddings are not supported (the proxies are the reference)');
     return this.computeWithProxies(embeddings, labels, this.variable);
   }
 
   computeWithProxies(embeddings: tf.Tensor2D, labels: readonly number[], proxies: tf.Tensor): tf.Scalar {
     checkBatch('proxy-nca', embeddings, labels);
-    if (proxies.rank !== 2 || proxies.shape[1] !== embeddings.shape[1]) throw new Error(`proxy-nca: proxies [${proxies.shape}] do not match embeddings [${embeddings.shape}]`);
+    if (proxies.rank !== 2 || proxies.shape[1] !== embeddings.shape[1])
+      throw new Error(`proxy-nca: proxies [${proxies.shape}] do not match embeddings [${embeddings.shape}]`);
     const C = proxies.shape[0] as number;
     const target = oneHotMask(labels, C, 'proxy-nca');
     return tf.tidy(() => {

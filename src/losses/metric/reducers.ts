@@ -54,7 +54,10 @@ export class SumReducer implements Reducer {
 /** Mean over the existing elements with low < loss < high (PML's ThresholdReducer; either bound optional). */
 export class ThresholdReducer implements Reducer {
   readonly name: ReducerName = 'threshold';
-  constructor(readonly low?: number, readonly high?: number) {
+  constructor(
+    readonly low?: number,
+    readonly high?: number,
+  ) {
     if (low === undefined && high === undefined) throw new Error('threshold reducer: give low, high or both');
   }
 
@@ -91,9 +94,13 @@ export type ReducerSpec = Reducer | 'mean' | 'avg-non-zero' | 'sum';
 export function makeReducer(spec: ReducerSpec): Reducer {
   if (typeof spec !== 'string') return spec;
   switch (spec) {
-    case 'mean': return new MeanReducer();
-    case 'avg-non-zero': return new AvgNonZeroReducer();
-    case 'sum': return new SumReducer();
-    default: throw new Error(`unknown reducer '${String(spec)}' (expected mean, avg-non-zero or sum)`);
+    case 'mean':
+      return new MeanReducer();
+    case 'avg-non-zero':
+      return new AvgNonZeroReducer();
+    case 'sum':
+      return new SumReducer();
+    default:
+      throw new Error(`unknown reducer '${String(spec)}' (expected mean, avg-non-zero or sum)`);
   }
 }

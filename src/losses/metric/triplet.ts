@@ -48,7 +48,8 @@ export class TripletMarginLoss implements PairBasedLoss {
     this.distance = makeDistance(o.distance ?? TRIPLET_DEFAULTS.distance);
     this.reducer = makeReducer(o.reducer ?? TRIPLET_DEFAULTS.reducer);
     this.smooth = o.smooth ?? TRIPLET_DEFAULTS.smooth;
-    if (!['all', 'semi-hard', 'batch-hard'].includes(this.mining)) throw new Error(`triplet: unknown mining '${this.mining}' (expected all, semi-hard or batch-hard)`);
+    if (!['all', 'semi-hard', 'batch-hard'].includes(this.mining))
+      throw new Error(`triplet: unknown mining '${this.mining}' (expected all, semi-hard or batch-hard)`);
   }
 
   compute(embeddings: tf.Tensor2D, labels: readonly number[], ctx?: LossContext): tf.Scalar {
