@@ -2,8 +2,8 @@
 // user's cache. The engine line of a backend outside VERIFIED_BACKENDS cites such a record, for
 // the same versions of hardneg, TensorFlow.js and the backend's package, instead of warning.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { cacheDir } from '../cache.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import { VERSION, installedVersion } from '../version.ts';
 
@@ -21,12 +21,6 @@ export interface BackendCheck {
   versions: Record<string, string | null>;
   cases: number;
   date: string;
-}
-
-/** hardneg's cache folder: $XDG_CACHE_HOME/hardneg, else ~/.cache/hardneg. */
-export function cacheDir(): string {
-  const xdg = process.env.XDG_CACHE_HOME;
-  return join(xdg && xdg.length > 0 ? xdg : join(homedir(), '.cache'), 'hardneg');
 }
 
 const recordPath = (): string => join(cacheDir(), 'backend-checks.json');
