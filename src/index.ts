@@ -56,7 +56,10 @@ export {
   type Semantics,
 } from './metrics/index.ts';
 
-// Files: safetensors (PyTorch's state-dict names) and .npy.
+// Files: safetensors (PyTorch's state-dict names), PyTorch checkpoints (torch.save, read as data
+// only, never executed) and .npy.
 export { readSafetensors, writeSafetensors } from './io/safetensors.ts';
+export { readTorchCheckpoint, TorchCheckpointError, type NonTensorEntry, type SelectOptions, type StateDictFile } from './io/pth.ts';
+export { readStateDict } from './io/state_dict_file.ts';
 export { readNpy, writeNpy } from './io/npy.ts';
-export type { HostTensor } from './io/host_tensor.ts';
+export type { HostTensor, HostDType } from './io/host_tensor.ts';

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hardneg } from './helpers/cli.ts';
+import { ROOT as REPO, hardneg } from './helpers/cli.ts';
 import { GOLDEN } from './helpers/golden.ts';
 import { makeImageFolder } from './helpers/image_folder.ts';
 import { f32, i64 } from '../src/io/host_tensor.ts';
@@ -19,6 +19,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'hardneg-bad-'));
 const T = (...p: string[]): string => join(tmp, ...p);
 const CASE = join(GOLDEN, 'pub_p3k3_d32_l2');
 const GEN = ['--embeddings', `${CASE}.z.npy`, '--labels', `${CASE}.y.npy`, '--heads', '4', '--alpha', '5', '--j-avg', '2.5'];
+const PTH = (name: string): string => join(REPO, 'test', 'fixtures', 'pth', name);
 const TINY = [
   '--set',
   'dataset.imageSize=8',
@@ -119,6 +120,8 @@ before(async () => {
   writeNpy(T('random-outside.npy'), f32([0.1, 0.2, 1.5, 0.3, 0.4, 0.5], [6]));
   writeNpy(T('singletons.npy'), f32([0, 1, 1, 0, 2, 2], [3, 2]));
   writeNpy(T('singleton-labels.npy'), i64([0, 1, 2], [3]));
+  copyFileSync(PTH('tensors.zip.pth'), T('own.pth'));
+  writeFileSync(T('truncated.pth'), readFileSync(PTH('tensors.legacy.pth')).subarray(0, 3000));
 });
 
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -231,6 +234,28 @@ const ROWS: Row[] = [
     code: 2,
     words: /model\.weights .*model\.safetensors: .*googlenet/,
     absent: () => [T('weights')],
+  },
+  // PyTorch checkpoints.
+  {
+    name: 'weights convert of a pickle that would run os.system',
+    args: () => ['weights', 'convert', PTH('evil-os-system.pth'), '--out', T('evil.safetensors')],
+    code: 2,
+    words: /evil-os-system\.pth: refers to os\.system, which hardneg never executes/,
+    absent: () => [T('evil.safetensors'), join(process.cwd(), 'hardneg-pth-marker')],
+  },
+  {
+    name: 'weights convert onto its own input',
+    args: () => ['weights', 'convert', T('own.pth'), '--out', T('own.pth')],
+    code: 2,
+    words: /--out .*own\.pth is the input file/,
+    unchanged: () => [T('own.pth')],
+  },
+  {
+    name: 'weights convert of a truncated checkpoint',
+    args: () => ['weights', 'convert', T('truncated.pth'), '--out', T('truncated.safetensors')],
+    code: 2,
+    words: /truncated\.pth: truncated/,
+    absent: () => [T('truncated.safetensors')],
   },
   // Numbers.
   {

@@ -55,7 +55,7 @@ function headerEdit(text: string, r: Random): string {
   const swaps: [RegExp, string[]][] = [
     [/"shape":\[[^\]]*\]/, ['"shape":null', '"shape":"x"', '"shape":[-1]', '"shape":[1e30]', '"shape":[2.5]', '"shape":{}']],
     [/"data_offsets":\[[^\]]*\]/, ['"data_offsets":[-8,0]', '"data_offsets":[0]', '"data_offsets":null', '"data_offsets":[5,2]', '"data_offsets":[0,1e300]']],
-    [/"dtype":"[A-Z0-9]+"/, ['"dtype":"F16"', '"dtype":null', '"dtype":7']],
+    [/"dtype":"[A-Z0-9]+"/, ['"dtype":"F8_E4M3"', '"dtype":null', '"dtype":7']],
     [/'shape': \([^)]*\)/, ["'shape': (-1,)", "'shape': (abc,)", "'shape': (1e30, 1e30)", "'shape': (2.5,)"]],
     [/'descr': '[^']*'/, ["'descr': '>f4'", "'descr': ''", "'descr': '<U8'"]],
   ];
@@ -184,7 +184,7 @@ const SAFETENSORS_CASES: [string, string, number, RegExp][] = [
     /byte range \[0, 16\) inconsistent with F32\[4\] \(16 bytes\) and the 8 data bytes/,
   ],
   ['begin after end', '{"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}', 8, /byte range \[8, 0\)/],
-  ['unknown dtype', '{"w":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}', 2, /unsupported dtype "F16"/],
+  ['unknown dtype', '{"w":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}', 8, /unsupported dtype "C64"/],
   ['metadata not strings', '{"__metadata__":{"a":1}}', 0, /__metadata__ must be an object of strings/],
 ];
 

@@ -40,7 +40,8 @@ then AdaptiveAvgPool2d(1) and flatten (no dropout, no fc).
 
 `--save-weights DIR` also writes the generated state dicts as safetensors (our own writer, official
 names, ~100 MB for ResNet-50) for checking the loading path by hand; `convert` turns a torchvision
-.pth into safetensors (docs/backbones.md).
+.pth into float32 safetensors (hardneg reads .pth files itself now and `hardneg weights convert`
+does this without Python: docs/backbones.md).
 """
 from __future__ import annotations
 

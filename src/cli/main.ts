@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   report: async () => (await import('./commands/report.ts')).command,
   serve: async () => (await import('./commands/serve.ts')).command,
   data: async () => (await import('./commands/data.ts')).command,
+  weights: async () => (await import('./commands/weights.ts')).command,
   doctor: async () => (await import('./commands/doctor.ts')).command,
 };
 

@@ -1,5 +1,6 @@
 // NumPy's .npy format (versions 1-3): magic, a Python-dict header giving dtype, order and shape,
-// then the raw data. Reads little-endian float32/float64/int32/int64/uint8/bool, C or Fortran order.
+// then the raw data. Reads little-endian float32/float64/float16/int32/int64/uint8/bool, C or
+// Fortran order. NumPy has no bfloat16, so a BF16 tensor cannot be written as .npy.
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic_write.ts';
 import { bytesOf, bytesPerElement, dataFromBytes, type HostDType, type HostTensor, numel } from './host_tensor.ts';
@@ -9,14 +10,16 @@ export class NpyError extends Error {}
 const DESCR_TO_DTYPE: Record<string, HostDType> = {
   '<f4': 'F32',
   '<f8': 'F64',
+  '<f2': 'F16',
   '<i8': 'I64',
   '<i4': 'I32',
   '|u1': 'U8',
   '|b1': 'BOOL',
 };
-const DTYPE_TO_DESCR: Record<HostDType, string> = {
+const DTYPE_TO_DESCR: Partial<Record<HostDType, string>> = {
   F32: '<f4',
   F64: '<f8',
+  F16: '<f2',
   I64: '<i8',
   I32: '<i4',
   U8: '|u1',
@@ -40,7 +43,7 @@ export function parseNpy(bytes: Uint8Array, source = '.npy data'): HostTensor {
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || shapeText === undefined) throw new NpyError(`${source}: malformed header ${JSON.stringify(header.trim().slice(0, 120))}`);
   const dtype = DESCR_TO_DTYPE[descr];
-  if (!dtype) throw new NpyError(`${source}: unsupported dtype '${descr}' (expected float32, float64, int32, int64, uint8 or bool, little-endian)`);
+  if (!dtype) throw new NpyError(`${source}: unsupported dtype '${descr}' (expected float32, float64, float16, int32, int64, uint8 or bool, little-endian)`);
   const parts = shapeText
     .split(',')
     .map((s) => s.trim())
@@ -88,8 +91,10 @@ export function readNpy(path: string): HostTensor {
 }
 
 export function serializeNpy(t: HostTensor): Uint8Array {
+  const descr = DTYPE_TO_DESCR[t.dtype];
+  if (descr === undefined) throw new NpyError(`a ${t.dtype} tensor has no .npy dtype (NumPy has no bfloat16; widen it to float32 first)`);
   const shape = t.shape.length === 1 ? `(${t.shape[0]},)` : `(${t.shape.join(', ')})`;
-  let header = `{'descr': '${DTYPE_TO_DESCR[t.dtype]}', 'fortran_order': False, 'shape': ${shape}, }`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
   const total = 10 + header.length + 1;
   header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
   const out = new Uint8Array(10 + header.length + t.data.byteLength);

@@ -1,10 +1,11 @@
 // The safetensors format: an 8-byte little-endian header length N, N bytes of JSON naming each
-// tensor's dtype, shape and byte range, then the raw little-endian C-order data.
+// tensor's dtype, shape and byte range, then the raw little-endian C-order data. F16 and BF16 are
+// kept as their raw 16-bit patterns (host_tensor.ts).
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic_write.ts';
 import { bytesOf, bytesPerElement, dataFromBytes, type HostDType, type HostTensor, numel } from './host_tensor.ts';
 
-const DTYPES: readonly HostDType[] = ['F32', 'F64', 'I64', 'I32', 'U8', 'BOOL'];
+const DTYPES: readonly HostDType[] = ['F32', 'F64', 'F16', 'BF16', 'I64', 'I32', 'U8', 'BOOL'];
 
 export interface SafetensorsFile {
   tensors: Map<string, HostTensor>;

@@ -2,7 +2,7 @@
 // ways. Float tensors are tf.Variables (parameters and BatchNorm running statistics);
 // `num_batches_tracked` counters are plain integers.
 import * as tf from '@tensorflow/tfjs';
-import { type HostTensor, numel, toNumbers } from '../io/host_tensor.ts';
+import { type HostTensor, numel, toNumbers, widenHalf } from '../io/host_tensor.ts';
 
 /** BatchNorm bottleneck biases of the GNN are frozen in the official code (requires_grad False). */
 export function isFrozenParameter(name: string): boolean {
@@ -81,8 +81,10 @@ export class StateDict {
     if (existing && (existing.shape.length !== t.shape.length || existing.shape.some((d, i) => d !== t.shape[i]))) {
       throw new Error(`'${name}': shape [${t.shape.join(', ')}] does not match the model's [${existing.shape.join(', ')}]`);
     }
-    if (t.dtype !== 'F32' && t.dtype !== 'F64') throw new Error(`'${name}': expected a float tensor, got ${t.dtype}`);
-    const value = tf.tensor(Float32Array.from(t.data as Float32Array | Float64Array), t.shape, 'float32');
+    // Half-precision weights (a float16 .pth) widen exactly; the model computes in float32.
+    const w = widenHalf(t);
+    if (w.dtype !== 'F32' && w.dtype !== 'F64') throw new Error(`'${name}': expected a float tensor, got ${t.dtype}`);
+    const value = tf.tensor(Float32Array.from(w.data as Float32Array | Float64Array), w.shape, 'float32');
     this.set(name, value);
     value.dispose();
   }

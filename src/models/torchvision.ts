@@ -1,6 +1,6 @@
 // What the torchvision backbones (ResNet-50, GoogLeNet) share: their state-dict inventory under
-// the official names, fresh initialisation, BatchNorm2d state, and loading PyTorch weights saved
-// as safetensors.
+// the official names, fresh initialisation, BatchNorm2d state, and loading PyTorch weights from a
+// torch.save checkpoint (.pth) or safetensors.
 //
 // Official names (scripts/models.py, scripts/backbone.py of the reference code): the feature
 // extractor's `backbone` is the torchvision GoogLeNet itself (feature_extractor.backbone.conv1…),
@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
 import type { HostTensor } from '../io/host_tensor.ts';
-import { readSafetensors } from '../io/safetensors.ts';
+import { readStateDict } from '../io/state_dict_file.ts';
 import type { BatchNormState } from '../nn/batch_norm.ts';
 import type { Backbone } from './backbone.ts';
 import type { StateDict } from './state_dict.ts';
@@ -109,7 +109,7 @@ export interface LoadReport {
  * torchvision names (`conv1.weight`), names under `feature_extractor.backbone.` or
  * `feature_extractor.backbone.model.` (official checkpoints; other feature_extractor.* / gnn.*
  * entries are ignored), and `module.` prefixes. Every tensor the forward needs must be present
- * with torchvision's shape; float16 is not accepted (convert to float32 first).
+ * with torchvision's shape; float16 and bfloat16 weights are widened to float32 (exactly).
  */
 export function loadTorchvisionWeights(sd: StateDict, backbone: TorchvisionBackbone, tensors: Map<string, HostTensor>, source = 'state dict'): LoadReport {
   const wanted = new Map(backbone.parameterShapes().map(([n, s]) => [n, s]));
@@ -152,8 +152,8 @@ export function loadTorchvisionWeights(sd: StateDict, backbone: TorchvisionBackb
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new Error(`${source}: '${name}' has shape [${t.shape.join(', ')}], ${backbone.name} expects [${shape.join(', ')}]`);
     }
-    if (!bare.endsWith('.num_batches_tracked') && t.dtype !== 'F32' && t.dtype !== 'F64') {
-      throw new Error(`${source}: '${name}' is ${t.dtype}; expected float32 (convert half-precision weights with .float() first)`);
+    if (!bare.endsWith('.num_batches_tracked') && !['F32', 'F64', 'F16', 'BF16'].includes(t.dtype)) {
+      throw new Error(`${source}: '${name}' is ${t.dtype}; expected floating-point weights`);
     }
     sd.load(backbone.prefix + bare, t);
     loaded.push(backbone.prefix + bare);
@@ -161,7 +161,10 @@ export function loadTorchvisionWeights(sd: StateDict, backbone: TorchvisionBackb
   return { loaded, ignored };
 }
 
-/** Reads a .safetensors file of torchvision weights and loads it (see loadTorchvisionWeights). */
-export function loadTorchvisionSafetensors(sd: StateDict, backbone: TorchvisionBackbone, path: string): LoadReport {
-  return loadTorchvisionWeights(sd, backbone, readSafetensors(path).tensors, path);
+/**
+ * Reads a file of torchvision weights, a torch.save checkpoint (.pth, either format) or
+ * safetensors, told apart by content, and loads it (see loadTorchvisionWeights).
+ */
+export function loadTorchvisionFile(sd: StateDict, backbone: TorchvisionBackbone, path: string): LoadReport {
+  return loadTorchvisionWeights(sd, backbone, readStateDict(path).tensors, path);
 }

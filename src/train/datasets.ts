@@ -19,7 +19,7 @@ import { BalancedBatchSampler, type SamplerState } from '../samplers/balanced_ba
 import type { Backbone } from '../models/backbone.ts';
 import { backboneSpec, backbonesTaking, unsupportedMessage } from '../models/backbones.ts';
 import { OnnxModelError } from '../models/onnx_backbone.ts';
-import { loadTorchvisionSafetensors } from '../models/torchvision.ts';
+import { loadTorchvisionFile } from '../models/torchvision.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { UserError, firstLine } from '../errors.ts';
 import { nameList } from '../text.ts';
@@ -182,12 +182,15 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
     loadWeights: weights
       ? (sd) => {
           try {
-            loadTorchvisionSafetensors(sd, backbone, weights);
+            loadTorchvisionFile(sd, backbone, weights);
           } catch (err) {
-            if (err instanceof UserError) throw err;
-            throw new UserError(
-              `model.weights ${weights}: ${firstLine(err)} (expected ${c.model.backbone} weights under torchvision's names; docs/backbones.md)`,
-            );
+            // The readers' and the loader's messages start with the path: said once, after the key.
+            const what = firstLine(err);
+            const text = what.startsWith(`${weights}: `) ? what.slice(weights.length + 2) : what;
+            if (err instanceof UserError) throw new UserError(`model.weights ${weights}: ${text}`);
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code !== undefined) throw new UserError(`model.weights ${weights}: cannot read (${code === 'ENOENT' ? 'no such file' : code})`);
+            throw new UserError(`model.weights ${weights}: ${text} (expected ${c.model.backbone} weights under torchvision's names; docs/backbones.md)`);
           }
         }
       : undefined,
