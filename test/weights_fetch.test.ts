@@ -175,6 +175,64 @@ test('offline: one line naming the URL and where to put a hand-downloaded file; 
   assert.equal(placed.sha256, sha(BODY));
 });
 
+test('the command: weights fetch NAME into the cache, weights list shows it, and --set model.weights=NAME resolves through it', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { ROOT } = await import('./helpers/cli.ts');
+  const run = promisify(execFile);
+  const dir = join(tmp, 'cli');
+  const cliEnv = { ...process.env, ...env(dir) };
+  const bin = join(ROOT, 'bin', 'hardneg');
+  const fetched = await run(process.execPath, [bin, 'weights', 'fetch', 'dino-vits16', '--json'], { env: cliEnv });
+  const report = JSON.parse(fetched.stdout) as { path: string; sha256: string; downloaded: boolean };
+  assert.equal(report.downloaded, true);
+  assert.equal(report.sha256, sha(BODY));
+  const listed = JSON.parse((await run(process.execPath, [bin, 'weights', 'list', '--json'], { env: cliEnv })).stdout) as {
+    weights: Array<{ name: string; cached: string | null }>;
+  };
+  assert.deepEqual(
+    listed.weights.map((w) => [w.name, w.cached !== null]),
+    [
+      ['resnet50', false],
+      ['googlenet', false],
+      ['dino-vits16', true],
+    ],
+  );
+  // A name resolves through the cache, for its own backbone only; an uncached name says how to fetch it.
+  const { makeImageFolder } = await import('./helpers/image_folder.ts');
+  const images = join(tmp, 'images');
+  await makeImageFolder(images, 'train', ['a', 'b', 'c', 'd', 'e'], 4, 1);
+  await makeImageFolder(images, 'test', ['f', 'g'], 2, 2);
+  const train = (weights: string, backbone: string) =>
+    run(
+      process.execPath,
+      [
+        bin,
+        'train',
+        '--dataset',
+        'folder',
+        '--data-root',
+        images,
+        '--out',
+        join(tmp, `run-${weights}`),
+        '--set',
+        `model.backbone=${backbone}`,
+        '--set',
+        `model.weights=${weights}`,
+      ],
+      { env: cliEnv },
+    ).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+  const wrongBackbone = await train('dino-vits16', 'resnet50');
+  assert.equal(wrongBackbone.code, 2);
+  assert.match(wrongBackbone.stderr, /model\.weights dino-vits16: these are dino-vits16 weights, but model\.backbone is resnet50/);
+  const notFetched = await train('googlenet', 'googlenet');
+  assert.equal(notFetched.code, 2);
+  assert.match(notFetched.stderr, /model\.weights googlenet: not in the cache yet .*run 'npx hardneg weights fetch googlenet' first/);
+});
+
 test('an unknown name lists the known ones', async () => {
   await assert.rejects(fetchWeights('resnet51'), /unknown weights 'resnet51': expected resnet50, googlenet or dino-vits16/);
 });

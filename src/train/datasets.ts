@@ -26,6 +26,8 @@ import { nameList } from '../text.ts';
 import type { TrainConfig } from './config.ts';
 import type { ImageSplit } from './image_split.ts';
 import type { BatchSampler } from './trainer.ts';
+import { cachedWeights } from '../weights/fetch.ts';
+import { isWeightsName, weightsEntry } from '../weights/registry.ts';
 
 /** Mirrors an NHWC batch left-right where `flips[i]` is set. */
 function flipRows(pixels: Float32Array, shape: readonly number[], flips: readonly boolean[]): void {
@@ -123,6 +125,13 @@ async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boo
   }
 }
 
+/** A weights name (hardneg weights list) as its cached file, for the backbone it was made for. */
+async function resolveWeightsName(name: string, backbone: string): Promise<string> {
+  const entry = weightsEntry(name);
+  if (entry.backbone !== backbone) throw new UserError(`model.weights ${name}: these are ${entry.backbone} weights, but model.backbone is ${backbone}`);
+  return cachedWeights(name);
+}
+
 export async function openTrainingData(c: TrainConfig, warn: (message: string) => void): Promise<TrainingData> {
   const spec = backboneSpec(c.model.backbone);
   if (spec.unsupported) throw new UserError(unsupportedMessage(spec.unsupported));
@@ -173,7 +182,7 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
     return { train: trainSplit, test: testSplit, backbone: spec.create({ width: train.width }), sampler };
   }
   const backbone = spec.create({ bnFreeze: c.solver.bnFreeze, pooling: c.model.pooling });
-  const weights = c.model.weights;
+  const weights = c.model.weights && isWeightsName(c.model.weights) ? await resolveWeightsName(c.model.weights, c.model.backbone) : c.model.weights;
   if (!weights) warn(`model.weights is not set: ${c.model.backbone} starts from random weights (the paper fine-tunes ImageNet weights; docs/backbones.md)`);
   return {
     train: pipelineSplit(ds.train as FileSplit),

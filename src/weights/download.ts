@@ -120,14 +120,20 @@ export async function download(urlText: string, dest: string, opts: DownloadOpti
     opts.onProgress?.(done, total);
     await new Promise<void>((resolve, reject) => {
       const out = createWriteStream(part, { flags: resumed ? 'a' : 'w' });
-      const fail = (err: Error): void => {
-        out.destroy();
+      let failed = false;
+      const fail = (err: Error, fromFile = false): void => {
+        if (failed) return;
+        failed = true;
         res.destroy();
-        reject(
+        const wrapped =
           err instanceof DownloadError
             ? err
-            : new DownloadError(`${url.href}: ${err.message} (the part downloaded so far is kept in ${part}; run again to resume)`, url.href, true),
-        );
+            : new DownloadError(`${url.href}: ${err.message} (the part downloaded so far is kept in ${part}; run again to resume)`, url.href, true);
+        // Keep what arrived: flush it to the partial file, so the next run resumes from there.
+        if (fromFile) {
+          out.destroy();
+          reject(wrapped);
+        } else out.end(() => reject(wrapped));
       };
       res.on('data', (chunk: Buffer) => {
         hash.update(chunk);
@@ -136,10 +142,10 @@ export async function download(urlText: string, dest: string, opts: DownloadOpti
       });
       res.once('aborted', () => fail(new Error('connection closed before the end')));
       res.once('error', fail);
-      out.once('error', fail);
+      out.once('error', (err) => fail(err, true));
       res.once('end', () => {
         if (total !== null && done < total) return fail(new Error(`connection closed after ${done} of ${total} bytes`));
-        out.end(() => resolve());
+        if (!failed) out.end(() => resolve());
       });
       res.pipe(out, { end: false });
     });

@@ -3,7 +3,7 @@
 // values. The pickle inside is read as data only (src/io/torch_pickle.ts), so converting a file
 // from the internet never runs anything it names.
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
@@ -11,9 +11,27 @@ import { bytesPerElement, numel } from '../../io/host_tensor.ts';
 import type { NonTensorEntry } from '../../io/pth.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
 import { readStateDict } from '../../io/state_dict_file.ts';
+import { nameList } from '../../text.ts';
+import { fetchWeights, weightsDir } from '../../weights/fetch.ts';
+import { WEIGHTS_NAMES, listWeights } from '../../weights/registry.ts';
+import { ProgressBar } from '../progress.ts';
 
-const HELP = `usage: hardneg weights convert IN.pth --out OUT.safetensors [--key NAME] [--strip-prefix P] [--json]
+const HELP = `usage: hardneg weights list [--json]
+       hardneg weights fetch NAME [--dir DIR] [--json]
+       hardneg weights convert IN.pth --out OUT.safetensors [--key NAME] [--strip-prefix P] [--json]
 
+list: the official pretrained weights hardneg knows by name (the ones the official configurations
+start from), with their URL, the backbone they are for, and whether they are in the cache.
+
+fetch: downloads NAME into the cache ($XDG_CACHE_HOME/hardneg/weights, else
+~/.cache/hardneg/weights; --dir DIR or HARDNEG_WEIGHTS_DIR elsewhere), with a progress bar,
+resuming an interrupted download (HTTP Range), honouring HTTPS_PROXY/HTTP_PROXY/NO_PROXY, checking
+the SHA-256 (torchvision's published prefix; DINO's is recorded at the first download and checked
+after), and giving the file its name only when it is complete and verified. Then
+--set model.weights=NAME uses the cached file. Without network the message names the URL and where
+to put a file downloaded by hand. HARDNEG_WEIGHTS_MIRROR=URL fetches FILE from URL/FILE instead.
+
+convert:
 Converts a PyTorch checkpoint to safetensors, without Python. IN is a torch.save file in either
 format (the zip format of PyTorch >= 1.6, or the legacy one); a safetensors IN works too, to select
 or rename entries. Every tensor is written under its state-dict name (nested dicts joined with '.',
@@ -34,7 +52,7 @@ options:
                          tensors ([{name, dtype, shape}]), bytes, non_tensors ([{name, type,
                          value}]), outside_prefix (tensors left out by --strip-prefix)
 
-Other subcommands (weights list, weights fetch) are planned.`;
+`;
 
 const OPTIONS = {
   out: { type: 'string' },
@@ -118,13 +136,58 @@ async function convert(argv: string[]): Promise<number> {
   return 0;
 }
 
+function list(argv: string[]): number {
+  const { values, positionals } = parseFlags({ args: argv, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: true });
+  if (positionals.length > 0) throw new UserError(`weights list takes no argument, got '${positionals[0]}'`);
+  const dir = weightsDir();
+  const rows = listWeights().map((e) => ({
+    name: e.name,
+    backbone: e.backbone,
+    url: e.url,
+    sha256_prefix: e.sha256Prefix ?? null,
+    cached: existsSync(join(dir, e.file)) ? join(dir, e.file) : null,
+    description: e.description,
+  }));
+  if (values.json) console.log(JSON.stringify({ dir, weights: rows }));
+  else {
+    console.log(`weights known by name (cache: ${dir}):`);
+    for (const r of rows) console.log(`  ${r.name.padEnd(12)} ${r.cached ? 'cached ' : '       '} ${r.description}\n  ${''.padEnd(20)}${r.url}`);
+  }
+  return 0;
+}
+
+async function fetch(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags({
+    args: argv,
+    options: { dir: { type: 'string' }, json: { type: 'boolean' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (positionals.length !== 1) throw new UserError(`weights fetch takes one name (${nameList(WEIGHTS_NAMES)}), got ${positionals.length}`);
+  const name = positionals[0] as string;
+  const bar = new ProgressBar(`fetching ${name}`, Boolean(values.json));
+  const r = await fetchWeights(name, {
+    dir: values.dir,
+    onProgress: (done, total) => bar.update(Math.round(done / 1e6), Math.round((total ?? done) / 1e6), 'MB'),
+  });
+  bar.done();
+  if (values.json) console.log(JSON.stringify({ name, path: r.path, sha256: r.sha256, downloaded: r.downloaded }));
+  else
+    console.log(
+      `${r.downloaded ? 'downloaded' : 'already in the cache'}: ${r.path} (sha256 ${r.sha256.slice(0, 16)}…); use it with --set model.weights=${name}`,
+    );
+  return 0;
+}
+
 export const command: Command = {
-  summary: 'convert PyTorch checkpoints (.pth, either torch.save format) to safetensors, no Python needed',
+  summary: 'official pretrained weights by name (list, fetch) and PyTorch checkpoints to safetensors (convert)',
   help: HELP,
   async run(argv: string[]): Promise<number> {
     const [sub, ...rest] = argv;
     if (sub === 'convert') return convert(rest);
-    if (sub === undefined) throw new UserError("expected a subcommand: convert; see 'hardneg weights --help'");
-    throw new UserError(`unknown subcommand '${sub}'; expected convert (see 'hardneg weights --help')`);
+    if (sub === 'list') return list(rest);
+    if (sub === 'fetch') return fetch(rest);
+    if (sub === undefined) throw new UserError("expected a subcommand: list, fetch or convert; see 'hardneg weights --help'");
+    throw new UserError(`unknown subcommand '${sub}'; expected list, fetch or convert (see 'hardneg weights --help')`);
   },
 };
