@@ -37,10 +37,12 @@ export { npairLoss, npairSyntheticLoss } from './losses/npair.ts';
 export { createGenerator, checkCompatibility, GENERATOR_NAMES, type HardNegativeGenerator } from './baselines/index.ts';
 export { createLoss, LOSS_NAMES, type MetricLoss } from './losses/metric/index.ts';
 
-// Datasets: the embedded Fashion-MNIST subset, image folders, the four benchmarks as distributed.
+// Datasets: the embedded Fashion-MNIST subset, image folders, the four benchmarks as distributed,
+// and the glyph dataset rendered from the installed fonts.
 export { loadFashionMnist } from './data/fashion_mnist.ts';
 export { openImageFolder, inspectImageFolder } from './data/image_folder.ts';
 export { openBenchmark, inspectBenchmark, BENCHMARK_NAMES, type BenchmarkName } from './data/benchmarks.ts';
+export { buildGlyphSet, type GlyphSetOptions, type GlyphSetManifest, type GlyphSetSummary } from './data/glyphs.ts';
 
 // Metrics: Recall@K, MAP@R, R-Precision (textbook or official), In-Shop, NMI, exact k-NN.
 export {

@@ -368,6 +368,35 @@ const ROWS: Row[] = [
     words: /--method nnoe: expected gca-hng, .* or daml$/,
     absent: () => [T('typo')],
   },
+  // data build-glyphs: refused before any font is read.
+  {
+    name: 'build-glyphs --fonts 1',
+    args: () => ['data', 'build-glyphs', '--out', T('glyphs'), '--fonts', '1'],
+    code: 2,
+    words: /--fonts 1: expected an integer in \[2, 10000\]$/,
+    absent: () => [T('glyphs')],
+  },
+  {
+    name: 'build-glyphs --scripts with an unknown script',
+    args: () => ['data', 'build-glyphs', '--out', T('glyphs'), '--scripts', 'latin,klingon'],
+    code: 2,
+    words: /--scripts latin,klingon: expected a comma-separated list of latin, .*, han$/,
+    absent: () => [T('glyphs')],
+  },
+  {
+    name: "build-glyphs onto someone else's folder",
+    args: () => ['data', 'build-glyphs', '--out', T('theirs')],
+    code: 2,
+    words: /--out .*theirs: not empty and not a glyph set written by 'hardneg data build-glyphs' \(found 'config\.json'\)/,
+    unchanged: () => [T('theirs')],
+  },
+  {
+    name: 'build-glyphs --font-dir missing',
+    args: () => ['data', 'build-glyphs', '--out', T('glyphs'), '--font-dir', T('no-fonts')],
+    code: 2,
+    words: /--font-dir .*no-fonts: no such folder/,
+    absent: () => [T('glyphs')],
+  },
   { name: 'an unknown flag', args: () => ['train', '--bogus'], code: 2, words: /Unknown option '--bogus'\. See 'hardneg train --help'\.$/ },
   { name: 'an unknown command', args: () => ['trian'], code: 2, words: /unknown command 'trian'/ },
 ];

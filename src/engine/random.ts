@@ -48,6 +48,12 @@ export const STREAMS = {
   benchImages: 7,
   /** bench/pipeline.ts: each epoch's image order. */
   benchOrder: 3,
+  /** `hardneg data build-glyphs --seed S`: which characters become classes, and their split. */
+  glyphClasses: 51,
+  /** `hardneg data build-glyphs`: which fonts draw a character (one stream per character). */
+  glyphFonts: 52,
+  /** `hardneg data build-glyphs`: one image's shift, scale, rotation and stroke (one stream per image). */
+  glyphJitter: 53,
 } as const;
 
 export type StreamName = keyof typeof STREAMS;
