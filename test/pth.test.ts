@@ -292,7 +292,7 @@ test('weights convert: flag mistakes are one line naming the flag or file', () =
       /no tensor name starts with 'trunk\.'/,
     ],
     [['weights', 'convert', F('dino.zip.pth'), '--out', T('k.safetensors'), '--key', 'optimizer'], /holds no tensors under 'optimizer'/],
-    [['weights', 'list'], /unknown subcommand 'list'; expected convert/],
+    [['weights', 'lst'], /unknown subcommand 'lst'; expected list, fetch or convert/],
   ];
   for (const [args, words] of cases) assertOneLineError(hardnegIn(tmp, args), words);
   assert.ok(!existsSync(T('k.safetensors')));
