@@ -6,7 +6,22 @@
 import './helpers/backend.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import type { Random } from '../src/engine/random.ts';
+import { batchNorm2d } from '../src/nn/batch_norm2d.ts';
+import { conv2d } from '../src/nn/conv2d_general.ts';
+import { globalAvgPool } from '../src/nn/pooling.ts';
+import { googlenet } from '../src/models/googlenet.ts';
+import { resnet50 } from '../src/models/resnet50.ts';
+import type { StateDict } from '../src/models/state_dict.ts';
+import { batchNormShapes, batchNormState, initTorchvision, type TorchvisionBackbone } from '../src/models/torchvision.ts';
+import { BalancedBatchSampler, type SamplerState } from '../src/samplers/balanced_batch_sampler.ts';
+import { parseConfig } from '../src/train/config.ts';
+import { type BnAffinePolicy, freezePlan, frozenAt } from '../src/train/freezing.ts';
+import { runTraining } from '../src/train/trainer.ts';
 import { featureIdentityBackbone } from '../src/models/onnx_backbone.ts';
 import { createMetricModel } from '../src/models/metric_model.ts';
 import { HEAD_LINEAR } from '../src/models/embedding_head.ts';
@@ -59,4 +74,209 @@ test('In-Shop evaluation inside training follows eval.semantics (official: ties 
   assert.equal(await recall1('official'), 1);
   eye.dispose();
   m.sd.dispose();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Which parameters each epoch freezes (QUIRK 6), on the real ResNet-50 and GoogLeNet inventories
+// ---------------------------------------------------------------------------------------------
+
+/** The trainable names of a torchvision backbone: weights and biases, not running statistics. */
+function trainableNames(b: TorchvisionBackbone): string[] {
+  return b
+    .parameterShapes()
+    .map(([n]) => n)
+    .filter((n) => !/\.(running_mean|running_var|num_batches_tracked)$/.test(n))
+    .map((n) => b.prefix + n);
+}
+
+test('frozen parameters per epoch: warm-up freezes the backbone; BN_FREEZE freezes ResNet-50 BN affine until warm-up ends (QUIRK 6)', () => {
+  const rn = resnet50({ bnFreeze: true });
+  const gn = googlenet({ bnFreeze: true });
+  // ResNet-50: bn1, 3 BatchNorms in each of 3 + 4 + 6 + 3 = 16 bottlenecks, 4 downsample BNs: 53 layers,
+  // a weight and a bias each. GoogLeNet: conv1–conv3 and 6 BasicConv2d in each of 9 inception blocks: 57.
+  const rnAffine = 2 * (1 + 3 * 16 + 4);
+  const gnAffine = 2 * (3 + 6 * 9);
+  const frozen = (b: TorchvisionBackbone, warmUpEpochs: number, bnAffine: BnAffinePolicy, bnFreeze = true) => {
+    const plan = freezePlan(b, trainableNames(b), { bnFreeze, warmUpEpochs, bnAffine });
+    return [0, 1, 2, 3].map((e) => frozenAt(plan, e));
+  };
+  const isAffine = (n: string) => /(bn\d?|downsample\.1)\.(weight|bias)$/.test(n);
+  const sizes = (sets: Set<string>[]) => sets.map((s) => s.size);
+  const rnAll = trainableNames(rn).length;
+  const gnAll = trainableNames(gn).length;
+  // official, warm-up 2: everything frozen in epochs 0 and 1, nothing afterwards (the warm-up loop
+  // sets requires_grad True on every backbone parameter, the BN affine ones included).
+  assert.deepEqual(sizes(frozen(rn, 2, 'official')), [rnAll, rnAll, 0, 0]);
+  assert.deepEqual(sizes(frozen(gn, 2, 'official')), [gnAll, gnAll, 0, 0]);
+  // official, no warm-up: the loop never runs, so the constructor's freeze holds for the whole run
+  // (ResNet-50 only; the GoogLeNet constructor freezes nothing).
+  const noWarm = frozen(rn, 0, 'official');
+  assert.deepEqual(sizes(noWarm), [rnAffine, rnAffine, rnAffine, rnAffine]);
+  assert.ok([...(noWarm[0] as Set<string>)].every(isAffine));
+  assert.deepEqual(sizes(frozen(gn, 0, 'official')), [0, 0, 0, 0]);
+  // 'frozen' (the correction): BN affine frozen for the whole run in both backbones.
+  assert.deepEqual(sizes(frozen(rn, 1, 'frozen')), [rnAll, rnAffine, rnAffine, rnAffine]);
+  assert.deepEqual(sizes(frozen(gn, 0, 'frozen')), [gnAffine, gnAffine, gnAffine, gnAffine]);
+  // 'trained': they train whenever the backbone does.
+  assert.deepEqual(sizes(frozen(rn, 0, 'trained')), [0, 0, 0, 0]);
+  // Without BN_FREEZE nothing but the warm-up freezes anything.
+  for (const policy of ['official', 'frozen', 'trained'] as const) assert.deepEqual(sizes(frozen(rn, 1, policy, false)), [rnAll, 0, 0, 0]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The loop itself: tiny runs of runTraining
+// ---------------------------------------------------------------------------------------------
+
+const TINY_PREFIX = 'feature_extractor.backbone.model.';
+
+interface Snapshot {
+  conv: number[];
+  bnWeight: number[];
+  bnBias: number[];
+  runningMean: number[];
+  runningVar: number[];
+}
+
+/**
+ * A torchvision-like backbone small enough for loop tests: conv1 (3×3, 1 → 4 channels) → bn1 →
+ * ReLU → global average pool, under ResNet-50's prefix, declaring the ResNet constructor's BN
+ * freeze. Every training-mode forward (one per iteration) records the backbone's tensors as they
+ * are when the iteration starts.
+ */
+function tinyResNetLike(bnFreeze: boolean, snapshots: Snapshot[]): TorchvisionBackbone {
+  const shapes: Array<[string, number[]]> = [['conv1.weight', [4, 1, 3, 3]], ...batchNormShapes('bn1', 4)];
+  const read = (sd: StateDict, n: string) => Array.from(sd.get(TINY_PREFIX + n).dataSync());
+  return {
+    name: 'tiny-resnet-like',
+    features: 4,
+    prefix: TINY_PREFIX,
+    bnFreeze,
+    constructorFreezesBnAffine: true,
+    parameterShapes: () => shapes.map(([n, s]) => [n, [...s]]),
+    batchNormAffineNames: () => [`${TINY_PREFIX}bn1.weight`, `${TINY_PREFIX}bn1.bias`],
+    init(sd: StateDict, rng: Random) {
+      initTorchvision(sd, TINY_PREFIX, shapes, rng, 'kaiming-fan-out');
+    },
+    forward(sd: StateDict, images: tf.Tensor4D, training: boolean): tf.Tensor2D {
+      if (training) {
+        snapshots.push({
+          conv: read(sd, 'conv1.weight'),
+          bnWeight: read(sd, 'bn1.weight'),
+          bnBias: read(sd, 'bn1.bias'),
+          runningMean: read(sd, 'bn1.running_mean'),
+          runningVar: read(sd, 'bn1.running_var'),
+        });
+      }
+      return tf.tidy(() => {
+        const x = conv2d(images, sd.get(`${TINY_PREFIX}conv1.weight`), null, { padding: 1 });
+        return globalAvgPool(tf.relu(batchNorm2d(x, batchNormState(sd, `${TINY_PREFIX}bn1`), training && !bnFreeze)) as tf.Tensor4D);
+      });
+    },
+  };
+}
+
+/** n random 6×6 grey images per class, labels 0..classes−1 (seeded, so runs are repeatable). */
+function imageSplit(classes: number, perClass: number, seed: number): ImageSplit {
+  const n = classes * perClass;
+  const pixels = tf.tidy(() => tf.randomNormal([n, 6, 6, 1], 0, 1, 'float32', seed).dataSync() as Float32Array);
+  const labels = Int32Array.from({ length: n }, (_, i) => Math.floor(i / perClass));
+  return {
+    size: n,
+    labels,
+    numClasses: classes,
+    images: async (idx) => {
+      const out = new Float32Array(idx.length * 36);
+      idx.forEach((i, r) => out.set(pixels.subarray(i * 36, (i + 1) * 36), r * 36));
+      return tf.tensor4d(out, [idx.length, 6, 6, 1]);
+    },
+  };
+}
+
+interface LogLine {
+  type: string;
+  epoch: number;
+  [key: string]: unknown;
+}
+
+/** Trains a tiny model (P = 2, K = 2, one or two iterations per epoch) and returns its log and snapshots. */
+async function tinyRun(
+  settings: Record<string, Record<string, unknown>>,
+  opts: { bnFreeze?: boolean } = {},
+): Promise<{ log: LogLine[]; snapshots: Snapshot[]; evaluated: number[] }> {
+  const runDir = mkdtempSync(join(tmpdir(), 'hardneg-loop-'));
+  const config = parseConfig(
+    {
+      ...settings,
+      model: { embeddingSize: 4, gnnLayers: 1, attentionHeads: 1, ...settings.model },
+      train: { classesPerBatch: 2, samplesPerClass: 2, maxIterationsPerEpoch: 1, checkpointEvery: 1000, ...settings.train },
+      eval: { ks: [1], nmi: false, ...settings.eval },
+    },
+    'test',
+  );
+  const snapshots: Snapshot[] = [];
+  const evaluated: number[] = [];
+  const train = imageSplit(4, 6, 1);
+  await runTraining({
+    config,
+    runDir,
+    train,
+    test: imageSplit(3, 3, 2),
+    backbone: tinyResNetLike(opts.bnFreeze ?? config.solver.bnFreeze, snapshots),
+    sampler: (seed) => {
+      const s = new BalancedBatchSampler(train.labels, { P: 2, K: 2, seed });
+      return {
+        nextBatch: () => Array.from(s.nextBatch()),
+        batchesPerEpoch: () => s.batchesPerEpoch(),
+        state: () => s.state(),
+        restore: (st) => s.restore(st as SamplerState),
+      };
+    },
+    resume: false,
+    onEvaluation: (r) => evaluated.push(r.epoch),
+  });
+  const log = readFileSync(join(runDir, 'log.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as LogLine);
+  return { log, snapshots, evaluated };
+}
+
+const same = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+test('warm-up and BN freezing in the loop: backbone unchanged during warm-up; BN affine follows solver.bnAffine; running stats kept under BN_FREEZE', async () => {
+  // Two iterations per epoch: snapshot 2e + i is taken as iteration i of epoch e starts.
+  const run = (warmUpEpochs: number, bnAffine: BnAffinePolicy, bnFreeze = true) =>
+    tinyRun({ train: { method: 'none', epochs: 3, maxIterationsPerEpoch: 2 }, solver: { warmUpEpochs, bnAffine, bnFreeze }, loss: { base: 'npair' } });
+  const changedAt = (s: Snapshot[], key: keyof Snapshot) => s.slice(1).map((x, i) => !same(x[key], (s[i] as Snapshot)[key]));
+
+  // official, one warm-up epoch: nothing of the backbone moves in epoch 0 (snapshots 0 → 1 → 2),
+  // then the convolution and the BN affine parameters train (2 → 3, 3 → 4, …).
+  const warm = await run(1, 'official');
+  assert.equal(warm.snapshots.length, 6);
+  assert.deepEqual(changedAt(warm.snapshots, 'conv'), [false, false, true, true, true]);
+  assert.deepEqual(changedAt(warm.snapshots, 'bnWeight'), [false, false, true, true, true]);
+  assert.deepEqual(changedAt(warm.snapshots, 'bnBias'), [false, false, true, true, true]);
+  // BN_FREEZE: the running statistics never move, in warm-up or after.
+  assert.deepEqual(changedAt(warm.snapshots, 'runningMean'), [false, false, false, false, false]);
+  assert.deepEqual(changedAt(warm.snapshots, 'runningVar'), [false, false, false, false, false]);
+
+  // official, no warm-up: the convolution trains from the first iteration, the BN affine never.
+  const noWarm = await run(0, 'official');
+  assert.deepEqual(changedAt(noWarm.snapshots, 'conv'), [true, true, true, true, true]);
+  assert.deepEqual(changedAt(noWarm.snapshots, 'bnWeight'), [false, false, false, false, false]);
+  assert.deepEqual(changedAt(noWarm.snapshots, 'bnBias'), [false, false, false, false, false]);
+
+  // The correction keeps them frozen after a warm-up too; 'trained' trains them from the start.
+  const frozen = await run(1, 'frozen');
+  assert.deepEqual(changedAt(frozen.snapshots, 'conv'), [false, false, true, true, true]);
+  assert.deepEqual(changedAt(frozen.snapshots, 'bnWeight'), [false, false, false, false, false]);
+  const trained = await run(0, 'trained');
+  assert.deepEqual(changedAt(trained.snapshots, 'bnWeight'), [true, true, true, true, true]);
+
+  // Without BN_FREEZE the running statistics move at every training forward, warm-up included
+  // (QUIRK 6: only frozen BatchNorms keep them), and the BN affine trains after the warm-up.
+  const live = await run(1, 'official', false);
+  assert.deepEqual(changedAt(live.snapshots, 'runningMean'), [true, true, true, true, true]);
+  assert.deepEqual(changedAt(live.snapshots, 'conv'), [false, false, true, true, true]);
+  assert.deepEqual(changedAt(live.snapshots, 'bnWeight'), [false, false, true, true, true]);
 });

@@ -33,7 +33,8 @@
 // G_CUB200.yml. The same as config.py: model.normalize (MODEL.NORM False), loss.divWeight (10),
 // solver.embeddingRatio (1), gnnLr (3e-4), classifierLr (1e-3), lrPolicy ('step'), gradClip (True).
 // Keys with no config.py counterpart default to the official code's fixed behaviour (loss.simMask
-// 'reference', loss.edgeDropout 0.1, loss.hardness 'official', solver.classifierWeightDecay 0.01;
+// 'reference', loss.edgeDropout 0.1, loss.hardness 'official', solver.classifierWeightDecay 0.01,
+// solver.bnAffine 'official';
 // solver.proxyLrMultiplier 100 is Proxy-Anchor's official), except eval.semantics: 'textbook' here,
 // 'official' in the official evaluation (and the presets).
 import { z } from 'zod';
@@ -42,6 +43,7 @@ import { PAPER_BENCHMARK_NAMES } from '../data/listing.ts';
 import { GCA_METHODS } from '../gca_hng/variants.ts';
 import { LOSS_NAMES, type LossName } from '../losses/metric/index.ts';
 import { BACKBONE_NAMES } from '../models/backbones.ts';
+import { BN_AFFINE_POLICIES } from './freezing.ts';
 import { UserError } from '../errors.ts';
 
 /** The official base loss, listed first. */
@@ -176,6 +178,14 @@ export const TrainConfigSchema = z.strictObject({
       bnFreeze: z.boolean().default(true),
       /** SOLVER.WARM_UP_EPOCH: epochs with the backbone frozen. */
       warmUpEpochs: z.number().int().nonnegative().default(0),
+      /**
+       * The BatchNorm2d weights and biases of a torchvision backbone under bnFreeze (QUIRK 6;
+       * src/train/freezing.ts). 'official': ResNet-50's are frozen until the warm-up ends (for the
+       * whole run when warmUpEpochs is 0), as the official constructor and warm-up loop leave them;
+       * GoogLeNet's train with the backbone. 'frozen' (the correction): frozen for the whole run
+       * in either backbone. 'trained': they train whenever the backbone does.
+       */
+      bnAffine: z.enum(BN_AFFINE_POLICIES).default('official'),
     })
     .prefault({}),
   eval: z
