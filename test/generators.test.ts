@@ -315,6 +315,33 @@ test('EE + batch-hard triplet (mean) reproduces the official HPHN triplet loss o
   }
 });
 
+test('EE golden: with N-pair the originals are L2-normalised like the internal points (values from scripts/fixtures/embedding_expansion_golden.py)', () => {
+  // Raw norms 3.2, 0.46, 2.3, 4.3: without normalising the originals, mining would compare raw
+  // dot products of these with unit-norm internal points.
+  const z = tf.tensor2d([
+    [3.0, 0.5, -1.0],
+    [0.2, 0.1, 0.4],
+    [1.0, 2.0, 0.5],
+    [-0.5, 4.0, 1.5],
+  ]);
+  const y = [0, 1, 0, 1];
+  const loss = new NPairLoss();
+  const o = new EmbeddingExpansion().objective(loss, { embeddings: z, labels: y, rng: new Random(0) });
+  // numpy, float64, from the paper's equations: cross-entropy 0.8511229892395589 + l2 term 0.01282875.
+  assertClose([scalar(o.total)], [0.8639517392395588], 2e-6, 'N-pair + EE');
+  const m = embeddingExpansionMatrix(tf.div(z, tf.norm(z, 2, 1, true)) as tf.Tensor2D, y, loss.distance);
+  const want = [
+    [1.0, 0.6576789078197712, 0.4771187236136979, 0.6576789078197712],
+    [0.6576789078197712, 1.0, 0.8595058636356623, 0.45661166048865687],
+    [0.4771187236136979, 0.8595058636356623, 1.0, 0.8595058636356623],
+    [0.6576789078197712, 0.45661166048865687, 0.8595058636356623, 1.0],
+  ];
+  assertClose(m.dataSync(), flat(want), 2e-6, 'mined matrix');
+  // The previous behaviour, raw originals, is still there by name and gives another value.
+  const raw = new EmbeddingExpansion({ normalizeEmbeddings: false }).objective(loss, { embeddings: z, labels: y, rng: new Random(0) });
+  assert.ok(Math.abs(scalar(raw.total) - 0.8639517392395588) > 0.03);
+});
+
 test('EE objective: gradients reach the real embeddings; odd samples per class are refused', () => {
   const rng = new Random(13);
   const z = tf.variable(tf.tensor2d(randomMat(rng, 8, 4)));
@@ -583,7 +610,7 @@ test('compatibility: proxy synthesis needs a proxy loss, the pair generators nee
   assert.throws(() => generatorInfo('gca-hng'), /not a registry generator/);
   assert.deepEqual([...GENERATOR_NAMES], ['none', 'hdml', 'ee', 'symm', 'ps', 'daml']);
   assert.deepEqual(generatorInfo('ps').defaults, { alpha: 0.4, mu: 1 });
-  assert.deepEqual(generatorInfo('ee').defaults, { innerPoints: 2, l2Normalize: true });
+  assert.deepEqual(generatorInfo('ee').defaults, { innerPoints: 2, l2Normalize: true, normalizeEmbeddings: true });
   assert.deepEqual(generatorInfo('hdml').defaults, { alpha: 90, synWeight: 1, beta: 1e4 });
   // generatorObjective refuses an instance mismatch too.
   const pa = createLoss('proxy-anchor', {}, { sd: new StateDict(), numClasses: 2, embeddingSize: 2, rng: new Random(1) });
