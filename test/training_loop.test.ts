@@ -112,7 +112,7 @@ test('frozen parameters per epoch: warm-up freezes the backbone; BN_FREEZE freez
   // (ResNet-50 only; the GoogLeNet constructor freezes nothing).
   const noWarm = frozen(rn, 0, 'official');
   assert.deepEqual(sizes(noWarm), [rnAffine, rnAffine, rnAffine, rnAffine]);
-  assert.ok([...(noWarm[0] as Set<string>)].every(isAffine));
+  assert.ok([...(noWarm[0] as Set<string>)].every(isAffine), 'only BatchNorm weights and biases');
   assert.deepEqual(sizes(frozen(gn, 0, 'official')), [0, 0, 0, 0]);
   // 'frozen' (the correction): BN affine frozen for the whole run in both backbones.
   assert.deepEqual(sizes(frozen(rn, 1, 'frozen')), [rnAll, rnAffine, rnAffine, rnAffine]);

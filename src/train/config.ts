@@ -108,7 +108,7 @@ export const TrainConfigSchema = z.strictObject({
     .strictObject({
       /**
        * gca-hng, its ablations (docs/ablations.md), none (the base loss alone), or a baseline
-       * generator: hdml, ee, symm, ps, daml (docs/losses_and_baselines.md).
+       * generator: hdml-lite, ee, symm, ps, daml-lite (docs/losses_and_baselines.md).
        */
       method: z.enum(TRAIN_METHODS).default('gca-hng'),
       /** TRAIN.NUM_SAMPLED_CLASSES (P) */
