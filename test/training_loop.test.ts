@@ -280,3 +280,19 @@ test('warm-up and BN freezing in the loop: backbone unchanged during warm-up; BN
   assert.deepEqual(changedAt(live.snapshots, 'conv'), [false, false, true, true, true]);
   assert.deepEqual(changedAt(live.snapshots, 'bnWeight'), [false, false, true, true, true]);
 });
+
+test('loss.options and method.options reach the loss and the generator the trainer builds', async () => {
+  const iterations = (log: LogLine[]) => log.filter((l) => l.type === 'iteration');
+  // Triplet on L2-normalised embeddings: every distance is in [0, 2], so each triplet's hinge
+  // [d(a,p) − d(a,n) + m]_+ lies in [m − 2, m + 2]; with m = 100 every triplet counts and the mean
+  // is in [98, 102]; with the default m = 0.05 it is at most 2.05.
+  const run = (options: Record<string, unknown>) =>
+    tinyRun({ train: { method: 'none', epochs: 1 }, loss: { base: 'triplet', options }, solver: { warmUpEpochs: 0 } });
+  const big = iterations((await run({ margin: 100 })).log)[0]?.J_m as number;
+  assert.ok(big >= 98 && big <= 102, `margin 100: J_m = ${big}`);
+  const small = iterations((await run({})).log)[0]?.J_m as number;
+  assert.ok(small <= 2.05, `default margin: J_m = ${small}`);
+  // hdml-lite logs φ = exp(−α/J_avg); in the first epoch J_avg = 1e6, so α = 1e6 gives e^{−1}.
+  const hdml = await tinyRun({ train: { method: 'hdml-lite', epochs: 1 }, loss: { base: 'npair' }, method: { options: { alpha: 1e6 } } });
+  assert.ok(Math.abs((iterations(hdml.log)[0]?.phi as number) - Math.exp(-1)) < 1e-6, `φ = ${iterations(hdml.log)[0]?.phi}`);
+});

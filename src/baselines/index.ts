@@ -1,6 +1,7 @@
 // The hard-negative generation baselines: a registry (name → factory with typed options) and the
 // compatibility rules between a generation method and a base loss, each refusal with a reason a
 // person can act on. 'gca-hng' is listed for the rules only (it is built in src/train/).
+import { z } from 'zod';
 import type { Random } from '../engine/random.ts';
 import { type MetricLoss, isPairLoss, isProxyLoss } from '../losses/metric/base.ts';
 import { lossInfo } from '../losses/metric/index.ts';
@@ -75,6 +76,8 @@ export interface GeneratorInfo<N extends GeneratorName = GeneratorName> {
   readonly description: string;
   readonly source: string;
   readonly defaults: Readonly<GeneratorOptionsMap[N]>;
+  /** The options a configuration may set (`method.options`); unknown keys are refused; {} is the defaults. */
+  readonly optionsSchema: z.ZodType<GeneratorOptionsMap[N]>;
   create(options: GeneratorOptionsMap[N] | undefined, env: GeneratorEnv): GeneratorInstanceMap[N];
 }
 
@@ -84,6 +87,7 @@ const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
     requires: 'any',
     hasParameters: false,
     defaults: {},
+    optionsSchema: z.strictObject({}),
     description: 'no generation: the base loss on the real batch',
     source: '—',
     create: () => new NoGeneration(),
@@ -93,6 +97,7 @@ const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
     requires: 'pair',
     hasParameters: false,
     defaults: HDML_LITE_DEFAULTS,
+    optionsSchema: z.strictObject({ alpha: z.number().nonnegative().optional(), synWeight: z.number().nonnegative().optional() }),
     description: "HDML's hardness-aware interpolation of negatives towards the anchor, without HDML's generator network and its losses",
     source: 'simplified from Zheng et al. CVPR 2019; wzzheng/HDML lib/HDML.py Pulling',
     create: (o) => new HdmlLite(o),
@@ -102,6 +107,11 @@ const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
     requires: 'pair',
     hasParameters: false,
     defaults: EMBEDDING_EXPANSION_DEFAULTS,
+    optionsSchema: z.strictObject({
+      innerPoints: z.number().int().positive().optional(),
+      l2Normalize: z.boolean().optional(),
+      normalizeEmbeddings: z.boolean().optional(),
+    }),
     description: 'internal points between same-class pairs, then hard negative pair mining',
     source: 'Ko & Gu CVPR 2020; clovaai/embedding-expansion',
     create: (o) => new EmbeddingExpansion(o),
@@ -111,6 +121,7 @@ const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
     requires: 'pair',
     hasParameters: false,
     defaults: SYMMETRICAL_SYNTHESIS_DEFAULTS,
+    optionsSchema: z.strictObject({ npairRule: z.enum(['official', 'paper']).optional() }),
     description: "symmetric points of same-class pairs about each other's axis, then hard negative pair mining",
     source: 'Gu & Ko AAAI 2020; clovaai/symmetrical-synthesis (symm_npair_loss with N-pair)',
     create: (o) => new SymmetricalSynthesis(o),
@@ -120,6 +131,7 @@ const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
     requires: 'proxy',
     hasParameters: false,
     defaults: PROXY_SYNTHESIS_DEFAULTS,
+    optionsSchema: z.strictObject({ alpha: z.number().positive().optional(), mu: z.number().nonnegative().optional() }),
     description: 'synthetic classes by mixing embeddings and their proxies with λ ~ Beta(α, α)',
     source: 'Gu, Ko & Kim AAAI 2021; navervision/proxy-synthesis',
     create: (o) => new ProxySynthesis(o),
@@ -129,6 +141,14 @@ const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
     requires: 'pair',
     hasParameters: true,
     defaults: DAML_LITE_DEFAULTS,
+    // The StateDict prefix is a storage name, not a setting: not configurable here.
+    optionsSchema: z.strictObject({
+      lambda: z.number().nonnegative().optional(),
+      lambda1: z.number().nonnegative().optional(),
+      lambda2: z.number().nonnegative().optional(),
+      alpha: z.number().optional(),
+      hidden: z.array(z.number().int().positive()).optional(),
+    }),
     description: "DAML's adversarial MLP generator of hard negatives, moved into the embedding space, without pre-training",
     source: "simplified from Duan et al. CVPR 2018 (no official code; weights as in GeDML's DAMLCollector)",
     create: (o, env) => {

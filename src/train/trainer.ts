@@ -93,7 +93,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const compat = checkCompatibility(gca ? 'gca-hng' : c.train.method, c.loss.base, { samplesPerClass: K, classesPerBatch: P });
   if (!compat.ok) throw new UserError(`method ${c.train.method} with loss ${c.loss.base}: ${compat.reason}`);
   // Loss proxies and a baseline generator's parameters join the state dict (and opt_c) by name.
-  const baseLoss = createLoss(c.loss.base, undefined, {
+  const baseLoss = createLoss(c.loss.base, c.loss.options, {
     sd: model.sd,
     numClasses: shape.C,
     embeddingSize: shape.D,
@@ -101,7 +101,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   });
   const generator = gca
     ? undefined
-    : createGenerator(c.train.method, undefined, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.generatorInit) });
+    : createGenerator(c.train.method, c.method.options, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.generatorInit) });
   const generatorRng = new Random(c.train.seed, STREAMS.generator);
   const opts: Optimizers = createOptimizers(
     model.sd,
