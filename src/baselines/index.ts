@@ -206,7 +206,10 @@ export function createGenerator(name: string, options?: object, env: GeneratorEn
   return generatorInfo(name).create(options as never, env);
 }
 
-/** The base losses GCA-HNG is built for (N-pair officially; Proxy-Anchor and Multi-Similarity per issue 6 item 3). */
+/**
+ * The base losses GCA-HNG runs on: N-pair (official); Proxy-Anchor and Multi-Similarity with
+ * hardneg's own J_syn (docs/algorithm.md §6.9.1), not a formulation from the paper or its code.
+ */
 export const GCA_HNG_LOSSES: readonly string[] = ['npair', 'proxy-anchor', 'multi-similarity'];
 
 /** What is known of the batch, for the rules that depend on it. */

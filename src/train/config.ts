@@ -130,7 +130,10 @@ const ConfigShape = z.strictObject({
     .prefault({}),
   loss: z
     .strictObject({
-      /** The base metric loss (official: npair). GCA-HNG also runs on proxy-anchor and multi-similarity. */
+      /**
+       * The base metric loss (official: npair). GCA-HNG also runs on proxy-anchor and
+       * multi-similarity, with hardneg's own J_syn (docs/algorithm.md §6.9.1, not the paper's).
+       */
       base: z.enum(BASE_LOSSES).default(OFFICIAL_LOSS),
       /** LOSS.ALPHA */
       alpha: nonNegative.default(4),
