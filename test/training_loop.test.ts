@@ -296,3 +296,66 @@ test('loss.options and method.options reach the loss and the generator the train
   const hdml = await tinyRun({ train: { method: 'hdml-lite', epochs: 1 }, loss: { base: 'npair' }, method: { options: { alpha: 1e6 } } });
   assert.ok(Math.abs((iterations(hdml.log)[0]?.phi as number) - Math.exp(-1)) < 1e-6, `φ = ${iterations(hdml.log)[0]?.phi}`);
 });
+
+/** The iteration lines of epoch e. */
+const epochLines = (log: LogLine[], e: number) => log.filter((l) => l.type === 'iteration' && l.epoch === e);
+
+test('GCA-HNG loop: step schedule and the GNN cosine per epoch, J_avg/J_gen epoch means fed to the next epoch (1e6 first), evaluation every train.evalEvery epochs and after the last', async () => {
+  const { log, evaluated } = await tinyRun({
+    train: { method: 'gca-hng', epochs: 5, maxIterationsPerEpoch: 2, evalEvery: 2 },
+    solver: { baseLr: 1e-3, gnnLr: 3e-4, lrPolicy: 'step', metricGamma: 0.5, metricDecaySteps: 2, warmUpEpochs: 1 },
+    loss: { alpha: 4, beta: 30 },
+  });
+  // opt_c (logged: the head group, BASE_LR·EMBEDDING_RATIO with ratio 1): base·γ^⌊e/2⌋, the
+  // warm-up epoch included (the schedule steps every epoch whatever is frozen).
+  const step = [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4];
+  // opt_gnn: 3e-4·(1 + cos(πe/5))/2, cos(π/5) = 0.80901699…, cos(2π/5) = 0.30901699…
+  const gnn = [3e-4, 2.7135254915624213e-4, 1.9635254915624213e-4, 1.0364745084375789e-4, 2.864745084375788e-5];
+  for (let e = 0; e < 5; e++) {
+    const lines = epochLines(log, e);
+    assert.equal(lines.length, 2, `epoch ${e}: two iterations`);
+    for (const l of lines) {
+      assert.ok(Math.abs((l.lr as number) - (step[e] as number)) < 1e-15, `epoch ${e}: lr ${l.lr}, expected ${step[e]}`);
+      assert.ok(Math.abs((l.lr_gnn as number) - (gnn[e] as number)) < 1e-15, `epoch ${e}: lr_gnn ${l.lr_gnn}, expected ${gnn[e]}`);
+    }
+  }
+  // Epoch 0 uses Ĵ = Ĵ_gen = 1e6: φ = exp(−4/1e6), e_bj = exp(−30/1e6). Every later epoch uses the
+  // means of the previous epoch's max(J_m, 1e-6) and max(J_gen, 1e-6), fixed within the epoch.
+  let jAvg = 1e6;
+  let jGen = 1e6;
+  for (let e = 0; e < 5; e++) {
+    const lines = epochLines(log, e);
+    for (const l of lines) {
+      assert.ok(Math.abs((l.para_scale as number) - Math.exp(-4 / jAvg)) < 1e-12, `epoch ${e}: φ ${l.para_scale} vs exp(−4/${jAvg})`);
+      assert.ok(Math.abs((l.e_bj as number) - Math.exp(-30 / jGen)) < 1e-12, `epoch ${e}: e_bj ${l.e_bj} vs exp(−30/${jGen})`);
+    }
+    jAvg = lines.reduce((s, l) => s + Math.max(l.J_m as number, 1e-6), 0) / lines.length;
+    jGen = lines.reduce((s, l) => s + Math.max(l.J_gen as number, 1e-6), 0) / lines.length;
+  }
+  // Evaluated after epochs 2 and 4 ((e + 1) mod 2 = 0) and after the last one, 5.
+  assert.deepEqual(evaluated, [2, 4, 5]);
+  assert.deepEqual(
+    log.filter((l) => l.type === 'evaluation').map((l) => l.epoch),
+    [2, 4, 5],
+  );
+});
+
+test('learning-rate policies cos and exp over the epochs, with a warm-up epoch', async () => {
+  const lrs = async (lrPolicy: string, metricDecaySteps: number) => {
+    const { log } = await tinyRun({
+      train: { method: 'none', epochs: 5, evalEvery: 5 },
+      loss: { base: 'npair' },
+      solver: { baseLr: 1e-3, lrPolicy, metricDecaySteps, warmUpEpochs: 1 },
+    });
+    return [0, 1, 2, 3, 4].map((e) => epochLines(log, e)[0]?.lr as number);
+  };
+  // cos, T_max = 4: 1e-3·(1 + cos(πe/4))/2 with cos(π/4) = 0.70710678…; at e = 4 the rate is 0.
+  const cos = [1e-3, 8.535533905932737e-4, 5e-4, 1.4644660940672624e-4, 0];
+  // exp: 1e-3·0.9^e.
+  const exp = [1e-3, 9e-4, 8.1e-4, 7.29e-4, 6.561e-4];
+  for (const [got, want, name] of [
+    [await lrs('cos', 4), cos, 'cos'],
+    [await lrs('exp', 4), exp, 'exp'],
+  ] as const)
+    got.forEach((v, e) => assert.ok(Math.abs(v - (want[e] as number)) < 1e-15, `${name} epoch ${e}: ${v}, expected ${want[e]}`));
+});
