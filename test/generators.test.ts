@@ -690,19 +690,29 @@ test('compatibility: proxy synthesis needs a proxy loss, the pair generators nee
   assertClose([scalar(none.total)], [scalar(pa.compute(tf.ones([4, 2]) as tf.Tensor2D, [0, 1, 0, 1]))], 1e-6, 'none = the base loss');
 });
 
-test('every generator with every compatible loss gives a finite objective and embedding gradients (chunk layout P = 3, K = 2)', () => {
-  const y = [0, 1, 2, 0, 1, 2];
-  for (const method of GENERATOR_NAMES) {
-    for (const lossName of ['npair', 'triplet', 'contrastive', 'multi-similarity', 'proxy-anchor', 'proxy-nca']) {
-      if (!checkCompatibility(method, lossName, { samplesPerClass: 2, classesPerBatch: 3 }).ok) continue;
-      const sd = new StateDict();
-      const loss = createLoss(lossName, undefined, { sd, numClasses: 3, embeddingSize: 4, rng: new Random(1) });
-      const gen = createGenerator(method, undefined, { sd, embeddingSize: 4, rng: new Random(2) });
-      const z = tf.variable(tf.tensor2d(randomMat(new Random(3), 6, 4)));
-      const { value, grads } = tf.variableGrads(() => generatorObjective(gen, loss, { embeddings: z, labels: y, rng: new Random(4), jAvg: 2 }).total, [z]);
-      assert.ok(Number.isFinite(scalar(value)), `${method} + ${lossName}: value`);
-      const g = (grads[z.name] as tf.Tensor).dataSync();
-      assert.ok(g.every(Number.isFinite) && g.some((v) => v !== 0), `${method} + ${lossName}: gradient`);
+test('every generator with every compatible loss gives a finite objective and embedding gradients and leaves no tensor behind (chunk layouts P = 3, K = 2 and P = 2, K = 4)', () => {
+  for (const [P, K] of [
+    [3, 2],
+    [2, 4],
+  ] as const) {
+    const y = Array.from({ length: P * K }, (_, i) => i % P);
+    for (const method of GENERATOR_NAMES) {
+      for (const lossName of ['npair', 'triplet', 'contrastive', 'multi-similarity', 'proxy-anchor', 'proxy-nca']) {
+        if (!checkCompatibility(method, lossName, { samplesPerClass: K, classesPerBatch: P }).ok) continue;
+        const sd = new StateDict();
+        const loss = createLoss(lossName, undefined, { sd, numClasses: 3, embeddingSize: 4, rng: new Random(1) });
+        const gen = createGenerator(method, undefined, { sd, embeddingSize: 4, rng: new Random(2) });
+        const z = tf.variable(tf.tensor2d(randomMat(new Random(3), P * K, 4)));
+        const before = tf.memory().numTensors;
+        const { value, grads } = tf.variableGrads(() => generatorObjective(gen, loss, { embeddings: z, labels: y, rng: new Random(4), jAvg: 2 }).total, [z]);
+        assert.ok(Number.isFinite(scalar(value)), `${method} + ${lossName}: value`);
+        const g = (grads[z.name] as tf.Tensor).dataSync();
+        assert.ok(g.every(Number.isFinite) && g.some((v) => v !== 0), `${method} + ${lossName}: gradient`);
+        tf.dispose([value, ...Object.values(grads)]);
+        assert.equal(tf.memory().numTensors, before, `${method} + ${lossName}: no tensor left behind`);
+        z.dispose();
+        sd.dispose();
+      }
     }
   }
 });
