@@ -365,7 +365,7 @@ const ROWS: Row[] = [
     name: 'a misspelt --method',
     args: () => TRAIN(T('typo'), '--method', 'nnoe'),
     code: 2,
-    words: /--method nnoe: expected gca-hng, .* or daml$/,
+    words: /--method nnoe: expected gca-hng, .* or daml-lite$/,
     absent: () => [T('typo')],
   },
   // data build-glyphs: refused before any font is read.
@@ -396,6 +396,13 @@ const ROWS: Row[] = [
     code: 2,
     words: /--font-dir .*no-fonts: no such folder/,
     absent: () => [T('glyphs')],
+  },
+  {
+    name: "the authors' name of a method implemented only simplified",
+    args: () => TRAIN(T('hdml'), '--method', 'hdml'),
+    code: 2,
+    words: /--method hdml: the official HDML .* is not implemented; 'hdml-lite' is its interpolation alone/,
+    absent: () => [T('hdml')],
   },
   { name: 'an unknown flag', args: () => ['train', '--bogus'], code: 2, words: /Unknown option '--bogus'\. See 'hardneg train --help'\.$/ },
   { name: 'an unknown command', args: () => ['trian'], code: 2, words: /unknown command 'trian'/ },

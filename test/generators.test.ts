@@ -18,12 +18,18 @@ import {
   TripletMarginLoss,
   createLoss,
 } from '../src/losses/metric/index.ts';
-import { mineGroups, nextSameClass, pairWithinClass, selectRows } from '../src/baselines/common.ts';
-import { BlockMean, Hdml, hdmlCandidates, hdmlFactor, hdmlMatrix } from '../src/baselines/hdml.ts';
+import { anchorCandidateMatrix, mineGroups, nextSameClass, pairWithinClass, selectRows } from '../src/baselines/common.ts';
+import { HdmlLite, hdmlCandidates, hdmlFactor, hdmlMatrix } from '../src/baselines/hdml_lite.ts';
 import { EmbeddingExpansion, embeddingExpansionMatrix, expandEmbeddings } from '../src/baselines/embedding_expansion.ts';
-import { SymmetricalSynthesis, reflectAboutAxis, symmetricPoints, symmetricalSynthesisMatrix } from '../src/baselines/symmetrical_synthesis.ts';
+import {
+  SymmetricalSynthesis,
+  reflectAboutAxis,
+  symmetricPoints,
+  symmetricalSynthesisMatrix,
+  symmetricalSynthesisNpairMatrix,
+} from '../src/baselines/symmetrical_synthesis.ts';
 import { ProxySynthesis, proxySynthesis, sampleBeta } from '../src/baselines/proxy_synthesis.ts';
-import { Daml, damlGenerate, damlGeneratorLoss, initDamlGenerator } from '../src/baselines/daml.ts';
+import { DamlLite, damlGenerate, damlGeneratorLoss, initDamlGenerator } from '../src/baselines/daml_lite.ts';
 import {
   GENERATOR_NAMES,
   METHOD_NAMES,
@@ -94,7 +100,7 @@ test('group mining keeps the original for positives and the hardest candidate fo
   assertClose(mineGroups(cube, [0, 0], rawL2).dataSync(), [0, 5, 5, 0], 0, 'one class: originals');
 });
 
-// ---------- HDML ----------
+// ---------- hdml-lite ----------
 
 // z (chunk layout P = 2, K = 2): a0 = (0,0), b0 = (4,0), a1 = (1,0), b1 = (4,3); labels 0, 1, 0, 1.
 const hz = () =>
@@ -106,7 +112,7 @@ const hz = () =>
   ]);
 const hy = [0, 1, 0, 1];
 
-test('HDML pulling by hand (α = 2, J_avg = 2: φ = e^{-1})', () => {
+test('hdml-lite pulling by hand (α = 2, J_avg = 2: φ = e^{-1})', () => {
   const phi = hdmlFactor(2, 2);
   assertClose([phi], [Math.exp(-1)], 1e-12, 'φ');
   const { candidates, partner, pulled } = hdmlCandidates(hz(), hy, phi);
@@ -129,7 +135,7 @@ test('HDML pulling by hand (α = 2, J_avg = 2: φ = e^{-1})', () => {
   assertClose([m[0]![1]!, m[0]![3]!, m[1]![0]!, m[1]![2]!, m[0]![2]!], [1 + 3 * phi, 1 + 4 * phi, 3 + phi, 3, 1], 1e-5, 'matrix');
 });
 
-test('HDML: ‖ẑ⁻ − z‖ = d⁺ + (d⁻ − d⁺)·φ for every pulled negative, z⁻ otherwise (random data)', () => {
+test('hdml-lite: ‖ẑ⁻ − z‖ = d⁺ + (d⁻ − d⁺)·φ for every pulled negative, z⁻ otherwise (random data)', () => {
   const rng = new Random(4);
   const Z = randomMat(rng, 8, 3);
   const y = [0, 1, 2, 3, 0, 1, 2, 3];
@@ -157,13 +163,13 @@ test('HDML: ‖ẑ⁻ − z‖ = d⁺ + (d⁻ − d⁺)·φ for every pulled neg
   assert.ok(pulledCount > 10);
 });
 
-test('HDML objective: J_m + J_syn, the official e^{−β/J_gen} weighting, φ = 1 reproduces J_m; gradients reach every embedding', () => {
+test('hdml-lite objective: J_m + J_syn, φ = 1 reproduces J_m; gradients reach every embedding', () => {
   const rng = new Random(8);
   const z = tf.variable(tf.tensor2d(randomMat(rng, 6, 4)));
   const y = [0, 1, 2, 0, 1, 2];
   for (const loss of [new NPairLoss(), new MultiSimilarityLoss(), new TripletMarginLoss({ margin: 0.2 })]) {
     const ctx = { embeddings: z as tf.Tensor2D, labels: y, rng: new Random(1), jAvg: 3 };
-    const o = new Hdml().objective(loss, ctx);
+    const o = new HdmlLite().objective(loss, ctx);
     assertClose([scalar(o.total)], [scalar(o.terms.J_m!) + scalar(o.terms.J_syn!)], 1e-5, `${loss.name} J_m + J_syn`);
     const synOnly = scalar(
       loss.computeFromMatrix({
@@ -175,12 +181,11 @@ test('HDML objective: J_m + J_syn, the official e^{−β/J_gen} weighting, φ = 
       }),
     );
     assertClose([scalar(o.terms.J_syn!)], [synOnly], 1e-5, `${loss.name} J_syn`);
-    const w = Math.exp(-1e4 / 2e4);
-    const off = new Hdml().objective(loss, { ...ctx, jGen: 2e4 });
-    assertClose([scalar(off.total)], [w * scalar(off.terms.J_m!) + (1 - w) * scalar(off.terms.J_syn!)], 1e-5, `${loss.name} official weights`);
-    const easy = new Hdml().objective(loss, { ...ctx, jAvg: Infinity });
+    const weighted = new HdmlLite({ synWeight: 0.25 }).objective(loss, ctx);
+    assertClose([scalar(weighted.total)], [scalar(o.terms.J_m!) + 0.25 * scalar(o.terms.J_syn!)], 1e-5, `${loss.name} J_m + w·J_syn`);
+    const easy = new HdmlLite().objective(loss, { ...ctx, jAvg: Infinity });
     assertClose([scalar(easy.terms.J_syn!)], [scalar(easy.terms.J_m!)], 1e-5, `${loss.name}: φ = 1 leaves the negatives as they are`);
-    const { grads } = tf.variableGrads(() => new Hdml().objective(loss, ctx).total, [z]);
+    const { grads } = tf.variableGrads(() => new HdmlLite().objective(loss, ctx).total, [z]);
     const g = (grads[z.name] as tf.Tensor).arraySync() as number[][];
     assert.ok(
       g.every((r) => r.every(Number.isFinite) && r.some((v) => v !== 0)),
@@ -189,7 +194,7 @@ test('HDML objective: J_m + J_syn, the official e^{−β/J_gen} weighting, φ = 
   }
   assert.throws(
     () =>
-      new Hdml().objective(new ProxyNcaLoss({ sd: new StateDict(), numClasses: 3, embeddingSize: 4, rng: new Random(1) }), {
+      new HdmlLite().objective(new ProxyNcaLoss({ sd: new StateDict(), numClasses: 3, embeddingSize: 4, rng: new Random(1) }), {
         embeddings: z,
         labels: y,
         rng: new Random(1),
@@ -198,14 +203,31 @@ test('HDML objective: J_m + J_syn, the official e^{−β/J_gen} weighting, φ = 
   );
 });
 
-test('HDML J_avg tracking: 1e6 until 64 values, then the block mean (official data_collector)', () => {
-  const m = new BlockMean();
-  for (let i = 0; i < 63; i++) m.update(i);
-  assert.equal(m.read(), 1e6);
-  m.update(NaN);
-  assert.equal(m.read(), 1e6);
-  m.update(63);
-  assert.equal(m.read(), 31.5);
+test("hdml-lite with a loss that normalises: the pulled negative is on the sphere at the rule's distance, and the loss sees that distance", () => {
+  // Unit vectors at angles 0° (anchor, class 0), 60° (its positive), 270° and 200° (class 1):
+  // d⁺ = chord(60°) = 1; the negative at 270° is 90° away, d⁻ = √2 > d⁺, so it is pulled to
+  // t = 1 + (√2 − 1)·φ from the anchor, with φ = e^{−1} (α = 2, J_avg = 2).
+  const deg = (a: number) => [Math.cos((a * Math.PI) / 180), Math.sin((a * Math.PI) / 180)];
+  const z = tf.tensor2d([deg(0), deg(270), deg(60), deg(200)]);
+  const y = [0, 1, 0, 1];
+  const phi = Math.exp(-1);
+  const t = 1 + (Math.SQRT2 - 1) * phi;
+  const c = hdmlCandidates(z, y, phi, 'sphere').candidates.arraySync();
+  const p = c[0]![1]!;
+  assertClose([Math.hypot(p[0]!, p[1]!)], [1], 1e-6, 'on the unit sphere');
+  assertClose([euclid(p, deg(0))], [t], 1e-5, 'chord distance t');
+  // On the arc from 0° towards 270°: the angle 2·asin(t/2) below the x axis.
+  const theta = 2 * Math.asin(t / 2);
+  assertClose(p, [Math.cos(theta), -Math.sin(theta)], 1e-5, 'on the great circle towards z⁻');
+  // Euclidean on normalised embeddings sees t; the cosine sees 1 − t²/2 (unit vectors t apart).
+  const euclidean = hdmlMatrix(z, y, new LpDistance(), phi).arraySync();
+  assertClose([euclidean[0]![1]!], [t], 1e-5, 'Euclidean loss matrix');
+  const cosine = hdmlMatrix(z, y, new CosineSimilarity(), phi).arraySync();
+  assertClose([cosine[0]![1]!], [1 - (t * t) / 2], 1e-5, 'cosine loss matrix');
+  // The raw dot product of N-pair keeps the official segment: the point at t along the chord.
+  const seg = hdmlCandidates(z, y, phi, 'segment').candidates.arraySync()[0]![1]!;
+  assertClose([euclid(seg, deg(0))], [t], 1e-5, 'segment distance t');
+  assert.ok(Math.hypot(seg[0]!, seg[1]!) < 0.99, 'a point of the chord is inside the sphere');
 });
 
 // ---------- Embedding Expansion ----------
@@ -315,6 +337,33 @@ test('EE + batch-hard triplet (mean) reproduces the official HPHN triplet loss o
   }
 });
 
+test('EE golden: with N-pair the originals are L2-normalised like the internal points (values from scripts/fixtures/embedding_expansion_golden.py)', () => {
+  // Raw norms 3.2, 0.46, 2.3, 4.3: without normalising the originals, mining would compare raw
+  // dot products of these with unit-norm internal points.
+  const z = tf.tensor2d([
+    [3.0, 0.5, -1.0],
+    [0.2, 0.1, 0.4],
+    [1.0, 2.0, 0.5],
+    [-0.5, 4.0, 1.5],
+  ]);
+  const y = [0, 1, 0, 1];
+  const loss = new NPairLoss();
+  const o = new EmbeddingExpansion().objective(loss, { embeddings: z, labels: y, rng: new Random(0) });
+  // numpy, float64, from the paper's equations: cross-entropy 0.8511229892395589 + l2 term 0.01282875.
+  assertClose([scalar(o.total)], [0.8639517392395588], 2e-6, 'N-pair + EE');
+  const m = embeddingExpansionMatrix(tf.div(z, tf.norm(z, 2, 1, true)) as tf.Tensor2D, y, loss.distance);
+  const want = [
+    [1.0, 0.6576789078197712, 0.4771187236136979, 0.6576789078197712],
+    [0.6576789078197712, 1.0, 0.8595058636356623, 0.45661166048865687],
+    [0.4771187236136979, 0.8595058636356623, 1.0, 0.8595058636356623],
+    [0.6576789078197712, 0.45661166048865687, 0.8595058636356623, 1.0],
+  ];
+  assertClose(m.dataSync(), flat(want), 2e-6, 'mined matrix');
+  // The previous behaviour, raw originals, is still there by name and gives another value.
+  const raw = new EmbeddingExpansion({ normalizeEmbeddings: false }).objective(loss, { embeddings: z, labels: y, rng: new Random(0) });
+  assert.ok(Math.abs(scalar(raw.total) - 0.8639517392395588) > 0.03, `raw originals give ${scalar(raw.total)}`);
+});
+
 test('EE objective: gradients reach the real embeddings; odd samples per class are refused', () => {
   const rng = new Random(13);
   const z = tf.variable(tf.tensor2d(randomMat(rng, 8, 4)));
@@ -380,6 +429,27 @@ test("Symm hard negative pair mining by hand (paper rule: hardest of the negativ
     )(z)
     .dataSync();
   assert.ok(g.every(Number.isFinite) && g.some((v) => v !== 0), 'gradient');
+});
+
+test('Symm golden with N-pair: the official symm_npair_loss (values from scripts/fixtures/symmetrical_synthesis_golden.py)', () => {
+  // Chunk layout: rows 0, 1 the anchors of classes 0, 1; rows 2, 3 their positives.
+  const z = tf.tensor2d([
+    [1.0, 0.2, -0.5],
+    [0.3, 1.5, 0.4],
+    [0.2, -1.4, 0.9],
+    [-0.2, 1.1, 1.0],
+  ]);
+  const y = [0, 1, 0, 1];
+  // The official l2 term is 0.25·0.002·(mean‖a‖² + mean‖p‖²), the N-pair loss with l2Reg 0.002.
+  const o = new SymmetricalSynthesis().objective(new NPairLoss({ l2Reg: 0.002 }), { embeddings: z, labels: y, rng: new Random(0) });
+  // numpy, float64: cross-entropy 0.4872608882400653 + l2 0.0022125.
+  assertClose([scalar(o.total)], [0.4894733882400653], 2e-6, 'symm N-pair');
+  // S = max over the six products, the positive pairs included (⟨a_0, p_0⟩ itself is −0.53).
+  const s = symmetricalSynthesisNpairMatrix(z, y, new NPairLoss().distance).arraySync();
+  assertClose([s[0]![2]!, s[0]![3]!, s[1]![2]!, s[1]![3]!], [1.4257173991006649, 1.1168, 1.351317829457364, 1.99], 2e-6, 'S');
+  // The paper's rule keeps the positive pair and looks only at the column's points: another value.
+  const paper = new SymmetricalSynthesis({ npairRule: 'paper' }).objective(new NPairLoss({ l2Reg: 0.002 }), { embeddings: z, labels: y, rng: new Random(0) });
+  assert.ok(Math.abs(scalar(paper.total) - 0.4894733882400653) > 0.1, `the paper's rule gives ${scalar(paper.total)}`);
 });
 
 // ---------- Proxy Synthesis ----------
@@ -453,7 +523,7 @@ test('PS: Beta(α, α) draws are seeded and have the right moments; the objectiv
   assert.throws(() => new ProxySynthesis().objective(new MultiSimilarityLoss(), { embeddings: z, labels: y, rng: new Random(1) }), /proxy-based/);
 });
 
-// ---------- DAML ----------
+// ---------- daml-lite ----------
 
 /** A D = 1 generator with hidden [1, 1] whose output is relu(w·[a, p, n]). */
 function tinyDaml(select: [number, number, number]): StateDict {
@@ -467,7 +537,7 @@ function tinyDaml(select: [number, number, number]): StateDict {
   return sd;
 }
 
-test('DAML generator loss by hand (G outputs the negative itself, then the anchor itself)', () => {
+test('daml-lite generator loss by hand (G outputs the negative itself, then the anchor itself)', () => {
   // z = 1, 3, 2, 5 (1-D), labels 0, 1, 0, 1; positives: 0↔2, 1↔3. The 8 negative pairs (a, p, n):
   // (1,2,3) (1,2,5) (3,5,1) (3,5,2) (2,1,3) (2,1,5) (5,3,1) (5,3,2):
   // ‖n − a‖² = 4, 16, 4, 1, 1, 9, 16, 9 (mean 7.5); ‖p − a‖² = 1, 1, 4, 4, 1, 1, 4, 4;
@@ -486,12 +556,12 @@ test('DAML generator loss by hand (G outputs the negative itself, then the ancho
   assertClose(genA.candidates.dataSync(), [1, 1, 2, 1, 3, 3, 3, 5, 1, 2, 2, 2, 5, 3, 5, 5], 1e-6, 'candidates');
 });
 
-test('DAML objective: J_gen + λ·J_m; J_gen trains only the generator, J_m reaches both; seeded init', () => {
+test('daml-lite objective: J_gen + λ·J_m; J_gen trains only the generator, J_m reaches both; seeded init', () => {
   const z = tf.variable(tf.tensor2d([[1], [3], [2], [5]]));
   const y = [0, 1, 0, 1];
   const loss = new ContrastiveLoss({ distance: rawL2, negMargin: 3, reducer: 'mean' });
   const sd = tinyDaml([0, 0, 1]);
-  const daml = new Daml({ sd, embeddingSize: 1 }, { hidden: [1, 1] });
+  const daml = new DamlLite({ sd, embeddingSize: 1 }, { hidden: [1, 1] });
   const o = daml.objective(loss, { embeddings: z, labels: y, rng: new Random(0) });
   // G = n: the synthetic negatives are the real ones, so J_m is the base loss on the real batch.
   assertClose([scalar(o.terms.J_m!)], [scalar(loss.compute(z, y))], 1e-5, 'J_m');
@@ -520,7 +590,7 @@ test('DAML objective: J_gen + λ·J_m; J_gen trains only the generator, J_m reac
   // Seeded initialisation with the default hidden sizes [D, D].
   const mk = () => {
     const s = new StateDict();
-    createGenerator('daml', undefined, { sd: s, embeddingSize: 3, rng: new Random(17) });
+    createGenerator('daml-lite', undefined, { sd: s, embeddingSize: 3, rng: new Random(17) });
     return s;
   };
   const a = mk();
@@ -541,15 +611,35 @@ test('DAML objective: J_gen + λ·J_m; J_gen trains only the generator, J_m reac
     'U(±1/√fan_in), fan_in = 9',
   );
   assert.throws(() => initDamlGenerator({ sd: a, embeddingSize: 4 }, [4, 4]), /expected \[4,12\]/);
-  assert.throws(() => createGenerator('daml'), /StateDict/);
+  assert.throws(() => createGenerator('daml-lite'), /StateDict/);
   // A full-size generator on random data trains end to end.
   const rng = new Random(5);
   const zz = tf.variable(tf.tensor2d(randomMat(rng, 6, 4)));
   const s2 = new StateDict();
-  const d2 = createGenerator('daml', {}, { sd: s2, embeddingSize: 4, rng: new Random(2) });
+  const d2 = createGenerator('daml-lite', {}, { sd: s2, embeddingSize: 4, rng: new Random(2) });
   const v2 = [zz, ...s2.trainable(d2.parameterPrefixes).map((n) => s2.get(n))];
   const r2 = tf.variableGrads(() => d2.objective(new MultiSimilarityLoss(), { embeddings: zz, labels: [0, 1, 2, 0, 1, 2], rng: new Random(0) }).total, v2);
   for (const v of v2) assert.ok((r2.grads[v.name] as tf.Tensor).dataSync().every(Number.isFinite), `finite gradient ${v.name}`);
+});
+
+test("daml-lite with a loss that normalises: G's output is on the sphere and J_m sees the distances J_gen measures", () => {
+  const sd = new StateDict();
+  createGenerator('daml-lite', {}, { sd, embeddingSize: 3, rng: new Random(21) });
+  const rng = new Random(22);
+  const raw = randomMat(rng, 4, 3);
+  const zs = raw.map((r) => r.map((v) => v / Math.hypot(...r)));
+  const y = [0, 1, 0, 1];
+  const z = tf.tensor2d(zs);
+  const gen = damlGenerate(sd, z, z, y, 'daml.generator', true);
+  const syn = gen.synthetic.arraySync();
+  const m = anchorCandidateMatrix(z, gen.candidates, new LpDistance()).arraySync();
+  for (let i = 0; i < 4; i++)
+    for (let j = 0; j < 4; j++) {
+      if (y[i] === y[j]) continue;
+      assertClose([Math.hypot(...syn[i]![j]!)], [1], 1e-5, `x̃(${i},${j}) on the sphere`);
+      // J_gen's ‖x̃ − x‖ is the distance J_m's pair (i, j) holds.
+      assertClose([m[i]![j]!], [euclid(syn[i]![j]!, zs[i]!)], 1e-5, `pair (${i},${j})`);
+    }
 });
 
 // ---------- registry and compatibility ----------
@@ -559,11 +649,11 @@ test('compatibility: proxy synthesis needs a proxy loss, the pair generators nee
   for (const m of METHOD_NAMES) table[m] = ['npair', 'triplet', 'contrastive', 'ms', 'proxy-anchor', 'proxy-nca'].filter((l) => checkCompatibility(m, l).ok);
   assert.deepEqual(table, {
     none: ['npair', 'triplet', 'contrastive', 'ms', 'proxy-anchor', 'proxy-nca'],
-    hdml: ['npair', 'triplet', 'contrastive', 'ms'],
+    'hdml-lite': ['npair', 'triplet', 'contrastive', 'ms'],
     ee: ['npair', 'triplet', 'contrastive', 'ms'],
     symm: ['npair', 'triplet', 'contrastive', 'ms'],
     ps: ['proxy-anchor', 'proxy-nca'],
-    daml: ['npair', 'triplet', 'contrastive', 'ms'],
+    'daml-lite': ['npair', 'triplet', 'contrastive', 'ms'],
     'gca-hng': ['npair', 'ms', 'proxy-anchor'],
   });
   const ps = checkCompatibility('ps', 'npair');
@@ -573,7 +663,12 @@ test('compatibility: proxy synthesis needs a proxy loss, the pair generators nee
   const odd = checkCompatibility('symm', 'ms', { samplesPerClass: 3 });
   assert.ok(!odd.ok && /even number of samples per class/.test(odd.reason));
   assert.ok(checkCompatibility('ee', 'ms', { samplesPerClass: 4 }).ok);
-  assert.ok(!checkCompatibility('hdml', 'ms', { samplesPerClass: 1 }).ok);
+  assert.ok(!checkCompatibility('hdml-lite', 'ms', { samplesPerClass: 1 }).ok);
+  // The authors' names are not given to the simplified methods: asking for them says so.
+  for (const name of ['hdml', 'daml']) {
+    const r = checkCompatibility(name, 'npair');
+    assert.ok(!r.ok && r.reason.includes(`'${name}-lite'`) && /not implemented/.test(r.reason), JSON.stringify(r));
+  }
   assert.ok(!checkCompatibility('ps', 'proxy-anchor', { classesPerBatch: 1 }).ok);
   const unknown = checkCompatibility('mixup', 'ms');
   assert.ok(!unknown.ok && /unknown method 'mixup'/.test(unknown.reason));
@@ -581,10 +676,10 @@ test('compatibility: proxy synthesis needs a proxy loss, the pair generators nee
   assert.equal(resolveMethodName('Embedding-Expansion'), 'ee');
   assert.equal(resolveMethodName('gca_hng'), 'gca-hng');
   assert.throws(() => generatorInfo('gca-hng'), /not a registry generator/);
-  assert.deepEqual([...GENERATOR_NAMES], ['none', 'hdml', 'ee', 'symm', 'ps', 'daml']);
+  assert.deepEqual([...GENERATOR_NAMES], ['none', 'hdml-lite', 'ee', 'symm', 'ps', 'daml-lite']);
   assert.deepEqual(generatorInfo('ps').defaults, { alpha: 0.4, mu: 1 });
-  assert.deepEqual(generatorInfo('ee').defaults, { innerPoints: 2, l2Normalize: true });
-  assert.deepEqual(generatorInfo('hdml').defaults, { alpha: 90, synWeight: 1, beta: 1e4 });
+  assert.deepEqual(generatorInfo('ee').defaults, { innerPoints: 2, l2Normalize: true, normalizeEmbeddings: true });
+  assert.deepEqual(generatorInfo('hdml-lite').defaults, { alpha: 90, synWeight: 1 });
   // generatorObjective refuses an instance mismatch too.
   const pa = createLoss('proxy-anchor', {}, { sd: new StateDict(), numClasses: 2, embeddingSize: 2, rng: new Random(1) });
   assert.throws(
@@ -595,19 +690,29 @@ test('compatibility: proxy synthesis needs a proxy loss, the pair generators nee
   assertClose([scalar(none.total)], [scalar(pa.compute(tf.ones([4, 2]) as tf.Tensor2D, [0, 1, 0, 1]))], 1e-6, 'none = the base loss');
 });
 
-test('every generator with every compatible loss gives a finite objective and embedding gradients (chunk layout P = 3, K = 2)', () => {
-  const y = [0, 1, 2, 0, 1, 2];
-  for (const method of GENERATOR_NAMES) {
-    for (const lossName of ['npair', 'triplet', 'contrastive', 'multi-similarity', 'proxy-anchor', 'proxy-nca']) {
-      if (!checkCompatibility(method, lossName, { samplesPerClass: 2, classesPerBatch: 3 }).ok) continue;
-      const sd = new StateDict();
-      const loss = createLoss(lossName, undefined, { sd, numClasses: 3, embeddingSize: 4, rng: new Random(1) });
-      const gen = createGenerator(method, undefined, { sd, embeddingSize: 4, rng: new Random(2) });
-      const z = tf.variable(tf.tensor2d(randomMat(new Random(3), 6, 4)));
-      const { value, grads } = tf.variableGrads(() => generatorObjective(gen, loss, { embeddings: z, labels: y, rng: new Random(4), jAvg: 2 }).total, [z]);
-      assert.ok(Number.isFinite(scalar(value)), `${method} + ${lossName}: value`);
-      const g = (grads[z.name] as tf.Tensor).dataSync();
-      assert.ok(g.every(Number.isFinite) && g.some((v) => v !== 0), `${method} + ${lossName}: gradient`);
+test('every generator with every compatible loss gives a finite objective and embedding gradients and leaves no tensor behind (chunk layouts P = 3, K = 2 and P = 2, K = 4)', () => {
+  for (const [P, K] of [
+    [3, 2],
+    [2, 4],
+  ] as const) {
+    const y = Array.from({ length: P * K }, (_, i) => i % P);
+    for (const method of GENERATOR_NAMES) {
+      for (const lossName of ['npair', 'triplet', 'contrastive', 'multi-similarity', 'proxy-anchor', 'proxy-nca']) {
+        if (!checkCompatibility(method, lossName, { samplesPerClass: K, classesPerBatch: P }).ok) continue;
+        const sd = new StateDict();
+        const loss = createLoss(lossName, undefined, { sd, numClasses: 3, embeddingSize: 4, rng: new Random(1) });
+        const gen = createGenerator(method, undefined, { sd, embeddingSize: 4, rng: new Random(2) });
+        const z = tf.variable(tf.tensor2d(randomMat(new Random(3), P * K, 4)));
+        const before = tf.memory().numTensors;
+        const { value, grads } = tf.variableGrads(() => generatorObjective(gen, loss, { embeddings: z, labels: y, rng: new Random(4), jAvg: 2 }).total, [z]);
+        assert.ok(Number.isFinite(scalar(value)), `${method} + ${lossName}: value`);
+        const g = (grads[z.name] as tf.Tensor).dataSync();
+        assert.ok(g.every(Number.isFinite) && g.some((v) => v !== 0), `${method} + ${lossName}: gradient`);
+        tf.dispose([value, ...Object.values(grads)]);
+        assert.equal(tf.memory().numTensors, before, `${method} + ${lossName}: no tensor left behind`);
+        z.dispose();
+        sd.dispose();
+      }
     }
   }
 });

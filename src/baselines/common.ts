@@ -13,10 +13,8 @@ export interface GeneratorContext {
   labels: readonly number[];
   /** Seeded stream for any randomness (Proxy Synthesis' λ). */
   rng: Random;
-  /** HDML: J_avg, the previous epoch's mean metric loss (official initial value 1e6). */
+  /** hdml-lite: J_avg, the previous epoch's mean metric loss (official initial value 1e6). */
   jAvg?: number;
-  /** HDML: J_gen of the generator network, when a caller runs one (selects the official weighting). */
-  jGen?: number;
 }
 
 /** The training objective of one batch: `total` to minimise, `terms` for logging (read them inside the gradient function). */
@@ -134,8 +132,11 @@ export function mineGroups(groups: tf.Tensor3D, labels: readonly number[], dista
 
 /**
  * The [B, B] matrix between anchor i and its candidate for j (`candidates` [B, B, D]), in the
- * distance's units: how a pair-based loss sees per-anchor synthetic negatives (HDML, DAML).
+ * distance's units: how a pair-based loss sees per-anchor synthetic negatives (hdml-lite,
+ * daml-lite). Anchors and candidates are taken as placed (the anchors already normalised where
+ * the loss normalises): renormalising a synthetic point would move it off the place its
+ * generator's rule gave it.
  */
 export function anchorCandidateMatrix(anchors: tf.Tensor2D, candidates: tf.Tensor3D, distance: BaseDistance): tf.Tensor2D {
-  return tf.tidy(() => distance.pairwise(tf.expandDims(anchors, 1), candidates) as tf.Tensor2D);
+  return tf.tidy(() => distance.pairwiseAsPlaced(tf.expandDims(anchors, 1), candidates) as tf.Tensor2D);
 }

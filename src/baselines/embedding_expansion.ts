@@ -5,17 +5,21 @@
 //     class, 1st↔2nd, 3rd↔4th, …; the official code swaps adjacent rows of its class-grouped batch).
 //     n internal points divide the segment from z_i to z_q into n + 1 equal parts,
 //       e_k = (k·z_q + (n + 1 − k)·z_i) / (n + 1),  k = 1..n,
-//     then L2-normalised (official defaults n_inner_pts = 2, ee_l2norm = True). The originals are
-//     kept as they are. Gradients flow into both ends of the segment.
+//     then L2-normalised (official defaults n_inner_pts = 2, ee_l2norm = True). Gradients flow into
+//     both ends of the segment.
 //  2. Hard negative pair mining: each sample stands for its group S(i) = {z_i, e_1(i), …, e_n(i)};
 //     a negative pair (i, j) takes the hardest value (smallest distance / largest similarity) over
 //     S(i) × S(j); a positive pair keeps the original value. The resulting [B, B] matrix is what
 //     a pair-based loss consumes. With the triplet loss and batch-hard mining this is exactly the
 //     official HPHN triplet loss (hardest positive among the originals, hardest negative over
 //     every synthetic/original point of the anchor's group against every point of other classes).
-// The expansion runs on the embeddings as the loss's distance sees them (L2-normalised for the
-// Euclidean/cosine defaults; the official model L2-normalises its output before EE), so the
-// internal points interpolate between points on the sphere.
+// The expansion runs on L2-normalised embeddings whatever the base loss (`normalizeEmbeddings`,
+// default true): the official model L2-normalises its output before EE (model/basenet.py), so the
+// internal points interpolate between points on the sphere and the originals and the internal
+// points are compared at the same scale. Without it, with the raw dot products of the N-pair loss,
+// hard negative pair mining would compare raw originals with unit-norm internal points. The pair
+// values are then taken between the points as placed (no second normalisation, which matters only
+// with innerPoints left unnormalised).
 // The official HPHN margin default is 1e-5 (main.py --margin); use it with the triplet loss to
 // reproduce the paper's "EE + HPHN-triplet".
 import * as tf from '@tensorflow/tfjs';
@@ -29,9 +33,14 @@ export interface EmbeddingExpansionOptions {
   innerPoints?: number;
   /** L2-normalise the internal points (official default true). */
   l2Normalize?: boolean;
+  /**
+   * L2-normalise the batch's embeddings before expanding them (default true: the official model's
+   * output is normalised); false: expand them as the base loss's distance sees them (raw for N-pair).
+   */
+  normalizeEmbeddings?: boolean;
 }
 
-export const EMBEDDING_EXPANSION_DEFAULTS = { innerPoints: 2, l2Normalize: true } as const;
+export const EMBEDDING_EXPANSION_DEFAULTS = { innerPoints: 2, l2Normalize: true, normalizeEmbeddings: true } as const;
 /** The official HPHN triplet margin (main.py's --margin default). */
 export const HPHN_MARGIN = 1e-5;
 
@@ -71,12 +80,12 @@ export function expandEmbeddings(z: tf.Tensor2D, labels: readonly number[], o: E
   });
 }
 
-/** The mined [B, B] pair matrix of EE in `distance` units. */
+/** The mined [B, B] pair matrix of EE in `distance` units, between the points as given (`z` normalised by the caller). */
 export function embeddingExpansionMatrix(z: tf.Tensor2D, labels: readonly number[], distance: BaseDistance, o: EmbeddingExpansionOptions = {}): tf.Tensor2D {
   return tf.tidy(() => {
     const groups = tf.stack([z, ...innerPoints(z, labels, o).inner], 1) as tf.Tensor3D;
     const [B, G, D] = groups.shape;
-    const E = distance.matrix(tf.reshape(groups, [B * G, D]) as tf.Tensor2D); // row i·G + a
+    const E = distance.matrixAsPlaced(tf.reshape(groups, [B * G, D]) as tf.Tensor2D); // row i·G + a
     const cube = tf.reshape(tf.transpose(tf.reshape(E, [B, G, B, G]), [0, 2, 1, 3]), [B, B, G * G]) as tf.Tensor3D;
     return mineGroups(cube, labels, distance); // candidate 0 = (original i, original j)
   });
@@ -92,6 +101,7 @@ export class EmbeddingExpansion implements HardNegativeGenerator {
     this.options = {
       innerPoints: o.innerPoints ?? EMBEDDING_EXPANSION_DEFAULTS.innerPoints,
       l2Normalize: o.l2Normalize ?? EMBEDDING_EXPANSION_DEFAULTS.l2Normalize,
+      normalizeEmbeddings: o.normalizeEmbeddings ?? EMBEDDING_EXPANSION_DEFAULTS.normalizeEmbeddings,
     };
   }
 
@@ -99,8 +109,9 @@ export class EmbeddingExpansion implements HardNegativeGenerator {
     if (!isPairLoss(loss)) throw new Error(`embedding expansion needs a pair-based loss, got '${loss.name}'`);
     return tidyObjective(() => {
       const z = ctx.embeddings;
+      const originals = this.options.normalizeEmbeddings ? l2Normalize(z) : loss.distance.maybeNormalize(z);
       const total = loss.computeFromMatrix({
-        matrix: embeddingExpansionMatrix(loss.distance.maybeNormalize(z), ctx.labels, loss.distance, this.options),
+        matrix: embeddingExpansionMatrix(originals, ctx.labels, loss.distance, this.options),
         labels: ctx.labels,
         refLabels: ctx.labels,
         selfRef: true,

@@ -1,25 +1,26 @@
 // The hard-negative generation baselines: a registry (name → factory with typed options) and the
 // compatibility rules between a generation method and a base loss, each refusal with a reason a
 // person can act on. 'gca-hng' is listed for the rules only (it is built in src/train/).
+import { z } from 'zod';
 import type { Random } from '../engine/random.ts';
 import { type MetricLoss, isPairLoss, isProxyLoss } from '../losses/metric/base.ts';
 import { lossInfo } from '../losses/metric/index.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { type GeneratorContext, type HardNegativeGenerator, type LossRequirement, type Objective, tidyObjective } from './common.ts';
-import { DAML_DEFAULTS, Daml, type DamlOptions } from './daml.ts';
+import { DAML_LITE_DEFAULTS, DamlLite, type DamlLiteOptions } from './daml_lite.ts';
 import { EMBEDDING_EXPANSION_DEFAULTS, EmbeddingExpansion, type EmbeddingExpansionOptions } from './embedding_expansion.ts';
-import { HDML_DEFAULTS, Hdml, type HdmlOptions } from './hdml.ts';
+import { HDML_LITE_DEFAULTS, HdmlLite, type HdmlLiteOptions } from './hdml_lite.ts';
 import { PROXY_SYNTHESIS_DEFAULTS, ProxySynthesis, type ProxySynthesisOptions } from './proxy_synthesis.ts';
-import { SymmetricalSynthesis } from './symmetrical_synthesis.ts';
+import { SYMMETRICAL_SYNTHESIS_DEFAULTS, SymmetricalSynthesis, type SymmetricalSynthesisOptions } from './symmetrical_synthesis.ts';
 
 export type { GeneratorContext, HardNegativeGenerator, LossRequirement, Objective };
-export { Daml, EmbeddingExpansion, Hdml, ProxySynthesis, SymmetricalSynthesis };
-export type { DamlOptions, EmbeddingExpansionOptions, HdmlOptions, ProxySynthesisOptions };
-export { BlockMean, HDML_INITIAL_J, hdmlCandidates, hdmlFactor, hdmlMatrix } from './hdml.ts';
+export { DamlLite, EmbeddingExpansion, HdmlLite, ProxySynthesis, SymmetricalSynthesis };
+export type { DamlLiteOptions, EmbeddingExpansionOptions, HdmlLiteOptions, ProxySynthesisOptions, SymmetricalSynthesisOptions };
+export { HDML_INITIAL_J, hdmlCandidates, hdmlFactor, hdmlMatrix } from './hdml_lite.ts';
 export { HPHN_MARGIN, embeddingExpansionMatrix, expandEmbeddings } from './embedding_expansion.ts';
-export { reflectAboutAxis, symmetricPoints, symmetricalSynthesisMatrix } from './symmetrical_synthesis.ts';
+export { reflectAboutAxis, symmetricPoints, symmetricalSynthesisMatrix, symmetricalSynthesisNpairMatrix } from './symmetrical_synthesis.ts';
 export { proxySynthesis, sampleBeta, sampleGamma } from './proxy_synthesis.ts';
-export { damlGenerate, damlGeneratorLoss, initDamlGenerator } from './daml.ts';
+export { damlGenerate, damlGeneratorLoss, initDamlGenerator } from './daml_lite.ts';
 export { mineGroups, nextSameClass, pairWithinClass, selectRows, tidyObjective } from './common.ts';
 
 /** The baseline "generator": the base loss on the real batch. */
@@ -40,11 +41,11 @@ export type NoOptions = {};
 
 export interface GeneratorOptionsMap {
   none: NoOptions;
-  hdml: HdmlOptions;
+  'hdml-lite': HdmlLiteOptions;
   ee: EmbeddingExpansionOptions;
-  symm: NoOptions;
+  symm: SymmetricalSynthesisOptions;
   ps: ProxySynthesisOptions;
-  daml: DamlOptions;
+  'daml-lite': DamlLiteOptions;
 }
 
 export type GeneratorName = keyof GeneratorOptionsMap;
@@ -53,14 +54,14 @@ export type MethodName = GeneratorName | 'gca-hng';
 
 export interface GeneratorInstanceMap {
   none: NoGeneration;
-  hdml: Hdml;
+  'hdml-lite': HdmlLite;
   ee: EmbeddingExpansion;
   symm: SymmetricalSynthesis;
   ps: ProxySynthesis;
-  daml: Daml;
+  'daml-lite': DamlLite;
 }
 
-/** What a generator with parameters needs (DAML). */
+/** What a generator with parameters needs (daml-lite). */
 export interface GeneratorEnv {
   sd?: StateDict;
   embeddingSize?: number;
@@ -75,6 +76,8 @@ export interface GeneratorInfo<N extends GeneratorName = GeneratorName> {
   readonly description: string;
   readonly source: string;
   readonly defaults: Readonly<GeneratorOptionsMap[N]>;
+  /** The options a configuration may set (`method.options`); unknown keys are refused; {} is the defaults. */
+  readonly optionsSchema: z.ZodType<GeneratorOptionsMap[N]>;
   create(options: GeneratorOptionsMap[N] | undefined, env: GeneratorEnv): GeneratorInstanceMap[N];
 }
 
@@ -84,24 +87,31 @@ const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
     requires: 'any',
     hasParameters: false,
     defaults: {},
+    optionsSchema: z.strictObject({}),
     description: 'no generation: the base loss on the real batch',
     source: '—',
     create: () => new NoGeneration(),
   },
-  hdml: {
-    name: 'hdml',
+  'hdml-lite': {
+    name: 'hdml-lite',
     requires: 'pair',
     hasParameters: false,
-    defaults: HDML_DEFAULTS,
-    description: 'hardness-aware interpolation of negatives towards the anchor (no generator network)',
-    source: 'Zheng et al. CVPR 2019; wzzheng/HDML lib/HDML.py Pulling',
-    create: (o) => new Hdml(o),
+    defaults: HDML_LITE_DEFAULTS,
+    optionsSchema: z.strictObject({ alpha: z.number().nonnegative().optional(), synWeight: z.number().nonnegative().optional() }),
+    description: "HDML's hardness-aware interpolation of negatives towards the anchor, without HDML's generator network and its losses",
+    source: 'simplified from Zheng et al. CVPR 2019; wzzheng/HDML lib/HDML.py Pulling',
+    create: (o) => new HdmlLite(o),
   },
   ee: {
     name: 'ee',
     requires: 'pair',
     hasParameters: false,
     defaults: EMBEDDING_EXPANSION_DEFAULTS,
+    optionsSchema: z.strictObject({
+      innerPoints: z.number().int().positive().optional(),
+      l2Normalize: z.boolean().optional(),
+      normalizeEmbeddings: z.boolean().optional(),
+    }),
     description: 'internal points between same-class pairs, then hard negative pair mining',
     source: 'Ko & Gu CVPR 2020; clovaai/embedding-expansion',
     create: (o) => new EmbeddingExpansion(o),
@@ -110,31 +120,41 @@ const REGISTRY: { [N in GeneratorName]: GeneratorInfo<N> } = {
     name: 'symm',
     requires: 'pair',
     hasParameters: false,
-    defaults: {},
+    defaults: SYMMETRICAL_SYNTHESIS_DEFAULTS,
+    optionsSchema: z.strictObject({ npairRule: z.enum(['official', 'paper']).optional() }),
     description: "symmetric points of same-class pairs about each other's axis, then hard negative pair mining",
-    source: 'Gu & Ko AAAI 2020; clovaai/symmetrical-synthesis',
-    create: () => new SymmetricalSynthesis(),
+    source: 'Gu & Ko AAAI 2020; clovaai/symmetrical-synthesis (symm_npair_loss with N-pair)',
+    create: (o) => new SymmetricalSynthesis(o),
   },
   ps: {
     name: 'ps',
     requires: 'proxy',
     hasParameters: false,
     defaults: PROXY_SYNTHESIS_DEFAULTS,
+    optionsSchema: z.strictObject({ alpha: z.number().positive().optional(), mu: z.number().nonnegative().optional() }),
     description: 'synthetic classes by mixing embeddings and their proxies with λ ~ Beta(α, α)',
     source: 'Gu, Ko & Kim AAAI 2021; navervision/proxy-synthesis',
     create: (o) => new ProxySynthesis(o),
   },
-  daml: {
-    name: 'daml',
+  'daml-lite': {
+    name: 'daml-lite',
     requires: 'pair',
     hasParameters: true,
-    defaults: DAML_DEFAULTS,
-    description: 'an MLP generator of hard negatives trained with hardness, regularisation and adversarial terms',
-    source: "Duan et al. CVPR 2018 (no official code; weights as in GeDML's DAMLCollector)",
+    defaults: DAML_LITE_DEFAULTS,
+    // The StateDict prefix is a storage name, not a setting: not configurable here.
+    optionsSchema: z.strictObject({
+      lambda: z.number().nonnegative().optional(),
+      lambda1: z.number().nonnegative().optional(),
+      lambda2: z.number().nonnegative().optional(),
+      alpha: z.number().optional(),
+      hidden: z.array(z.number().int().positive()).optional(),
+    }),
+    description: "DAML's adversarial MLP generator of hard negatives, moved into the embedding space, without pre-training",
+    source: "simplified from Duan et al. CVPR 2018 (no official code; weights as in GeDML's DAMLCollector)",
     create: (o, env) => {
       if (!env.sd || env.embeddingSize === undefined)
-        throw new Error('daml has parameters: give it a StateDict (sd) and embeddingSize (and an rng to initialise them)');
-      return new Daml({ sd: env.sd, embeddingSize: env.embeddingSize, rng: env.rng }, o);
+        throw new Error('daml-lite has parameters: give it a StateDict (sd) and embeddingSize (and an rng to initialise them)');
+      return new DamlLite({ sd: env.sd, embeddingSize: env.embeddingSize, rng: env.rng }, o);
     },
   },
 };
@@ -155,11 +175,22 @@ const ALIASES: Record<string, MethodName> = {
 export const GENERATOR_NAMES: readonly GeneratorName[] = Object.keys(REGISTRY) as GeneratorName[];
 export const METHOD_NAMES: readonly MethodName[] = [...GENERATOR_NAMES, 'gca-hng'];
 
+/**
+ * Names of the authors' methods that hardneg does not implement as published; the simplified
+ * versions carry a -lite suffix and a request for the full name says so instead of substituting.
+ */
+export const NOT_IMPLEMENTED: Readonly<Record<string, string>> = {
+  hdml: "the official HDML (its generator network, J_recon, J_soft and the e^(−β/J_gen) weighting) is not implemented; 'hdml-lite' is its interpolation alone (docs/losses_and_baselines.md)",
+  daml: "DAML as published (a generator on backbone features, after metric pre-training) is not implemented; 'daml-lite' is a simplified version in the embedding space (docs/losses_and_baselines.md)",
+};
+
 export function resolveMethodName(name: string): MethodName {
   const key = name.trim().toLowerCase();
   if ((METHOD_NAMES as readonly string[]).includes(key)) return key as MethodName;
   const alias = ALIASES[key];
   if (alias) return alias;
+  const missing = NOT_IMPLEMENTED[key];
+  if (missing) throw new Error(`method '${name}': ${missing}`);
   throw new Error(`unknown method '${name}': expected one of ${METHOD_NAMES.join(', ')}`);
 }
 
@@ -175,7 +206,10 @@ export function createGenerator(name: string, options?: object, env: GeneratorEn
   return generatorInfo(name).create(options as never, env);
 }
 
-/** The base losses GCA-HNG is built for (N-pair officially; Proxy-Anchor and Multi-Similarity per issue 6 item 3). */
+/**
+ * The base losses GCA-HNG runs on: N-pair (official); Proxy-Anchor and Multi-Similarity with
+ * hardneg's own J_syn (docs/algorithm.md §6.9.1), not a formulation from the paper or its code.
+ */
 export const GCA_HNG_LOSSES: readonly string[] = ['npair', 'proxy-anchor', 'multi-similarity'];
 
 /** What is known of the batch, for the rules that depend on it. */
@@ -191,7 +225,7 @@ export type Compatibility = { ok: true } | { ok: false; reason: string };
 /**
  * Whether `method` can run with base loss `loss` (and the batch shape, when given). Refusals say why:
  *  - none: any loss.
- *  - hdml, daml: pair-based losses only (they replace an anchor's negatives in its pairs; a proxy
+ *  - hdml-lite, daml-lite: pair-based losses only (they replace an anchor's negatives in its pairs; a proxy
  *    loss has no anchor–negative pairs); ≥ 2 samples per class (each anchor needs a positive).
  *  - ee, symm: pair-based losses only (their hard negative pair mining works on sample pairs);
  *    an even number of samples per class (they pair samples within a class).
@@ -238,7 +272,7 @@ export function checkCompatibility(method: string, loss: string, batch: BatchSha
   if ((m === 'ee' || m === 'symm') && K !== undefined && K % 2 !== 0) {
     return { ok: false, reason: `${m} pairs the samples of each class, so it needs an even number of samples per class; the batch has ${K}` };
   }
-  if ((m === 'hdml' || m === 'daml') && K !== undefined && K < 2) {
+  if ((m === 'hdml-lite' || m === 'daml-lite') && K !== undefined && K < 2) {
     return { ok: false, reason: `${m} needs at least 2 samples per class (each anchor needs a positive)` };
   }
   if (m === 'ps' && P !== undefined && P < 2) {

@@ -1,5 +1,5 @@
 // One iteration of a method other than GCA-HNG: the base loss alone (`none`) or a baseline
-// generator (hdml, ee, symm, ps, daml) around it: zero opt_c, backward the method's objective,
+// generator (hdml-lite, ee, symm, ps, daml-lite) around it: zero opt_c, backward the method's objective,
 // clip, step. Proxies and a generator's own parameters are in opt_c's extra groups.
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';

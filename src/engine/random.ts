@@ -15,7 +15,7 @@ export const STREAMS = {
   init: 11,
   /** Initialisation of a base loss's proxies (Proxy-Anchor, ProxyNCA) not in the state dict yet. */
   lossProxies: 12,
-  /** Initialisation of a baseline generator's parameters (DAML). */
+  /** Initialisation of a baseline generator's parameters (daml-lite). */
   generatorInit: 13,
   /** GCA-HNG's mixing values (rand_seq), K(K−1) per generation. */
   mixing: 21,

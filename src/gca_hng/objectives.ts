@@ -38,9 +38,10 @@ export interface PassContext {
   /** An ablation of the official method (default: the official one). */
   variant?: GcaVariant;
   /**
-   * A base loss other than the official N-pair (proxy-anchor, multi-similarity): J_m is that loss
-   * on z, and J_syn that loss on z together with the synthetic negatives, each labelled with the
-   * class of the real negative it was generated from (the class of slot n).
+   * A base loss other than the official N-pair (proxy-anchor, multi-similarity): hardneg's own
+   * formulation, not the paper's (docs/algorithm.md §6.9.1). J_m is that loss on z, and J_syn that
+   * loss on z together with the synthetic negatives, each labelled with the class of the real
+   * negative it was generated from (the class of slot n).
    */
   baseLoss?: MetricLoss;
 }

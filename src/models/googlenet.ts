@@ -89,6 +89,7 @@ export function googlenet(options: GoogLeNetOptions = {}): TorchvisionBackbone {
     features: GOOGLENET_FEATURES,
     prefix: P,
     bnFreeze,
+    constructorFreezesBnAffine: false,
     parameterShapes: () => shapes.map(([n, s]) => [n, [...s]]),
     batchNormAffineNames: () => shapes.filter(([n]) => /\.bn\.(weight|bias)$/.test(n)).map(([n]) => P + n),
     init(sd: StateDict, rng: Random) {

@@ -80,6 +80,7 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
     features: RESNET50_FEATURES,
     prefix: P,
     bnFreeze,
+    constructorFreezesBnAffine: true,
     parameterShapes: () => shapes.map(([n, s]) => [n, [...s]]),
     batchNormAffineNames: () => shapes.filter(([n, s]) => s.length === 1 && /(^|\.)(bn\d|downsample\.1)\.(weight|bias)$/.test(n)).map(([n]) => P + n),
     init(sd: StateDict, rng: Random) {

@@ -26,6 +26,11 @@ export interface TorchvisionBackbone extends Backbone {
   parameterShapes(): ParameterShapes;
   /** Full names of the BatchNorm2d weights and biases (frozen by the official ResNet BN_FREEZE until warm-up ends). */
   batchNormAffineNames(): string[];
+  /**
+   * Whether the official constructor sets requires_grad False on those weights and biases under
+   * BN_FREEZE: the ResNet-50 wrapper does, GoogLeNet does not (QUIRK 6; src/train/freezing.ts).
+   */
+  readonly constructorFreezesBnAffine: boolean;
 }
 
 export function batchNormShapes(name: string, channels: number): ParameterShapes {

@@ -44,7 +44,7 @@ export async function evaluateModel(
           split.labels.subarray(0, q),
           asEmbeddings(data.subarray(q * D), split.size - q, D),
           split.labels.subarray(q),
-          { ks: opts.ks },
+          { ks: opts.ks, semantics: opts.semantics },
         )
       : await evaluateRetrieval(x, split.labels, { ks: opts.ks, semantics: opts.semantics });
   const nmi = opts.nmi ? await evaluateNmi(x, split.labels, { seed: opts.seed }) : null;

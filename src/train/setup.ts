@@ -9,6 +9,7 @@ import { UserError } from '../errors.ts';
 import { numberFlag } from '../values.ts';
 import { BACKEND_NAMES, describeEngine, initBackend } from '../engine/backend.ts';
 import { nameList } from '../text.ts';
+import { NOT_IMPLEMENTED } from '../baselines/index.ts';
 import { backboneSpec, unsupportedMessage } from '../models/backbones.ts';
 import { ConfigError, DATASET_NAMES, TRAIN_METHODS, applyOverrides, parseConfig, type TrainConfig } from './config.ts';
 import { openTrainingData } from './datasets.ts';
@@ -81,8 +82,10 @@ export function resolveConfig(v: ConfigSources): TrainConfig {
   const flags: string[] = [];
   if (v.dataset !== undefined && !(DATASET_NAMES as readonly string[]).includes(v.dataset))
     throw new UserError(`--dataset ${v.dataset}: expected ${nameList(DATASET_NAMES)}`);
-  if (v.method !== undefined && !(TRAIN_METHODS as readonly string[]).includes(v.method))
-    throw new UserError(`--method ${v.method}: expected ${nameList(TRAIN_METHODS)}`);
+  if (v.method !== undefined && !(TRAIN_METHODS as readonly string[]).includes(v.method)) {
+    const missing = NOT_IMPLEMENTED[v.method];
+    throw new UserError(missing ? `--method ${v.method}: ${missing}` : `--method ${v.method}: expected ${nameList(TRAIN_METHODS)}`);
+  }
   if (v.backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(v.backend))
     throw new UserError(`--backend ${v.backend}: expected ${nameList(BACKEND_NAMES)}`);
   if (v.dataset !== undefined) flags.push(`dataset.name=${v.dataset}`);

@@ -23,6 +23,7 @@ import { UserError, firstLine } from '../errors.ts';
 import { trainIteration, type IterationModel } from '../gca_hng/iteration.ts';
 import { baselineIteration } from '../baselines/iteration.ts';
 import { gnnLr, metricLr } from './schedules.ts';
+import { freezePlan, frozenAt } from './freezing.ts';
 import { evaluateModel, type EvalRecord } from './evaluate_model.ts';
 import type { ImageSplit } from './image_split.ts';
 import { toChunkLayout } from '../samplers/chunk_reorder.ts';
@@ -92,7 +93,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const compat = checkCompatibility(gca ? 'gca-hng' : c.train.method, c.loss.base, { samplesPerClass: K, classesPerBatch: P });
   if (!compat.ok) throw new UserError(`method ${c.train.method} with loss ${c.loss.base}: ${compat.reason}`);
   // Loss proxies and a baseline generator's parameters join the state dict (and opt_c) by name.
-  const baseLoss = createLoss(c.loss.base, undefined, {
+  const baseLoss = createLoss(c.loss.base, c.loss.options, {
     sd: model.sd,
     numClasses: shape.C,
     embeddingSize: shape.D,
@@ -100,7 +101,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   });
   const generator = gca
     ? undefined
-    : createGenerator(c.train.method, undefined, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.generatorInit) });
+    : createGenerator(c.train.method, c.method.options, { sd: model.sd, embeddingSize: shape.D, rng: new Random(c.train.seed, STREAMS.generatorInit) });
   const generatorRng = new Random(c.train.seed, STREAMS.generator);
   const opts: Optimizers = createOptimizers(
     model.sd,
@@ -159,7 +160,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
     rng: Object.fromEntries(Object.entries(rng).map(([k, r]) => [k, r.getState()])),
   });
   const checkpoint = () => saveCheckpoint(inp.runDir, model.sd, opts, snapshot());
-  const backboneParams = model.sd.trainable([BACKBONE_PREFIX]);
+  const freezing = freezePlan(inp.backbone, model.sd.trainable([BACKBONE_PREFIX]), c.solver);
   const iterations = c.train.maxIterationsPerEpoch > 0 ? Math.min(c.train.maxIterationsPerEpoch, sampler.batchesPerEpoch()) : sampler.batchesPerEpoch();
   let doneHere = 0;
   // A fixed probe batch for the diagnostics, from its own stream (training is not affected).
@@ -177,8 +178,9 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       opts.optC.setLearningRate(OPT_C_GROUPS.proxies, lrC(c.solver.baseLr * c.solver.proxyLrMultiplier));
       opts.optC.setLearningRate(OPT_C_GROUPS.generator, lrC(c.solver.baseLr));
       opts.optGnn.setLearningRate(0, gnnLr(c.solver.gnnLr, e, c.train.epochs));
-      // Warm-up: the backbone gets no gradient (requires_grad False), so AdamW skips it entirely.
-      const frozen = new Set(e < c.solver.warmUpEpochs ? backboneParams : []);
+      // Warm-up, and BatchNorm affine parameters under BN_FREEZE: no gradient (requires_grad
+      // False), so AdamW skips them entirely.
+      const frozen = frozenAt(freezing, e);
       const iterModel: IterationModel = {
         sd: model.sd,
         shape,

@@ -71,15 +71,39 @@ export abstract class BaseDistance {
     return this.normalizeEmbeddings ? this.normalize(x) : x;
   }
 
+  /**
+   * Whether the measure itself ignores scale (the cosine): then `…AsPlaced` still normalises,
+   * which changes no value of it.
+   */
+  protected readonly scaleInvariant: boolean = false;
+
+  /**
+   * The matrix between points a generator has already placed in the space the loss compares
+   * embeddings in (its synthetic points, and the real ones normalised as the loss would): no
+   * normalisation, so a synthetic point off the unit sphere keeps the distance its generator gave it.
+   */
+  matrixAsPlaced(query: tf.Tensor2D, ref?: tf.Tensor2D): tf.Tensor2D {
+    return this.matrixOf(query, ref, this.scaleInvariant);
+  }
+
+  /** pairwise() between already placed points (see matrixAsPlaced). */
+  pairwiseAsPlaced(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+    return this.pairwiseOf(a, b, this.scaleInvariant);
+  }
+
   /** The [N, M] matrix between query rows and ref rows (ref defaults to the query). */
   matrix(query: tf.Tensor2D, ref?: tf.Tensor2D): tf.Tensor2D {
+    return this.matrixOf(query, ref, this.normalizeEmbeddings);
+  }
+
+  private matrixOf(query: tf.Tensor2D, ref: tf.Tensor2D | undefined, normalise: boolean): tf.Tensor2D {
     if (query.rank !== 2 || (ref !== undefined && ref.rank !== 2)) throw shapeError(`${this.name} distance`);
     if (ref !== undefined && ref.shape[1] !== query.shape[1]) {
       throw new Error(`${this.name} distance: query has ${query.shape[1]} features, ref has ${ref.shape[1]}`);
     }
     return tf.tidy(() => {
-      const q = this.maybeNormalize(query);
-      const r = ref === undefined ? q : this.maybeNormalize(ref);
+      const q = normalise ? this.normalize(query) : query;
+      const r = ref === undefined ? q : normalise ? this.normalize(ref) : ref;
       const m = this.applyPower(this.computeMat(q, r));
       const want = [query.shape[0], (ref ?? query).shape[0]];
       if (m.shape[0] !== want[0] || m.shape[1] !== want[1]) throw new Error(`${this.name} distance: matrix shape [${m.shape}] is not [${want}]`);
@@ -89,9 +113,14 @@ export abstract class BaseDistance {
 
   /** Row-wise values along the last axis of a and b (broadcast against each other). */
   pairwise(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+    return this.pairwiseOf(a, b, this.normalizeEmbeddings);
+  }
+
+  private pairwiseOf(a: tf.Tensor, b: tf.Tensor, normalise: boolean): tf.Tensor {
     if (a.shape[a.rank - 1] !== b.shape[b.rank - 1])
       throw new Error(`${this.name} distance: feature sizes ${a.shape[a.rank - 1]} and ${b.shape[b.rank - 1]} differ`);
-    return tf.tidy(() => this.applyPower(this.computePairwise(this.maybeNormalize(a), this.maybeNormalize(b))));
+    const n = <T extends tf.Tensor>(x: T): T => (normalise ? this.normalize(x) : x);
+    return tf.tidy(() => this.applyPower(this.computePairwise(n(a), n(b))));
   }
 
   /** The margin between x and y in the "x is farther than y" direction: x − y, or y − x for similarities. */
@@ -169,6 +198,7 @@ export class DotProductSimilarity extends BaseDistance {
 /** Cosine similarity: the dot product with normalisation forced on (PML's CosineSimilarity). */
 export class CosineSimilarity extends DotProductSimilarity {
   override readonly name = 'cosine';
+  protected override readonly scaleInvariant = true;
 
   constructor(o: Omit<DistanceOptions, 'normalizeEmbeddings'> & { normalizeEmbeddings?: true } = {}) {
     if ((o as DistanceOptions).normalizeEmbeddings === false) throw new Error('cosine similarity always normalises the embeddings');

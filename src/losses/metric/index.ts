@@ -3,6 +3,7 @@
 // combination that makes no sense. Pair-based losses compare batch samples with each other (and
 // accept mined/synthetic pair matrices); proxy-based losses compare samples with class proxies
 // kept in the StateDict.
+import { z } from 'zod';
 import type { Random } from '../../engine/random.ts';
 import type { StateDict } from '../../models/state_dict.ts';
 import type { MetricLoss } from './base.ts';
@@ -60,8 +61,18 @@ export interface LossInfo<N extends LossName = LossName> {
   readonly description: string;
   readonly source: string;
   readonly defaults: Readonly<Required<LossOptionsMap[N]>> | Readonly<LossOptionsMap[N]>;
+  /**
+   * The options a configuration may set (`loss.options`), in their JSON form (distances and
+   * reducers by name); unknown keys are refused. Every key is optional: {} is the defaults.
+   */
+  readonly optionsSchema: z.ZodType<LossOptionsMap[N]>;
   create(options: LossOptionsMap[N] | undefined, env: LossEnv): LossInstanceMap[N];
 }
+
+// The JSON forms of the options that also accept objects in code.
+const distanceName = z.enum(['euclidean', 'squared-euclidean', 'cosine', 'dot']);
+const reducerName = z.enum(['mean', 'avg-non-zero', 'sum']);
+const nonNegative = z.number().nonnegative();
 
 function proxyEnv(name: string, env: LossEnv) {
   if (!env.sd || env.numClasses === undefined || env.embeddingSize === undefined) {
@@ -79,6 +90,13 @@ const REGISTRY: { [N in LossName]: LossInfo<N> } = {
     description: 'triplet margin loss with all / semi-hard (FaceNet) / batch-hard (Hermans et al.) triplets',
     source: 'Schroff et al. 2015; Hermans et al. 2017; PML TripletMarginLoss',
     defaults: TRIPLET_DEFAULTS,
+    optionsSchema: z.strictObject({
+      margin: z.number().optional(),
+      mining: z.enum(['all', 'semi-hard', 'batch-hard']).optional(),
+      distance: distanceName.optional(),
+      reducer: reducerName.optional(),
+      smooth: z.boolean().optional(),
+    }),
     create: (o) => new TripletMarginLoss(o),
   },
   contrastive: {
@@ -89,6 +107,12 @@ const REGISTRY: { [N in LossName]: LossInfo<N> } = {
     description: 'contrastive loss with positive and negative margins',
     source: 'Hadsell et al. 2006; PML ContrastiveLoss',
     defaults: CONTRASTIVE_DEFAULTS,
+    optionsSchema: z.strictObject({
+      posMargin: z.number().optional(),
+      negMargin: z.number().optional(),
+      distance: distanceName.optional(),
+      reducer: reducerName.optional(),
+    }),
     create: (o) => new ContrastiveLoss(o),
   },
   'multi-similarity': {
@@ -99,6 +123,15 @@ const REGISTRY: { [N in LossName]: LossInfo<N> } = {
     description: 'Multi-Similarity loss with its pair mining',
     source: 'Wang et al. CVPR 2019; MalongTech/research-ms-loss; PML MultiSimilarityLoss/Miner',
     defaults: MULTI_SIMILARITY_DEFAULTS,
+    optionsSchema: z.strictObject({
+      alpha: nonNegative.optional(),
+      beta: nonNegative.optional(),
+      base: z.number().optional(),
+      epsilon: nonNegative.optional(),
+      mining: z.boolean().optional(),
+      distance: distanceName.optional(),
+      reducer: reducerName.optional(),
+    }),
     create: (o) => new MultiSimilarityLoss(o),
   },
   npair: {
@@ -109,6 +142,7 @@ const REGISTRY: { [N in LossName]: LossInfo<N> } = {
     description: "GCA-HNG's official N-pair loss (dot products, soft targets, l2 term)",
     source: 'Sohn 2016; PWenJay/GCA-HNG scripts/loss.py NpairLoss',
     defaults: NPAIR_DEFAULTS,
+    optionsSchema: z.strictObject({ l2Reg: nonNegative.optional() }),
     create: (o) => new NPairLoss(o),
   },
   'proxy-anchor': {
@@ -119,6 +153,7 @@ const REGISTRY: { [N in LossName]: LossInfo<N> } = {
     description: 'Proxy-Anchor loss (cosine, margin δ, scale α)',
     source: 'Kim et al. CVPR 2020; tjddus9597/Proxy-Anchor-CVPR2020 code/losses.py',
     defaults: PROXY_ANCHOR_DEFAULTS,
+    optionsSchema: z.strictObject({ margin: z.number().optional(), alpha: z.number().positive().optional() }),
     create: (o, env) => new ProxyAnchorLoss(proxyEnv('proxy-anchor', env), o),
   },
   'proxy-nca': {
@@ -129,6 +164,7 @@ const REGISTRY: { [N in LossName]: LossInfo<N> } = {
     description: 'ProxyNCA with a softmax scale (PML form)',
     source: 'Movshovitz-Attias et al. ICCV 2017; PML ProxyNCALoss',
     defaults: PROXY_NCA_DEFAULTS,
+    optionsSchema: z.strictObject({ softmaxScale: z.number().positive().optional() }),
     create: (o, env) => new ProxyNcaLoss(proxyEnv('proxy-nca', env), o),
   },
 };
