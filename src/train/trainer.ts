@@ -9,8 +9,8 @@ import { writeFileAtomic } from '../io/atomic_write.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { writeNpy } from '../io/npy.ts';
 import { hardnessDiagnostics } from '../gca_hng/diagnostics.ts';
-import { isGcaMethod, variantOf } from '../gca_hng/variants.ts';
-import { effectiveAlpha, epochPhi } from '../gca_hng/hardness_schedule.ts';
+import { isGcaMethod, variantOf, type GcaVariant } from '../gca_hng/variants.ts';
+import { effectiveAlpha, epochPhi, type HardnessSchedule } from '../gca_hng/hardness_schedule.ts';
 import type { Backbone } from '../models/backbone.ts';
 import { backboneSpec } from '../models/backbones.ts';
 import type { StateDict } from '../models/state_dict.ts';
@@ -123,35 +123,8 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
     flip: new Random(c.train.seed, STREAMS.augmentationSeeds),
     generator: generatorRng,
   };
-  let s: TrainerState = {
-    epoch: 0,
-    iterationInEpoch: 0,
-    globalStep: 0,
-    jAvg: J_START,
-    jGen: J_START,
-    sumJm: 0,
-    sumJgen: 0,
-    countJ: 0,
-    sampler: null,
-    rng: {},
-    best: null,
-    last: null,
-    wallSeconds: 0,
-  };
-  if (inp.resume) {
-    const ckpt = loadCheckpoint<TrainerState>(inp.runDir);
-    try {
-      for (const [name, t] of ckpt.model) model.sd.load(name, t);
-      restoreOptimizers(opts, ckpt);
-      s = ckpt.state;
-      sampler.restore(s.sampler);
-      for (const [name, r] of Object.entries(rng)) r.setState(s.rng[name] as { state: string; inc: string });
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      throw new UserError(`${join(inp.runDir, RUN_FILES.checkpoint)} does not fit the run's ${RUN_FILES.config}: ${firstLine(err)}`);
-    }
-    truncateLog(inp.runDir, s.globalStep);
-  }
+  let s: TrainerState = initialState();
+  if (inp.resume) s = restoreCheckpoint(inp.runDir, model, opts, sampler, rng);
   const started = Date.now() - s.wallSeconds * 1000;
   const snapshot = (): TrainerState => ({
     ...s,
@@ -172,12 +145,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   try {
     while (s.epoch < c.train.epochs) {
       const e = s.epoch;
-      const lrC = (base: number) => metricLr(c.solver.lrPolicy, base, e, c.solver.metricGamma, c.solver.metricDecaySteps);
-      opts.optC.setLearningRate(OPT_C_GROUPS.backbone, lrC(c.solver.baseLr));
-      opts.optC.setLearningRate(OPT_C_GROUPS.head, lrC(c.solver.baseLr * c.solver.embeddingRatio));
-      opts.optC.setLearningRate(OPT_C_GROUPS.proxies, lrC(c.solver.baseLr * c.solver.proxyLrMultiplier));
-      opts.optC.setLearningRate(OPT_C_GROUPS.generator, lrC(c.solver.baseLr));
-      opts.optGnn.setLearningRate(0, gnnLr(c.solver.gnnLr, e, c.train.epochs));
+      setEpochLearningRates(opts, c, e);
       // Warm-up, and BatchNorm affine parameters under BN_FREEZE: no gradient (requires_grad
       // False), so AdamW skips them entirely.
       const frozen = frozenAt(freezing, e);
@@ -237,27 +205,8 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       }
       // End of epoch: evaluate, then J_avg/J_gen become this epoch's means, then the schedulers step.
       if ((e + 1) % c.train.evalEvery === 0 || e + 1 === c.train.epochs) {
-        const { record: r, embeddings } = await evaluateModel(model, inp.test, e + 1, {
-          ks: c.eval.ks,
-          semantics: c.eval.semantics,
-          nmi: c.eval.nmi,
-          seed: c.train.seed,
-        });
-        s.last = r;
-        writeNpy(join(inp.runDir, RUN_FILES.testEmbeddings), { dtype: 'F32', shape: [inp.test.size, shape.D], data: embeddings });
-        writeNpy(join(inp.runDir, RUN_FILES.testLabels), { dtype: 'I32', shape: [inp.test.size], data: Int32Array.from(inp.test.labels) });
-        if (gca) {
-          const images = await inp.train.images(probe);
-          const d = hardnessDiagnostics(model, images, { ...c.loss, alpha: effectiveAlpha(hardness, s.jAvg) }, s.jAvg, s.jGen, probeMixing, variant);
-          images.dispose();
-          appendLog(inp.runDir, { type: 'diagnostics', step: s.globalStep, epoch: e + 1, ...d });
-        }
-        if (!s.best || (r.recall['1'] ?? 0) > (s.best.recall['1'] ?? 0)) {
-          s.best = r;
-          await writeWeights(model, join(inp.runDir, RUN_FILES.best));
-        }
-        appendLog(inp.runDir, { type: 'evaluation', step: s.globalStep, ...r });
-        inp.onEvaluation?.(r);
+        const diagnose = gca ? { probe, probeMixing, hardness, variant } : undefined;
+        await evaluateAtEpochEnd(inp, model, s, e, diagnose);
       }
       s.jAvg = s.countJ > 0 ? s.sumJm / s.countJ : s.jAvg;
       s.jGen = gca && s.countJ > 0 ? s.sumJgen / s.countJ : s.jGen;
@@ -276,6 +225,90 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
     opts.optS.dispose();
     model.sd.dispose();
   }
+}
+
+function initialState(): TrainerState {
+  return {
+    epoch: 0,
+    iterationInEpoch: 0,
+    globalStep: 0,
+    jAvg: J_START,
+    jGen: J_START,
+    sumJm: 0,
+    sumJgen: 0,
+    countJ: 0,
+    sampler: null,
+    rng: {},
+    best: null,
+    last: null,
+    wallSeconds: 0,
+  };
+}
+
+/** The state of an interrupted run: weights, optimizers, sampler and random streams as checkpointed. */
+function restoreCheckpoint(runDir: string, model: MetricModel, opts: Optimizers, sampler: BatchSampler, rng: Record<string, Random>): TrainerState {
+  const ckpt = loadCheckpoint<TrainerState>(runDir);
+  let s: TrainerState;
+  try {
+    for (const [name, t] of ckpt.model) model.sd.load(name, t);
+    restoreOptimizers(opts, ckpt);
+    s = ckpt.state;
+    sampler.restore(s.sampler);
+    for (const [name, r] of Object.entries(rng)) r.setState(s.rng[name] as { state: string; inc: string });
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${join(runDir, RUN_FILES.checkpoint)} does not fit the run's ${RUN_FILES.config}: ${firstLine(err)}`);
+  }
+  truncateLog(runDir, s.globalStep);
+  return s;
+}
+
+/** The metric model's learning rates of epoch e (its policy), and the GNN's cosine. */
+function setEpochLearningRates(opts: Optimizers, c: TrainConfig, e: number): void {
+  const lrC = (base: number) => metricLr(c.solver.lrPolicy, base, e, c.solver.metricGamma, c.solver.metricDecaySteps);
+  opts.optC.setLearningRate(OPT_C_GROUPS.backbone, lrC(c.solver.baseLr));
+  opts.optC.setLearningRate(OPT_C_GROUPS.head, lrC(c.solver.baseLr * c.solver.embeddingRatio));
+  opts.optC.setLearningRate(OPT_C_GROUPS.proxies, lrC(c.solver.baseLr * c.solver.proxyLrMultiplier));
+  opts.optC.setLearningRate(OPT_C_GROUPS.generator, lrC(c.solver.baseLr));
+  opts.optGnn.setLearningRate(0, gnnLr(c.solver.gnnLr, e, c.train.epochs));
+}
+
+interface Diagnose {
+  probe: number[];
+  probeMixing: number[];
+  hardness: HardnessSchedule;
+  variant: GcaVariant | undefined;
+}
+
+/**
+ * Evaluation at the end of epoch e: metrics on the test split, its embeddings saved, the hardness
+ * diagnostics of GCA-HNG on the probe batch, the best weights kept (by Recall@1), one log line.
+ */
+async function evaluateAtEpochEnd(inp: TrainerInputs, model: MetricModel, s: TrainerState, e: number, diagnose: Diagnose | undefined): Promise<void> {
+  const c = inp.config;
+  const shape = model.shape;
+  const { record: r, embeddings } = await evaluateModel(model, inp.test, e + 1, {
+    ks: c.eval.ks,
+    semantics: c.eval.semantics,
+    nmi: c.eval.nmi,
+    seed: c.train.seed,
+  });
+  s.last = r;
+  writeNpy(join(inp.runDir, RUN_FILES.testEmbeddings), { dtype: 'F32', shape: [inp.test.size, shape.D], data: embeddings });
+  writeNpy(join(inp.runDir, RUN_FILES.testLabels), { dtype: 'I32', shape: [inp.test.size], data: Int32Array.from(inp.test.labels) });
+  if (diagnose) {
+    const { probe, probeMixing, hardness, variant } = diagnose;
+    const images = await inp.train.images(probe);
+    const d = hardnessDiagnostics(model, images, { ...c.loss, alpha: effectiveAlpha(hardness, s.jAvg) }, s.jAvg, s.jGen, probeMixing, variant);
+    images.dispose();
+    appendLog(inp.runDir, { type: 'diagnostics', step: s.globalStep, epoch: e + 1, ...d });
+  }
+  if (!s.best || (r.recall['1'] ?? 0) > (s.best.recall['1'] ?? 0)) {
+    s.best = r;
+    await writeWeights(model, join(inp.runDir, RUN_FILES.best));
+  }
+  appendLog(inp.runDir, { type: 'evaluation', step: s.globalStep, ...r });
+  inp.onEvaluation?.(r);
 }
 
 /** P classes with at least K images each (or all classes), K images each, in chunk layout. */
