@@ -1,7 +1,7 @@
 // The shared shape of the metric losses (PML's BaseMetricLossFunction / GenericPairLoss, typed):
 // every loss takes embeddings [N, D] on the caller's gradient tape and labels, and returns a
 // scalar. Pair-based losses also accept a precomputed [N, M] matrix in their own distance's
-// units, which is how the hard-negative generators (src/generators/) hand them mined or
+// units, which is how the hard-negative generators (src/baselines/) hand them mined or
 // synthetic pairs. Proxy-based losses keep their proxies in a StateDict and accept an explicit
 // proxy matrix (Proxy Synthesis appends synthetic classes to it).
 import * as tf from '@tensorflow/tfjs';
