@@ -12,7 +12,7 @@ import { ROOT as REPO, hardneg } from './helpers/cli.ts';
 import { GOLDEN } from './helpers/golden.ts';
 import { makeImageFolder } from './helpers/image_folder.ts';
 import { f32, i64 } from '../src/io/host_tensor.ts';
-import { writeNpy } from '../src/io/npy.ts';
+import { readNpy, writeNpy } from '../src/io/npy.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-bad-'));
@@ -114,9 +114,11 @@ before(async () => {
   rawSafetensors(T('negative-offsets.safetensors'), '{"gnn.x":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}', 8);
   const z = readFileSync(`${CASE}.z.npy`);
   writeFileSync(T('z.npy'), z);
-  const nan = Float32Array.from(new Float32Array(z.buffer.slice(z.byteOffset + z.length - 27 * 32 * 4, z.byteOffset + z.length)));
+  // The case's own embeddings [9, 32] with one NaN.
+  const zt = readNpy(`${CASE}.z.npy`);
+  const nan = Float32Array.from(zt.data as Float32Array);
   nan[5] = NaN;
-  writeNpy(T('nan.npy'), f32(nan, [27, 32]));
+  writeNpy(T('nan.npy'), f32(nan, zt.shape));
   writeNpy(T('random-outside.npy'), f32([0.1, 0.2, 1.5, 0.3, 0.4, 0.5], [6]));
   writeNpy(T('singletons.npy'), f32([0, 1, 1, 0, 2, 2], [3, 2]));
   writeNpy(T('singleton-labels.npy'), i64([0, 1, 2], [3]));
