@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, hardneg } from './helpers/cli.ts';
+import { ROOT, TINY_RUN, hardneg } from './helpers/cli.ts';
 import { makeImageFolder } from './helpers/image_folder.ts';
 import { GOLDEN } from './helpers/golden.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
@@ -47,33 +47,9 @@ after(() => {
 });
 
 function train(out: string, extra: string[] = []): { code: number; stdout: string; stderr: string } {
-  return hardneg(
-    [
-      'train',
-      '--dataset',
-      'folder',
-      '--data-root',
-      data,
-      '--epochs',
-      '1',
-      '--out',
-      join(tmp, out),
-      '--set',
-      'dataset.imageSize=8',
-      '--set',
-      'model.embeddingSize=8',
-      '--set',
-      'model.attentionHeads=2',
-      '--set',
-      'train.classesPerBatch=3',
-      '--set',
-      'train.samplesPerClass=2',
-      '--set',
-      'eval.ks=[1]',
-      ...extra,
-    ],
-    { XDG_CACHE_HOME: cache },
-  );
+  return hardneg(['train', '--dataset', 'folder', '--data-root', data, '--epochs', '1', '--out', join(tmp, out), ...TINY_RUN, ...extra], {
+    XDG_CACHE_HOME: cache,
+  });
 }
 
 const engineLine = (stderr: string): string => stderr.split('\n').find((l) => l.startsWith('backend ')) ?? `(no engine line in: ${stderr})`;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT as REPO, hardneg } from './helpers/cli.ts';
+import { ROOT as REPO, TINY_RUN, hardneg } from './helpers/cli.ts';
 import { GOLDEN } from './helpers/golden.ts';
 import { makeImageFolder } from './helpers/image_folder.ts';
 import { f32, i64 } from '../src/io/host_tensor.ts';
@@ -20,20 +20,7 @@ const T = (...p: string[]): string => join(tmp, ...p);
 const CASE = join(GOLDEN, 'pub_p3k3_d32_l2');
 const GEN = ['--embeddings', `${CASE}.z.npy`, '--labels', `${CASE}.y.npy`, '--heads', '4', '--alpha', '5', '--j-avg', '2.5'];
 const PTH = (name: string): string => join(REPO, 'test', 'fixtures', 'pth', name);
-const TINY = [
-  '--set',
-  'dataset.imageSize=8',
-  '--set',
-  'model.embeddingSize=8',
-  '--set',
-  'model.attentionHeads=2',
-  '--set',
-  'train.classesPerBatch=3',
-  '--set',
-  'train.samplesPerClass=2',
-  '--set',
-  'eval.ks=[1]',
-];
+const TINY = TINY_RUN;
 const TRAIN = (out: string, ...extra: string[]): string[] => [
   'train',
   '--dataset',

@@ -42,6 +42,13 @@ function readmeProgram(): string {
 
 let tarball = '';
 
+/** The consumer's TypeScript file checked strictly against the installed package's declarations. */
+function typecheck(file: string): { code: number; out: string } {
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const flags = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck'];
+  return run(process.execPath, [tsc, ...flags, '--types', 'node', '--typeRoots', join(ROOT, 'node_modules', '@types'), file], consumer);
+}
+
 /**
  * The empty project's lockfile: hardneg from the tarball, and hardneg's own dependencies exactly as
  * this checkout's package-lock.json resolves them (what `npm install` of the tarball would pick).
@@ -130,55 +137,13 @@ test('installed offline (npm ci from the cache) into an empty project, it loads 
     join(consumer, 'types.ts'),
     "import { loadRun, type TrainConfig } from 'hardneg';\nconst epochs: TrainConfig['train']['epochs'] = 3;\nconst load: typeof loadRun = loadRun;\nconsole.log(epochs, load.name);\n// @ts-expect-error: the declarations are precise enough to refuse this\nloadRun(42);\n",
   );
-  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const checked = run(
-    process.execPath,
-    [
-      tsc,
-      '--noEmit',
-      '--strict',
-      '--module',
-      'nodenext',
-      '--moduleResolution',
-      'nodenext',
-      '--target',
-      'es2022',
-      '--skipLibCheck',
-      '--types',
-      'node',
-      '--typeRoots',
-      join(ROOT, 'node_modules', '@types'),
-      'types.ts',
-    ],
-    consumer,
-  );
+  const checked = typecheck('types.ts');
   assert.equal(checked.code, 0, checked.out);
 });
 
 test("the README's library program type-checks against the package and trains and evaluates", () => {
   writeFileSync(join(consumer, 'program.ts'), readmeProgram());
-  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const checked = run(
-    process.execPath,
-    [
-      tsc,
-      '--noEmit',
-      '--strict',
-      '--module',
-      'nodenext',
-      '--moduleResolution',
-      'nodenext',
-      '--target',
-      'es2022',
-      '--skipLibCheck',
-      '--types',
-      'node',
-      '--typeRoots',
-      join(ROOT, 'node_modules', '@types'),
-      'program.ts',
-    ],
-    consumer,
-  );
+  const checked = typecheck('program.ts');
   assert.equal(checked.code, 0, checked.out);
   const ran = run(process.execPath, ['--import', 'tsx', 'program.ts', data], consumer);
   assert.equal(ran.code, 0, ran.out);

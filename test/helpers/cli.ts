@@ -13,3 +13,19 @@ export function hardneg(args: string[], env?: NodeJS.ProcessEnv): { code: number
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** Settings that make a training run on a tiny image folder take seconds (P=3, K=2, 8-px images). */
+export const TINY_RUN = [
+  '--set',
+  'dataset.imageSize=8',
+  '--set',
+  'model.embeddingSize=8',
+  '--set',
+  'model.attentionHeads=2',
+  '--set',
+  'train.classesPerBatch=3',
+  '--set',
+  'train.samplesPerClass=2',
+  '--set',
+  'eval.ks=[1]',
+];
