@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { VERSION, installedVersion } from '../version.ts';
 import { VERIFIED_BACKENDS, describeEngine } from './backend.ts';
 import { nativeStatus } from './native_kernels.ts';
+import { BACKEND_PACKAGES } from './backend_checks.ts';
 
 export interface Component {
   /** Version, path or state when present; null when absent. */
@@ -31,6 +32,9 @@ function npmVersion(): string | null {
   const r = spawnSync('npm', ['--version'], { encoding: 'utf8', timeout: 10_000 });
   return r.status === 0 ? r.stdout.trim() : null;
 }
+
+/** The version of the first of these packages that is installed, or null. */
+const firstInstalled = (names: readonly string[] = []): string | null => names.map(installedVersion).find((v) => v !== null) ?? null;
 
 const firstExisting = (paths: string[]): string | null => paths.find((p) => existsSync(p)) ?? null;
 
@@ -94,7 +98,7 @@ export async function environmentReport(): Promise<EnvironmentReport> {
       onnxruntime: optional('onnxruntime-node', 'ONNX backbones in frozen-feature mode'),
       LanceDB: optional('@lancedb/lancedb', 'optional: vector search over embeddings'),
       Chromium: { found: chromium(), note: 'headless browser for the report tests; apt-get install chromium' },
-      'tfjs-node': { found: installedVersion('@tensorflow/tfjs-node-gpu') ?? installedVersion('@tensorflow/tfjs-node'), note: 'opt-in: --backend tensorflow' },
+      'tfjs-node': { found: firstInstalled(BACKEND_PACKAGES.tensorflow), note: 'opt-in: --backend tensorflow' },
       webgpu: { found: installedVersion('@tensorflow/tfjs-backend-webgpu'), note: 'opt-in: --backend webgpu' },
     },
   };

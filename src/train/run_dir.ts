@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../io/atomic_write.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import type { Optimizers } from './optimizers.ts';
 import { UserError } from '../errors.ts';
-import { ConfigError, parseConfig, type TrainConfig } from './config.ts';
+import { parseConfig, type TrainConfig } from './config.ts';
 
 export const RUN_FILES = {
   config: 'config.json',
@@ -44,12 +44,7 @@ export function readRunConfig(dir: string): TrainConfig {
   } catch (err) {
     throw new UserError(`${path}: not readable JSON (${(err as Error).message})`);
   }
-  try {
-    return parseConfig(raw, path);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new UserError(err.message);
-    throw err;
-  }
+  return parseConfig(raw, path);
 }
 
 const OPTIMIZERS = ['opt_c', 'opt_gnn', 'opt_s'] as const;

@@ -94,20 +94,15 @@ export function resolveConfig(v: ConfigSources): TrainConfig {
   if (v.epochs !== undefined) flags.push(`train.epochs=${numberFlag('epochs', String(v.epochs), { integer: true, min: 1 })}`);
   if (v.seed !== undefined) flags.push(`train.seed=${numberFlag('seed', String(v.seed), { integer: true, min: 0 })}`);
   if (v.backend !== undefined) flags.push(`backend=${v.backend}`);
-  try {
-    raw = applyOverrides(raw, [...flags, ...(v.set ?? [])]);
-    const config = parseConfig(raw, v.config ? String(v.config) : 'configuration');
-    if (config.dataset.name === 'folder' && !config.dataset.root) throw new ConfigError('the folder dataset needs --data-root DIR (dataset.root)');
-    const unsupported = backboneSpec(config.model.backbone).unsupported;
-    if (unsupported) throw new ConfigError(unsupportedMessage(unsupported, { flags: true, context: v.preset ? ` of preset ${v.preset}` : '' }));
-    if (config.model.embeddingSize % config.model.attentionHeads !== 0) {
-      throw new ConfigError(`model.embeddingSize ${config.model.embeddingSize} must be divisible by model.attentionHeads ${config.model.attentionHeads}`);
-    }
-    return config;
-  } catch (err) {
-    if (err instanceof ConfigError) throw new UserError(err.message);
-    throw err;
+  raw = applyOverrides(raw, [...flags, ...(v.set ?? [])]);
+  const config = parseConfig(raw, v.config ? String(v.config) : 'configuration');
+  if (config.dataset.name === 'folder' && !config.dataset.root) throw new ConfigError('the folder dataset needs --data-root DIR (dataset.root)');
+  const unsupported = backboneSpec(config.model.backbone).unsupported;
+  if (unsupported) throw new ConfigError(unsupportedMessage(unsupported, { flags: true, context: v.preset ? ` of preset ${v.preset}` : '' }));
+  if (config.model.embeddingSize % config.model.attentionHeads !== 0) {
+    throw new ConfigError(`model.embeddingSize ${config.model.embeddingSize} must be divisible by model.attentionHeads ${config.model.attentionHeads}`);
   }
+  return config;
 }
 
 export interface TrainRunCallbacks {

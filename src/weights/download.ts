@@ -75,8 +75,8 @@ async function get(url: URL, headers: Record<string, string>, env: NodeJS.Proces
   });
 }
 
-/** Hashes the bytes already in a partial file, so a resumed download verifies the whole file. */
-function hashExisting(path: string, hash: Hash): Promise<void> {
+/** Feeds a file's bytes to `hash` (a resumed download hashes what it already has first). */
+export function hashFileInto(path: string, hash: Hash): Promise<void> {
   return new Promise((resolve, reject) => {
     createReadStream(path)
       .on('data', (chunk) => hash.update(chunk))
@@ -113,7 +113,7 @@ export async function download(urlText: string, dest: string, opts: DownloadOpti
     const resumed = status === 206 && have > 0;
     if (!resumed && have > 0) rmSync(part, { force: true });
     const hash = createHash('sha256');
-    if (resumed) await hashExisting(part, hash);
+    if (resumed) await hashFileInto(part, hash);
     const range = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
     const total = range ? Number(range[1]) : res.headers['content-length'] !== undefined ? (resumed ? have : 0) + Number(res.headers['content-length']) : null;
     let done = resumed ? have : 0;

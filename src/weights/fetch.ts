@@ -2,12 +2,12 @@
 // (resumably, verified), and `--set model.weights=NAME` finds the cached file. A file put in the
 // cache by hand (a machine without network) is verified the same way.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir } from '../cache.ts';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
-import { DownloadError, download } from './download.ts';
+import { DownloadError, download, hashFileInto } from './download.ts';
 import { weightsEntry, type WeightsEntry } from './registry.ts';
 
 export interface FetchOptions {
@@ -45,14 +45,10 @@ function records(dir: string): Record<string, string> {
   }
 }
 
-function fileSha256(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
+async function fileSha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  await hashFileInto(path, h);
+  return h.digest('hex');
 }
 
 /** Throws unless `sha256` is what the publisher gives, or what was recorded at the first download. */

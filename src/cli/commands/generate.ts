@@ -1,6 +1,6 @@
 // `hardneg generate`: the synthetic hard negatives of one batch from a trained GNN (eval mode).
-import { resolve } from 'node:path';
 import { parseFlags } from '../args.ts';
+import { sameFile } from '../../io/paths.ts';
 import { numberFlag } from '../../values.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { Command } from '../command.ts';
@@ -72,8 +72,7 @@ export const command: Command = {
     const alpha = numberFlag('alpha', required('alpha', v.alpha), { min: 0 });
     const jAvg = numberFlag('j-avg', required('j-avg', v['j-avg']), { min: Number.MIN_VALUE });
     const inputs = [v.checkpoint, v.embeddings, v.labels, v.random].filter((p): p is string => p !== undefined);
-    const out = resolve(v.out as string);
-    const clash = inputs.find((p) => resolve(p) === out);
+    const clash = inputs.find((p) => sameFile(p, v.out as string));
     if (clash) throw new UserError(`--out ${v.out}: that is an input of this command (${clash}); write the negatives elsewhere`);
 
     const ckptPath = v.checkpoint as string;

@@ -2,14 +2,15 @@
 // safetensors, without Python: every tensor under its state-dict name with its dtype and exact
 // values. The pickle inside is read as data only (src/io/torch_pickle.ts), so converting a file
 // from the internet never runs anything it names.
-import { existsSync, realpathSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
 import { bytesPerElement, numel } from '../../io/host_tensor.ts';
 import type { NonTensorEntry } from '../../io/pth.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
+import { sameFile } from '../../io/paths.ts';
 import { readStateDict } from '../../io/state_dict_file.ts';
 import { nameList } from '../../text.ts';
 import { fetchWeights, weightsDir } from '../../weights/fetch.ts';
@@ -60,15 +61,6 @@ const OPTIONS = {
   'strip-prefix': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
-
-/** Whether two paths name one file (also through links, or a different spelling). */
-function sameFile(a: string, b: string): boolean {
-  if (resolve(a) === resolve(b)) return true;
-  if (!existsSync(b)) return false;
-  if (realpathSync(a) === realpathSync(b)) return true;
-  const [sa, sb] = [statSync(a), statSync(b)];
-  return sa.dev === sb.dev && sa.ino === sb.ino;
-}
 
 function showValue(e: NonTensorEntry): string {
   const text = JSON.stringify(e.value) ?? '';
