@@ -82,11 +82,22 @@ test('compare runs the grid, refuses nonsense with a reason before anything runs
   assert.deepEqual(grid.slice(2), results, 'the ps cells are reused, not retrained');
   for (const c of results) {
     assert.ok(existsSync(join(out, 'cells', `${c.method}__${c.loss}__seed${c.seed}`, 'metrics.json')), 'each cell is a run directory');
-    assert.ok(c.metrics.recall['1'] >= 0 && c.wall_s > 0, 'cell metrics and wall time');
+    assert.ok(c.best.recall['1'] >= 0 && c.final.epoch === 1 && c.wall_s > 0, 'cell metrics and wall time');
+    assert.match(c.software.hardneg, /^\d+\.\d+\.\d+/, 'the version that trained the cell');
   }
   const md = readFileSync(join(out, 'results.md'), 'utf8');
-  assert.match(md, /\| none \| proxy-anchor \| 2 \| \d+\.\d\d ± \d+\.\d\d/);
-  assert.match(readFileSync(join(out, 'results.csv'), 'utf8'), /^method,loss,seeds,R@1_mean,R@1_std/);
+  assert.match(md, /^- command: `hardneg compare --methods none,ps --losses pa .* --set 'eval\.ks=\[1,2\]'`$/m);
+  assert.match(md, /^- cells trained by hardneg at commit ([0-9a-f]{12}( \(with uncommitted changes\))?|not recorded)$/m);
+  assert.match(md, /^- budget per cell: 1 epoch × a pass over the training split, batches of 2 classes × 2 images, evaluation every 1 epoch;/m);
+  const [finalPart, bestPart] = md.split('## At the best epoch');
+  assert.match(finalPart!, /## After the last epoch[\s\S]*\| none \| proxy-anchor \| 2 \| 1, 1 \| \d+\.\d\d ± \d+\.\d\d/);
+  assert.match(bestPart!, /\| none \| proxy-anchor \| 2 \| 1, 1 \| \d+\.\d\d ± \d+\.\d\d/);
+  const csv = readFileSync(join(out, 'results.csv'), 'utf8').trim().split('\n');
+  assert.match(csv[0]!, /^table,method,loss,seeds,R@1_mean,R@1_std/);
+  assert.deepEqual(
+    csv.slice(1).map((l) => l.split(',').slice(0, 3).join(',')),
+    ['final,none,proxy-anchor', 'final,ps,proxy-anchor', 'best,none,proxy-anchor', 'best,ps,proxy-anchor'],
+  );
   const again = hardneg(['compare', '--methods', 'none,ps', '--losses', 'pa', ...common]);
   assert.equal(again.code, 0);
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).results, grid, 'finished cells are not retrained');
@@ -97,14 +108,14 @@ test('compare runs the grid, refuses nonsense with a reason before anything runs
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).results, grid, 'the results are left as they were');
 });
 
-test('summary table: mean ± sample std over seeds, in percent', () => {
-  const rec = (r1: number) => ({ epoch: 1, recall: { 1: r1 }, map_at_r: 0.5, r_precision: 0.5, nmi: null });
-  const t = summaryTable(
-    [
-      { method: 'm', loss: 'l', seed: 0, metrics: rec(0.5), wall_s: 1 },
-      { method: 'm', loss: 'l', seed: 1, metrics: rec(0.7), wall_s: 1 },
-    ],
-    [1],
-  );
-  assert.match(t.markdown, /\| m \| l \| 2 \| 60\.00 ± 14\.14 \| 50\.00 ± 0\.00 \| 50\.00 ± 0\.00 \| - \|/);
+test('summary tables: mean ± sample std over seeds, in percent, of the final or the best evaluation', () => {
+  const rec = (epoch: number, r1: number) => ({ epoch, recall: { 1: r1 }, map_at_r: 0.5, r_precision: 0.5, nmi: null });
+  const cells = [
+    { method: 'm', loss: 'l', seed: 0, final: rec(3, 0.5), best: rec(2, 0.6), wall_s: 1, software: null },
+    { method: 'm', loss: 'l', seed: 1, final: rec(3, 0.7), best: rec(3, 0.7), wall_s: 1, software: null },
+  ];
+  // final R@1 0.5, 0.7: mean 60, sample std √((0.1² + 0.1²)/1) = 14.14; best 0.6, 0.7: 65 ± 7.07.
+  assert.match(summaryTable(cells, [1], 'final').markdown, /\| m \| l \| 2 \| 3, 3 \| 60\.00 ± 14\.14 \| 50\.00 ± 0\.00 \| 50\.00 ± 0\.00 \| - \|/);
+  assert.match(summaryTable(cells, [1], 'best').markdown, /\| m \| l \| 2 \| 2, 3 \| 65\.00 ± 7\.07 \|/);
+  assert.match(summaryTable(cells, [1], 'best').csv, /^best,m,l,2,65\.00,7\.07,/m);
 });

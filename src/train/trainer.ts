@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Random, STREAMS } from '../engine/random.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
+import { VERSION, sourceCommit } from '../version.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { writeNpy } from '../io/npy.ts';
 import { hardnessDiagnostics } from '../gca_hng/diagnostics.ts';
@@ -217,7 +218,9 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
     }
     await writeWeights(model, join(inp.runDir, RUN_FILES.final));
     const wallSeconds = (Date.now() - started) / 1000;
-    writeFileAtomic(join(inp.runDir, RUN_FILES.metrics), `${JSON.stringify({ final: s.last, best: s.best, wall_s: wallSeconds }, null, 2)}\n`);
+    // The code that finished the run, so a table built from many runs can name its commits.
+    const software = { hardneg: VERSION, ...(sourceCommit() ?? { commit: null, dirty: null }) };
+    writeFileAtomic(join(inp.runDir, RUN_FILES.metrics), `${JSON.stringify({ final: s.last, best: s.best, wall_s: wallSeconds, software }, null, 2)}\n`);
     return { final: s.last, best: s.best, wallSeconds, completed: true };
   } finally {
     opts.optC.dispose();

@@ -29,8 +29,9 @@ const HELP = `usage: hardneg compare --out DIR [--dataset NAME] [--data-root DIR
 
 Trains every combination of method, base loss and seed (0..N−1) as its own run directory under
 DIR/cells/, skipping finished cells and resuming interrupted ones, then writes DIR/results.json
-(one entry per cell: method, loss, seed, metrics = metrics.json's best, wall_s), DIR/results.md and
-DIR/results.csv (mean ± std per metric over seeds), each written atomically. Every cell is decided
+(one entry per cell: method, loss, seed, its final and best evaluations from metrics.json, wall_s,
+the commit that trained it), DIR/results.md (the command, commits and budget, then mean ± std per
+metric over seeds after the last epoch and at the best epoch) and DIR/results.csv, each written atomically. Every cell is decided
 before anything runs: an unknown name, a combination that makes no sense (e.g. Proxy Synthesis
 with a pair loss, refused with the reason) or a cell folder holding a run of another configuration
 (other --epochs or --set values) stops the request with exit 2 and nothing written. --dataset, --data-root, --preset,
@@ -53,9 +54,23 @@ export interface CellResult {
   method: string;
   loss: string;
   seed: number;
-  metrics: EvalRecord | null;
+  /** The evaluation after the last epoch. */
+  final: EvalRecord | null;
+  /** The evaluation with the best Recall@1 (the official checkpoint choice). */
+  best: EvalRecord | null;
   wall_s: number;
+  /** The hardneg version and git commit that finished the cell (null for cells from before it was recorded). */
+  software: CellSoftware | null;
 }
+
+interface CellSoftware {
+  hardneg: string;
+  commit: string | null;
+  dirty: boolean | null;
+}
+
+/** Which evaluation of each cell a table summarises. */
+export type TableEpoch = 'final' | 'best';
 
 function list(flag: string, v: string | undefined, fallback: string[]): string[] {
   const items = (v ?? fallback.join(','))
@@ -91,7 +106,7 @@ function meanStd(xs: number[]): string {
   return `${(100 * m).toFixed(2)} ± ${(100 * sd).toFixed(2)}`;
 }
 
-export function summaryTable(results: CellResult[], ks: number[]): { markdown: string; csv: string } {
+export function summaryTable(results: CellResult[], ks: number[], which: TableEpoch): { markdown: string; csv: string } {
   const columns = [...ks.map((k) => `R@${k}`), 'MAP@R', 'RP', 'NMI'];
   const groups = new Map<string, CellResult[]>();
   for (const r of results) {
@@ -101,24 +116,54 @@ export function summaryTable(results: CellResult[], ks: number[]): { markdown: s
   const rows: string[][] = [];
   for (const [key, cells] of groups) {
     const [method, loss] = key.split('\u0000') as [string, string];
-    const ms = cells.map((c) => c.metrics).filter((m): m is EvalRecord => m !== null);
+    const ms = cells.map((c) => c[which]).filter((m): m is EvalRecord => m !== null);
     rows.push([
       method,
       loss,
       String(ms.length),
+      ms.map((m) => m.epoch).join(', '),
       ...ks.map((k) => meanStd(ms.map((m) => m.recall[String(k)] ?? NaN))),
       meanStd(ms.map((m) => m.map_at_r)),
       meanStd(ms.map((m) => m.r_precision)),
       meanStd(ms.map((m) => m.nmi ?? NaN)),
     ]);
   }
-  const header = ['method', 'loss', 'seeds', ...columns];
+  const header = ['method', 'loss', 'seeds', 'epoch', ...columns];
   const markdown = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-  const csvRows = [[...header.slice(0, 3), ...columns.flatMap((c) => [`${c}_mean`, `${c}_std`])]];
+  const csvRows = [['table', ...header.slice(0, 3), ...columns.flatMap((c) => [`${c}_mean`, `${c}_std`])]];
   for (const r of rows) {
-    csvRows.push([...r.slice(0, 3), ...r.slice(3).flatMap((cell) => (cell === '-' ? ['', ''] : cell.split(' ± ')))]);
+    csvRows.push([which, ...r.slice(0, 3), ...r.slice(4).flatMap((cell) => (cell === '-' ? ['', ''] : cell.split(' ± ')))]);
   }
   return { markdown, csv: csvRows.map((r) => r.join(',')).join('\n') };
+}
+
+/**
+ * What a reader needs to rerun the tables: the command, the code that trained the cells, and the
+ * training budget. Percent values are mean ± sample standard deviation over the seeds.
+ */
+function provenance(argv: string[], c: TrainConfig, results: CellResult[]): string {
+  const commits = [
+    ...new Set(
+      results.map((r) => (r.software?.commit ? `${r.software.commit.slice(0, 12)}${r.software.dirty ? ' (with uncommitted changes)' : ''}` : 'not recorded')),
+    ),
+  ];
+  const t = c.train;
+  const budget =
+    `${t.epochs} epoch${t.epochs === 1 ? '' : 's'} × ${t.maxIterationsPerEpoch > 0 ? `at most ${t.maxIterationsPerEpoch} iterations` : 'a pass over the training split'}, ` +
+    `batches of ${t.classesPerBatch} classes × ${t.samplesPerClass} images, evaluation every ${t.evalEvery} epoch${t.evalEvery === 1 ? '' : 's'}`;
+  return [
+    '# hardneg compare',
+    '',
+    `- command: \`hardneg compare ${argv.map(shellWord).join(' ')}\``,
+    `- cells trained by hardneg at commit ${commits.join(', ')}`,
+    `- budget per cell: ${budget}; the full configuration is each cell's config.json`,
+    '- values: percent, mean ± sample standard deviation over the seeds; `epoch`: the evaluated epoch of each seed',
+    '',
+  ].join('\n');
+}
+
+function shellWord(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`;
 }
 
 export const command: Command = {
@@ -200,15 +245,26 @@ export const command: Command = {
         if (!v.quiet) process.stderr.write(`${resume ? 'resuming' : 'training'} ${method} × ${loss}, seed ${seed} → ${dir}\n`);
         await trainWithProgress(config, dir, resume, v.quiet || v.json, start);
       }
-      const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { best: EvalRecord | null; wall_s: number };
-      results.push({ method, loss, seed, metrics: m.best, wall_s: m.wall_s });
+      const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { final: EvalRecord | null; best: EvalRecord | null; wall_s: number; software?: CellSoftware };
+      results.push({ method, loss, seed, final: m.final, best: m.best, wall_s: m.wall_s, software: m.software ?? null });
     }
-    const table = summaryTable(results, base.eval.ks);
+    const final = summaryTable(results, base.eval.ks, 'final');
+    const best = summaryTable(results, base.eval.ks, 'best');
+    const markdown = [
+      provenance(argv, base, results),
+      '## After the last epoch',
+      '',
+      final.markdown,
+      '',
+      '## At the best epoch (highest Recall@1 among the evaluations, the official checkpoint choice)',
+      '',
+      best.markdown,
+    ].join('\n');
     writeFileAtomic(join(v.out, 'results.json'), `${JSON.stringify({ results }, null, 2)}\n`);
-    writeFileAtomic(join(v.out, 'results.md'), `${table.markdown}\n`);
-    writeFileAtomic(join(v.out, 'results.csv'), `${table.csv}\n`);
+    writeFileAtomic(join(v.out, 'results.md'), `${markdown}\n`);
+    writeFileAtomic(join(v.out, 'results.csv'), `${[final.csv, ...best.csv.split('\n').slice(1)].join('\n')}\n`);
     if (v.json) console.log(JSON.stringify({ results }));
-    else console.log(table.markdown);
+    else console.log(markdown);
     return 0;
   },
 };
