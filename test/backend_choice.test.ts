@@ -85,8 +85,8 @@ test('doctor: reports the install and passes every public golden case on the def
   assert.equal(report.environment.backend.verified, true);
   assert.equal(report.recorded, null, 'a verified backend needs no record');
   assert.equal(report.environment.components['tfjs-node']?.found, ownStandIn ? '0.0.0-standin' : report.environment.components['tfjs-node']?.found);
-  assert.deepEqual([...new Set(report.cases.map((c) => c.kind))], ['generator', 'trajectory', 'metrics']);
-  assert.ok(report.cases.length >= 9, `${report.cases.length} cases`);
+  assert.deepEqual([...new Set(report.cases.map((c) => c.kind))], ['generator', 'trajectory', 'run', 'metrics']);
+  assert.ok(report.cases.length >= 10, `${report.cases.length} cases`);
   for (const c of report.cases) assert.ok(c.ok && c.compared > 0, `${c.name}: ${JSON.stringify(c)}`);
 });
 

@@ -207,20 +207,24 @@ def softmax_standin_check():
 
 
 class MixingSequence:
-    """np.random.random() for GeneralPulling: rand_seq[0], rand_seq[1], ... restarting per call."""
+    """np.random.random() for GeneralPulling: rand_seq[0], rand_seq[1], ... restarting per call, or,
+    with restart=False (the epoch-level fixture), one stream that every call continues."""
 
     def __init__(self):
         self.seq = None
         self.pos = 0
         self.calls = []
+        self.restart = True
 
-    def set(self, seq):
+    def set(self, seq, restart=True):
         self.seq = [float(v) for v in seq]
         self.calls = []
         self.pos = 0
+        self.restart = restart
 
     def begin_call(self):
-        self.pos = 0
+        if self.restart:
+            self.pos = 0
         self.calls.append(0)
 
     def random(self, *args):

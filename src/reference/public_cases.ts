@@ -11,7 +11,7 @@ export const PUBLIC_FIXTURES = fileURLToPath(new URL('../../test/fixtures/golden
 
 export interface PublicCase {
   name: string;
-  kind: 'generator' | 'trajectory' | 'metrics';
+  kind: 'generator' | 'trajectory' | 'run' | 'metrics';
   prefix: string;
 }
 
@@ -19,7 +19,7 @@ export interface PublicCaseResult {
   name: string;
   kind: PublicCase['kind'];
   ok: boolean;
-  /** Tensors (generator, trajectory) or metric entries compared. */
+  /** Tensors (generator, trajectory, run) or metric entries compared. */
   compared: number;
   failed: number;
   /** The first values out of tolerance, for the report. */
@@ -40,6 +40,8 @@ export function listPublicCases(root = PUBLIC_FIXTURES): PublicCase[] {
   return [
     ...prefixes(root, '.inputs.safetensors').map((prefix) => ({ name: base(prefix), kind: 'generator' as const, prefix })),
     ...prefixes(join(root, 'train'), '.train.inputs.safetensors').map((prefix) => ({ name: base(prefix), kind: 'trajectory' as const, prefix })),
+    // Epoch-level runs (a few seconds): the trainer's loop itself on this backend.
+    ...prefixes(join(root, 'train'), '.run.inputs.safetensors').map((prefix) => ({ name: base(prefix), kind: 'run' as const, prefix })),
     ...prefixes(join(root, 'metrics'), '.expected.json').map((prefix) => ({ name: base(prefix), kind: 'metrics' as const, prefix })),
   ];
 }

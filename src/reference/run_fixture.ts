@@ -1,6 +1,7 @@
 // Runs one fixture made by the official implementation, whichever kind its files say it is:
-// PREFIX.inputs.safetensors (one forward/backward case) or PREFIX.train.inputs.safetensors
-// (a trajectory of whole training iterations). Used by `reference-check` and `doctor`.
+// PREFIX.inputs.safetensors (one forward/backward case), PREFIX.train.inputs.safetensors
+// (a trajectory of whole training iterations) or PREFIX.run.inputs.safetensors (epochs of the
+// official training loop, replayed through the trainer). Used by `reference-check` and `doctor`.
 import { existsSync, readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
 import { readSafetensors } from '../io/safetensors.ts';
@@ -10,7 +11,7 @@ import { compareTensor, expectedNames, type ComparisonRow } from './compare.ts';
 import { coreTolerance, type GapEntry } from './core_tolerance.ts';
 
 export interface FixtureResult {
-  kind: 'core' | 'trajectory';
+  kind: 'core' | 'trajectory' | 'run';
   computed: Map<string, HostTensor>;
   /** One row per expected tensor; absent when the fixture has no expected file. */
   rows?: ComparisonRow[];
@@ -48,10 +49,16 @@ async function runCore(prefix: string): Promise<FixtureResult> {
 
 /** Recomputes the fixture at PREFIX and compares it with its expected file when there is one. */
 export async function runFixture(prefix: string): Promise<FixtureResult> {
+  // An epoch-level fixture may be named with or without its suffix (PREFIX.run or PREFIX).
+  const { RUN_FIXTURE, runRunFixture } = await import('./run_check.ts');
+  const runBase = prefix.endsWith(RUN_FIXTURE) && existsSync(`${prefix}.inputs.safetensors`) ? prefix.slice(0, -RUN_FIXTURE.length) : prefix;
+  if (existsSync(`${runBase}${RUN_FIXTURE}.inputs.safetensors`)) return { kind: 'run', ...(await runRunFixture(runBase)) };
   if (existsSync(`${prefix}.train.inputs.safetensors`)) {
     const { runTrajectoryFixture } = await import('./trajectory_check.ts');
     return { kind: 'trajectory', ...(await runTrajectoryFixture(prefix)) };
   }
   if (existsSync(`${prefix}.inputs.safetensors`)) return runCore(prefix);
-  throw new UserError(`no fixture at '${prefix}': expected ${prefix}.inputs.safetensors or ${prefix}.train.inputs.safetensors`);
+  throw new UserError(
+    `no fixture at '${prefix}': expected ${prefix}.inputs.safetensors, ${prefix}.train.inputs.safetensors or ${prefix}.run.inputs.safetensors`,
+  );
 }

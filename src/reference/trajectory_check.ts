@@ -26,11 +26,20 @@ const ZERO_GRAD_BIAS = /edge_model\.att\.k_linear\.bias$/;
 
 export function trajectoryTolerance(name: string, gnnLr: number): Tolerance {
   const iter = Number(/^iter(\d+)\//.exec(name)?.[1] ?? 0);
+  // The zero-gradient bias drifts by noise-driven Adam steps of at most about lr each (two GNN steps per iteration).
+  return trainingStateTolerance(name, gnnLr * 2 * (iter + 1));
+}
+
+/**
+ * The tolerance of a tensor recorded during training (`…/state/<param>`, `…/<optimizer>/<param>/…`,
+ * or a loss): `zeroGradBiasDrift` bounds how far the mathematically zero-gradient bias may have
+ * drifted by then (about lr per GNN step so far). Shared by the trajectories and the epoch-level runs.
+ */
+export function trainingStateTolerance(name: string, zeroGradBiasDrift: number): Tolerance {
   if (name.endsWith('/step') || name.endsWith('num_batches_tracked')) return { rel: 0, abs: 0, exact: true };
   if (ZERO_GRAD_BIAS.test(name.replace(/\/(exp_avg|exp_avg_sq)$/, ''))) {
     if (/\/(exp_avg|exp_avg_sq)$/.test(name)) return { rel: 0, abs: 0, skip: 'mathematically zero gradient: moments are rounding noise' };
-    // Its value drifts by noise-driven Adam steps of at most about lr each (two GNN steps per iteration).
-    return { rel: 0, abs: gnnLr * 2 * (iter + 1), absoluteOnly: true };
+    return { rel: 0, abs: zeroGradBiasDrift, absoluteOnly: true };
   }
   if (/\/(exp_avg|exp_avg_sq)$/.test(name)) return { rel: TRAJECTORY_TOLERANCE.moments, abs: 1e-12 };
   if (/\/state\//.test(name)) {

@@ -50,10 +50,45 @@ export interface TrainerInputs {
   /** Loads pretrained backbone weights into the fresh state dict. */
   loadWeights?: (sd: StateDict) => void;
   /** Progress callback (the CLI draws a bar with it). */
-  onIteration?: (p: { epoch: number; iteration: number; iterations: number; losses: Record<string, number> }) => void;
+  onIteration?: (p: IterationReport) => void;
   onEvaluation?: (r: EvalRecord) => void;
+  /**
+   * Called once an epoch has ended (evaluation done, J_avg/J_gen set to its means, checkpoint
+   * written), with the live weights and optimizers: read them, do not change them. The epoch-level
+   * reference check (src/reference/run_check.ts) compares them with the official loop's.
+   */
+  onEpochEnd?: (p: EpochEndReport) => Promise<void> | void;
+  /**
+   * The uniforms of GeneralPulling's mixing, in draw order (metric side, then generator side, each
+   * K(K−1) per iteration), in place of the seeded mixing stream: a reference fixture replays the
+   * official run's draws with it. The seeded stream is then left untouched.
+   */
+  mixing?: () => number;
   /** Stop after this many iterations in this process (tests of interruption). */
   stopAfterIterations?: number;
+}
+
+export interface IterationReport {
+  epoch: number;
+  /** Iterations done in this epoch, this one included. */
+  iteration: number;
+  iterations: number;
+  losses: Record<string, number>;
+  /** The J_avg and J_gen this iteration ran with (the previous epoch's means; 1e6 in the first epoch). */
+  jAvg: number;
+  jGen: number;
+  /** Every optimizer group's learning rate during this iteration. */
+  learningRates: { optC: number[]; optGnn: number[]; optS: number[] };
+}
+
+export interface EpochEndReport {
+  /** The epoch that ended (0-based). */
+  epoch: number;
+  /** J_avg and J_gen for the next epoch: this epoch's means. */
+  jAvg: number;
+  jGen: number;
+  sd: StateDict;
+  optimizers: Optimizers;
 }
 
 export interface TrainerState {
@@ -171,12 +206,14 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
         const augment = augments ? idx.map(() => rng.flip.nextUint32()) : undefined;
         const input = await inp.train.images(idx, augment);
         const labels = idx.map((i) => inp.train.labels[i] as number);
-        const draw = () => Array.from({ length: K * (K - 1) }, () => rng.mixing.random());
+        const nextMixing = inp.mixing ?? (() => rng.mixing.random());
+        const draw = () => Array.from({ length: K * (K - 1) }, () => nextMixing());
+        const { jAvg, jGen } = s;
         const batch = {
           input,
           labels,
-          jAvg: s.jAvg,
-          jGen: s.jGen,
+          jAvg,
+          jGen,
           mixingMetric: gca ? draw() : [],
           mixingGenerator: gca ? draw() : [],
           dropout: { p: c.loss.edgeDropout, random: () => rng.dropout.random() },
@@ -201,7 +238,16 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
           lr_gnn: opts.optGnn.groups[0]?.lr,
         });
         s.iterationInEpoch += 1;
-        inp.onIteration?.({ epoch: e, iteration: s.iterationInEpoch, iterations, losses });
+        const lrs = (o: Optimizers[keyof Optimizers]) => o.groups.map((g) => g.lr);
+        inp.onIteration?.({
+          epoch: e,
+          iteration: s.iterationInEpoch,
+          iterations,
+          losses,
+          jAvg,
+          jGen,
+          learningRates: { optC: lrs(opts.optC), optGnn: lrs(opts.optGnn), optS: lrs(opts.optS) },
+        });
         if (s.globalStep % c.train.checkpointEvery === 0 && s.iterationInEpoch < iterations) await checkpoint();
       }
       // End of epoch: evaluate, then J_avg/J_gen become this epoch's means, then the schedulers step.
@@ -215,6 +261,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
       s.iterationInEpoch = 0;
       s.epoch = e + 1;
       await checkpoint();
+      await inp.onEpochEnd?.({ epoch: e, jAvg: s.jAvg, jGen: s.jGen, sd: model.sd, optimizers: opts });
     }
     await writeWeights(model, join(inp.runDir, RUN_FILES.final));
     const wallSeconds = (Date.now() - started) / 1000;

@@ -1,6 +1,7 @@
 // `hardneg reference-check`: recompute a golden fixture made by the official implementation and
 // compare. PREFIX.inputs.safetensors → one forward/backward case (graph, GNN, generation, losses,
-// gradients); PREFIX.train.inputs.safetensors → a training trajectory of T whole iterations.
+// gradients); PREFIX.train.inputs.safetensors → a training trajectory of T whole iterations;
+// PREFIX.run.inputs.safetensors → epochs of the official training loop, replayed by the trainer.
 import { resolve } from 'node:path';
 import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
@@ -16,7 +17,9 @@ Recomputes a fixture produced by the official GCA-HNG code and writes every tens
 fixture's expected file names, in full, under the same names, to OUT.
   PREFIX.inputs.safetensors + PREFIX.state.safetensors        one forward/backward case
   PREFIX.train.inputs.safetensors + PREFIX.train.state0...     a training trajectory (T iterations)
-When PREFIX[.train].expected.safetensors exists, prints a per-tensor comparison (tolerances from
+  PREFIX.run.inputs.safetensors + PREFIX.run.state0...         epochs of the official training loop,
+                                                               run by hardneg's trainer (PREFIX or PREFIX.run)
+When PREFIX[.train|.run].expected.safetensors exists, prints a per-tensor comparison (tolerances from
 PREFIX[.train].json when present) and exits 1 if any tensor is out of tolerance.
 
 options:
