@@ -1,4 +1,4 @@
-// `npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--backend NAME] [--json]`:
+// `npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--batch N] [--backend NAME] [--json]`:
 // long measurements, never part of `npm test`. Prints one line per case; with --json one object
 // per line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}.
 //
@@ -6,6 +6,11 @@
 //   iteration-{small,cub,sop}          one GCA-HNG training iteration (bench/iteration.ts)
 //   iteration-{small,cub,sop}-pytorch  the same iteration in PyTorch (bench/pytorch_iteration.py;
 //                                      needs Debian's python3-torch, reported as skipped without it)
+//   finetune-{dino-vits16,resnet50,googlenet}
+//                                      one fine-tuning step (forward, backward, AdamW) of backbone +
+//                                      embedding head on --batch images at 224 px (bench/finetune.ts)
+//   finetune-dino-vits16-pytorch       the same step in PyTorch (bench/pytorch_finetune.py); run
+//                                      with finetune-dino-vits16 whenever PyTorch is available
 //   evaluate-100k                      Recall@1,2,4,8 + MAP@R of 100,000 × 512 embeddings (bench/evaluate.ts)
 //   pipeline                           training image pipeline, images/s (bench/pipeline.ts)
 //
@@ -22,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '../src/engine/backend.ts';
 import { nativeStatus } from '../src/engine/native_kernels.ts';
 import { benchEvaluate } from './evaluate.ts';
+import { benchFinetune, FINETUNE_BACKBONES, type FinetuneBackbone } from './finetune.ts';
 import { benchIteration, ITERATION_SHAPES } from './iteration.ts';
 import { benchPipeline } from './pipeline.ts';
 import { median, type BenchResult } from './timing.ts';
@@ -38,9 +44,22 @@ const LOCAL: Record<string, (runs: number) => Promise<Result>> = {
   pipeline: async (runs) => ({ ...(await benchPipeline({ runs })) }),
 };
 for (const name of Object.keys(ITERATION_SHAPES)) LOCAL[`iteration-${name}`] = async (runs) => ({ ...(await benchIteration(name, runs)) });
+const FINETUNE_NAMES = Object.keys(FINETUNE_BACKBONES) as FinetuneBackbone[];
+for (const name of FINETUNE_NAMES) LOCAL[`finetune-${name}`] = async (runs) => ({ ...(await benchFinetune(name, batch, runs)) });
 
-const PYTORCH_CASES = Object.keys(ITERATION_SHAPES).map((name) => `iteration-${name}-pytorch`);
-const CASES = [...Object.keys(ITERATION_SHAPES).flatMap((name) => [`iteration-${name}`, `iteration-${name}-pytorch`]), 'evaluate-100k', 'pipeline'];
+/** Our cases with a PyTorch counterpart, and the counterpart: [ours, PyTorch's]. */
+const PAIRS: Array<[string, string]> = [
+  ...Object.keys(ITERATION_SHAPES).map((name): [string, string] => [`iteration-${name}`, `iteration-${name}-pytorch`]),
+  ['finetune-dino-vits16', 'finetune-dino-vits16-pytorch'],
+];
+const PYTORCH_CASES = PAIRS.map(([, theirs]) => theirs);
+const CASES = [
+  ...Object.keys(ITERATION_SHAPES).flatMap((name) => [`iteration-${name}`, `iteration-${name}-pytorch`]),
+  ...FINETUNE_NAMES.map((name) => `finetune-${name}`),
+  'finetune-dino-vits16-pytorch',
+  'evaluate-100k',
+  'pipeline',
+];
 
 const USAGE = `usage: npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--backend NAME] [--json]
 
@@ -51,8 +70,10 @@ Long measurements, each case in a process of its own (never part of npm test).
   --rounds R     repeat the whole list R times, alternating the cases; report the median of the
                  round medians (default 1)
   --threads N    threads of our native kernels and of PyTorch (default: all cores)
+  --batch N      images per fine-tuning step of the finetune-* cases (default 16)
   --backend NAME TensorFlow.js backend for our cases (default auto)
-  --json         one JSON object per case and line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}`;
+  --json         one JSON object per case and line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}
+finetune-dino-vits16 also runs finetune-dino-vits16-pytorch, side by side, when PyTorch is available.`;
 
 function parseCommandLine() {
   try {
@@ -63,6 +84,7 @@ function parseCommandLine() {
         runs: { type: 'string', default: '3' },
         rounds: { type: 'string', default: '1' },
         threads: { type: 'string', default: String(availableParallelism()) },
+        batch: { type: 'string', default: '16' },
         json: { type: 'boolean', default: false },
         backend: { type: 'string', default: 'auto' },
         child: { type: 'boolean', default: false },
@@ -82,17 +104,21 @@ if (values.help) {
 const runs = Number(values.runs);
 const rounds = Number(values.rounds);
 const threads = Number(values.threads);
+const batch = Number(values.batch);
 for (const [flag, v] of [
   ['--runs', runs],
   ['--rounds', rounds],
   ['--threads', threads],
+  ['--batch', batch],
 ] as const) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`${flag} must be a positive integer`);
     process.exit(2);
   }
 }
-const selected = values.case ?? CASES;
+const asked = values.case ?? CASES;
+// The DINO fine-tuning case is measured beside PyTorch's (its target is a ratio to PyTorch's time).
+const selected = asked.includes('finetune-dino-vits16') && !asked.includes('finetune-dino-vits16-pytorch') ? [...asked, 'finetune-dino-vits16-pytorch'] : asked;
 const unknown = selected.filter((c) => !CASES.includes(c));
 if (unknown.length > 0) {
   console.error(`unknown case '${unknown[0]}'; cases: ${CASES.join(', ')}`);
@@ -117,8 +143,11 @@ function torchAvailable(): boolean {
 function runChild(name: string): Result {
   const env = { ...process.env, HARDNEG_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   const pytorch = PYTORCH_CASES.includes(name);
+  const pythonArgs = name.startsWith('finetune-')
+    ? [join(here, 'pytorch_finetune.py'), '--batch', String(batch)]
+    : [join(here, 'pytorch_iteration.py'), '--shape', name.replace(/^iteration-|-pytorch$/g, '')];
   const cmd = pytorch
-    ? [PYTHON, join(here, 'pytorch_iteration.py'), '--shape', name.replace(/^iteration-|-pytorch$/g, ''), '--runs', String(runs), '--threads', String(threads)]
+    ? [PYTHON, ...pythonArgs, '--runs', String(runs), '--threads', String(threads)]
     : [
         process.execPath,
         '--import',
@@ -131,6 +160,8 @@ function runChild(name: string): Result {
         String(runs),
         '--backend',
         String(values.backend),
+        '--batch',
+        String(batch),
       ];
   const r = spawnSync(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = r.stdout
@@ -183,12 +214,13 @@ for (const name of selected) {
 }
 
 // Ours against PyTorch where both were measured in this run.
-for (const name of Object.keys(ITERATION_SHAPES)) {
-  const ours = summary.get(`iteration-${name}`);
-  const theirs = summary.get(`iteration-${name}-pytorch`);
+for (const [oursName, theirsName] of PAIRS) {
+  const ours = summary.get(oursName);
+  const theirs = summary.get(theirsName);
   if (!ours || !theirs) continue;
   const ratio = {
-    case: `iteration-${name} vs pytorch`,
+    case: `${oursName} vs pytorch`,
+    ...(oursName.startsWith('finetune-') ? { batch } : {}),
     time_ratio: Math.round((ours.median_ms / theirs.median_ms) * 100) / 100,
     rss_ratio: Math.round((ours.peak_rss_mb / theirs.peak_rss_mb) * 100) / 100,
     threads,

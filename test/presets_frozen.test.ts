@@ -10,7 +10,7 @@ import { hardneg } from './helpers/cli.ts';
 import { GOLDEN } from './helpers/golden.ts';
 import { presetNames, resolveConfig } from '../src/train/setup.ts';
 
-test('presets: the 12 official configurations with their values; DINO refused plainly', () => {
+test('presets: the 12 official configurations with their values', () => {
   assert.deepEqual(presetNames(), [
     'dino-cars196',
     'dino-cub200',
@@ -38,7 +38,11 @@ test('presets: the 12 official configurations with their values; DINO refused pl
     ['resnet50', true, 40, 60, 2e-4, 3],
   );
   assert.deepEqual(r.eval.ks, [1, 10, 100, 1000]);
-  assert.throws(() => resolveConfig({ preset: 'dino-sop' }), /DINO ViT-S\/16 backbone of preset dino-sop is not supported yet/);
+  const d = resolveConfig({ preset: 'dino-cub200', dataRoot: '/data/CUB_200_2011' });
+  assert.deepEqual(
+    [d.model.backbone, d.model.embeddingSize, d.model.pooling, d.solver.baseLr, d.solver.warmUpEpochs, d.solver.bnFreeze, d.train.epochs],
+    ['dino-vits16', 384, false, 1e-5, 2, false, 50],
+  );
 });
 
 test('frozen-feature mode trains end to end on a tiny ONNX model, extracting features once', async () => {

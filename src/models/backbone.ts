@@ -9,6 +9,11 @@ export interface Backbone {
   name: string;
   /** Feature width n_mid. */
   features: number;
+  /**
+   * How the official Feature_Extractor initialises the head's Linear for this backbone: PyTorch's
+   * default (absent), or, for DINO, an orthogonal weight (gain 1) and a zero bias.
+   */
+  readonly headInit?: 'orthogonal';
   /** Adds freshly initialised parameters to the state dict. */
   init(sd: StateDict, rng: Random): void;
   forward(sd: StateDict, images: tf.Tensor4D, training: boolean): tf.Tensor2D;

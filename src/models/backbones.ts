@@ -6,6 +6,7 @@
 // is an entry here plus its model file.
 import { PAPER_TRAIN_TRANSFORM } from '../data/transforms.ts';
 import type { Backbone } from './backbone.ts';
+import { DINO_VITS16_FEATURES, dinoVitS16 } from './dino_vit.ts';
 import { GOOGLENET_FEATURES, googlenet } from './googlenet.ts';
 import { featureIdentityBackbone } from './onnx_backbone.ts';
 import { RESNET50_FEATURES, resnet50 } from './resnet50.ts';
@@ -17,8 +18,8 @@ import type { TorchvisionBackbone } from './torchvision.ts';
  *  - 'small-images': small images held in memory at dataset.imageSize (fashion-mnist, folder),
  *    trained from scratch; a seeded flip (dataset.flip) is the only augmentation;
  *  - 'paper-pipeline': image files through the paper's 224-px pipeline (seeded RandomResizedCrop
- *    + flip in training, Resize 256 + CenterCrop 224 for evaluation), torchvision weights from
- *    model.weights;
+ *    + flip in training, Resize 256 + CenterCrop 224 for evaluation), pretrained weights (torchvision
+ *    or DINO) from model.weights;
  *  - 'frozen-features': features of the ONNX image model model.onnx, extracted once with the
  *    evaluation transform (and from mirrored images, for flips) and cached; only the embedding head
  *    and GCA-HNG train.
@@ -31,16 +32,6 @@ export interface InputSizeFields {
   imageSize: number;
   /** model.onnxInputSize */
   onnxInputSize: number;
-}
-
-/** A backbone that is named (a preset uses it) but not supported yet, and the way out. */
-export interface Unsupported {
-  /** The refusal's subject, e.g. 'the DINO ViT-S/16 backbone'. */
-  readonly subject: string;
-  /** What to do instead, in configuration keys. */
-  readonly instead: string;
-  /** What to do instead, in command-line flags. */
-  readonly insteadFlags: string;
 }
 
 interface Spec<I extends BackboneInput, O, B extends Backbone> {
@@ -56,8 +47,6 @@ interface Spec<I extends BackboneInput, O, B extends Backbone> {
    * feature); false: only with dataset.flip.
    */
   readonly augmentsEveryImage: boolean;
-  /** Set when the backbone is refused (create then throws the refusal). */
-  readonly unsupported?: Unsupported;
   create(options: O): B;
 }
 
@@ -67,12 +56,6 @@ export type FrozenFeatureBackboneSpec = Spec<'frozen-features', { width: number 
 export type BackboneSpec = SmallImageBackboneSpec | PaperBackboneSpec | FrozenFeatureBackboneSpec;
 
 const PAPER_SIDE = PAPER_TRAIN_TRANSFORM.size;
-
-const DINO_UNSUPPORTED: Unsupported = {
-  subject: 'the DINO ViT-S/16 backbone',
-  instead: 'export it to ONNX and use frozen-feature mode (model.backbone=onnx, model.onnx=FILE)',
-  insteadFlags: 'export it to ONNX and train in frozen-feature mode (--set model.backbone=onnx --set model.onnx=FILE)',
-};
 
 const REGISTRY = {
   'small-cnn': {
@@ -109,14 +92,11 @@ const REGISTRY = {
   } satisfies FrozenFeatureBackboneSpec,
   'dino-vits16': {
     input: 'paper-pipeline',
-    description: 'DINO ViT-S/16 (not supported yet: export it to ONNX and use onnx)',
-    features: 384,
+    description: "DINO ViT-S/16 (CLS token, 384 features), the paper's 224-px pipeline, weights from model.weights",
+    features: DINO_VITS16_FEATURES,
     inputSize: () => PAPER_SIDE,
     augmentsEveryImage: true,
-    unsupported: DINO_UNSUPPORTED,
-    create: () => {
-      throw new Error(unsupportedMessage(DINO_UNSUPPORTED));
-    },
+    create: () => dinoVitS16(),
   } satisfies PaperBackboneSpec,
 };
 
@@ -129,15 +109,7 @@ export function backboneSpec(name: BackboneName): BackboneSpec {
   return REGISTRY[name];
 }
 
-/** The supported backbones whose images arrive one way (for messages that name the alternatives). */
+/** The backbones whose images arrive one way (for messages that name the alternatives). */
 export function backbonesTaking(inputs: readonly BackboneInput[]): BackboneName[] {
-  return BACKBONE_NAMES.filter((n) => {
-    const s: BackboneSpec = REGISTRY[n];
-    return inputs.includes(s.input) && !s.unsupported;
-  });
-}
-
-/** The refusal of an unsupported backbone; `flags` gives the way out as command-line flags. */
-export function unsupportedMessage(u: Unsupported, opts: { flags?: boolean; context?: string } = {}): string {
-  return `${u.subject}${opts.context ?? ''} is not supported yet; ${opts.flags ? u.insteadFlags : u.instead}`;
+  return BACKBONE_NAMES.filter((n) => inputs.includes(REGISTRY[n].input));
 }

@@ -80,6 +80,48 @@ export function initEmbeddingHead(sd: StateDict, nMid: number, D: number, rng: R
   );
 }
 
+/**
+ * torch.nn.init.orthogonal_ (gain 1) of a [rows, cols] matrix from seeded normals: the Q of the QR
+ * decomposition of a normal [max, min] matrix, signs fixed so that R's diagonal is positive
+ * (modified Gram–Schmidt, float64, gives that R directly), transposed back when rows < cols.
+ */
+export function orthogonal(rows: number, cols: number, rng: Random): Float32Array {
+  const [m, n] = rows >= cols ? [rows, cols] : [cols, rows];
+  // Column-major columns of the tall [m, n] matrix.
+  const q = Array.from({ length: n }, () => Float64Array.from({ length: m }, () => rng.normal()));
+  for (let j = 0; j < n; j++) {
+    const cj = q[j] as Float64Array;
+    for (let i = 0; i < j; i++) {
+      const ci = q[i] as Float64Array;
+      let dot = 0;
+      for (let r = 0; r < m; r++) dot += (ci[r] as number) * (cj[r] as number);
+      for (let r = 0; r < m; r++) cj[r] = (cj[r] as number) - dot * (ci[r] as number);
+    }
+    let norm = 0;
+    for (let r = 0; r < m; r++) norm += (cj[r] as number) ** 2;
+    norm = Math.sqrt(norm);
+    for (let r = 0; r < m; r++) cj[r] = (cj[r] as number) / norm;
+  }
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < m; r++)
+    for (let j = 0; j < n; j++) {
+      const v = (q[j] as Float64Array)[r] as number;
+      if (rows >= cols) out[r * cols + j] = v;
+      else out[j * cols + r] = v;
+    }
+  return out;
+}
+
+/** The official DINO head: feature_extractor.fc.1 with an orthogonal weight and a zero bias (scripts/models.py). */
+export function initOrthogonalHeadLinear(sd: StateDict, rng: Random): void {
+  const [rows, cols] = sd.get(`${HEAD_LINEAR}.weight`).shape as [number, number];
+  const w = tf.tensor2d(orthogonal(rows, cols, rng), [rows, cols]);
+  const b = tf.zeros([rows]);
+  sd.set(`${HEAD_LINEAR}.weight`, w);
+  sd.set(`${HEAD_LINEAR}.bias`, b);
+  tf.dispose([w, b]);
+}
+
 export function newGeneratorState(shape: GnnShape, rng: Random): StateDict {
   const sd = new StateDict();
   initGenerator(sd, shape, rng);

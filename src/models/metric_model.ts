@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Random, STREAMS } from '../engine/random.ts';
 import type { Backbone } from './backbone.ts';
 import { embeddingHead } from './embedding_head.ts';
-import { initEmbeddingHead, initGenerator, initPairMlp } from './init.ts';
+import { initEmbeddingHead, initGenerator, initOrthogonalHeadLinear, initPairMlp } from './init.ts';
 import { StateDict } from './state_dict.ts';
 import type { GnnShape } from '../gca_hng/gnn/config.ts';
 
@@ -20,6 +20,7 @@ export function createMetricModel(backbone: Backbone, shape: GnnShape, seed: num
   const rng = new Random(seed, STREAMS.init);
   backbone.init(sd, rng);
   initEmbeddingHead(sd, backbone.features, shape.D, rng);
+  if (backbone.headInit === 'orthogonal') initOrthogonalHeadLinear(sd, rng);
   if (withGenerator) initGenerator(sd, shape, rng);
   if (withGenerator && pairMlp) initPairMlp(sd, shape.D, rng);
   return { sd, backbone, shape, normalize };

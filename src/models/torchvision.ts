@@ -1,6 +1,7 @@
 // What the torchvision backbones (ResNet-50, GoogLeNet) share: their state-dict inventory under
 // the official names, fresh initialisation, BatchNorm2d state, and loading PyTorch weights from a
-// torch.save checkpoint (.pth) or safetensors.
+// torch.save checkpoint (.pth) or safetensors. DINO's ViT-S/16 (dino_vit.ts) is loaded the same way
+// under its own names.
 //
 // Official names (scripts/models.py, scripts/backbone.py of the reference code): the feature
 // extractor's `backbone` is the torchvision GoogLeNet itself (feature_extractor.backbone.conv1…),
@@ -83,10 +84,13 @@ export function initTorchvision(sd: StateDict, prefix: string, shapes: Parameter
   }
 }
 
-/** Entries of a torchvision state dict that the backbones do not use. */
-const UNUSED = /^(fc|aux1|aux2)\./;
-/** Prefixes under which torchvision names may arrive (official checkpoints, DataParallel, bare). */
-const KNOWN_PREFIXES = ['feature_extractor.backbone.model.', 'feature_extractor.backbone.', 'module.', 'model.'];
+/** Entries of a backbone's state dict that the forward does not use (torchvision's classifier and aux heads, DINO's projection head). */
+const UNUSED = /^(fc|aux1|aux2|head)\./;
+/**
+ * Prefixes under which the names may arrive (official checkpoints, DataParallel, bare; DINO's
+ * full checkpoints keep the ViT under 'backbone.' in 'teacher' and 'module.backbone.' in 'student').
+ */
+const KNOWN_PREFIXES = ['feature_extractor.backbone.model.', 'feature_extractor.backbone.', 'module.', 'model.', 'backbone.'];
 
 function bareName(name: string): string {
   let n = name;
@@ -136,7 +140,7 @@ export function loadTorchvisionWeights(sd: StateDict, backbone: TorchvisionBackb
         continue;
       }
       throw new Error(
-        `${source}: '${name}' is not a ${backbone.name} parameter (expected torchvision names such as '${backbone.parameterShapes()[0]?.[0]}', optionally under '${backbone.prefix}')`,
+        `${source}: '${name}' is not a ${backbone.name} parameter (expected names such as '${backbone.parameterShapes()[0]?.[0]}', optionally under '${backbone.prefix}')`,
       );
     }
     if (found.has(bare)) throw new Error(`${source}: '${name}' and '${found.get(bare)?.[0]}' are the same ${backbone.name} parameter`);

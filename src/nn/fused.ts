@@ -70,20 +70,20 @@ function layerNormBackward(g: tf.Tensor, gamma: tf.Tensor, dy: tf.Tensor, eps: n
 }
 
 /** LayerNorm, or LayerNorm(GELU(x)), with a gradient that keeps only x. */
-function fusedLayerNorm(withGelu: boolean): (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor {
+function fusedLayerNorm(withGelu: boolean, eps = LN_EPS): (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor {
   return tf.customGrad((...args: Args) => {
     const [x, gamma, beta, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([x, gamma]);
     const native = nativeKernelsActive();
-    const attrs = { eps: LN_EPS, gelu: withGelu };
+    const attrs = { eps, gelu: withGelu };
     return {
-      value: native ? runNative(NATIVE_OPS.layerNorm, { x, gamma, beta }, attrs) : layerNormPrimitive(withGelu ? geluPrimitive(x) : x, gamma, beta),
+      value: native ? runNative(NATIVE_OPS.layerNorm, { x, gamma, beta }, attrs) : layerNormPrimitive(withGelu ? geluPrimitive(x) : x, gamma, beta, eps),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sGamma] = saved as [tf.Tensor, tf.Tensor];
         if (native) return runNative<tf.Tensor[]>(NATIVE_OPS.layerNormGrad, { x: sx, gamma: sGamma, dy }, attrs);
-        if (!withGelu) return tf.tidy(() => layerNormBackward(sx, sGamma, dy, LN_EPS));
+        if (!withGelu) return tf.tidy(() => layerNormBackward(sx, sGamma, dy, eps));
         return tf.tidy(() => {
-          const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, LN_EPS) as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const [dg, dGamma, dBeta] = layerNormBackward(geluPrimitive(sx), sGamma, dy, eps) as [tf.Tensor, tf.Tensor, tf.Tensor];
           return [tf.mul(dg, geluDerivative(sx)), dGamma, dBeta];
         });
       },
@@ -93,6 +93,9 @@ function fusedLayerNorm(withGelu: boolean): (x: tf.Tensor, gamma: tf.Tensor, bet
 
 /** LayerNorm with a gradient that keeps only its input. */
 export const layerNorm = fusedLayerNorm(false);
+
+/** The same with eps 1e-6, the vision transformers' LayerNorm (DINO's norm_layer). */
+export const layerNormEps1e6 = fusedLayerNorm(false, 1e-6);
 
 /** LayerNorm(GELU(x)), the official GNN's `norm` block; keeps only x. */
 export const geluLayerNorm = fusedLayerNorm(true);

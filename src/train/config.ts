@@ -82,11 +82,12 @@ const ConfigShape = z.strictObject({
     .strictObject({
       /**
        * A name of the backbone registry (src/models/backbones.ts, where each says how images reach it):
-       * small-cnn (from scratch, small images); resnet50 / googlenet (torchvision layouts, the paper's
-       * 224-px pipeline, weights from model.weights); onnx (frozen-feature mode); dino-vits16 (refused).
+       * small-cnn (from scratch, small images); resnet50 / googlenet (torchvision layouts) and
+       * dino-vits16 (DINO's ViT-S/16), the paper's 224-px pipeline, weights from model.weights;
+       * onnx (frozen-feature mode).
        */
       backbone: z.enum(BACKBONE_NAMES).default('small-cnn'),
-      /** torchvision weights as safetensors (docs/backbones.md); null trains the backbone from scratch. */
+      /** Backbone weights: .pth, safetensors or a registry name (docs/backbones.md); null trains the backbone from scratch. */
       weights: z.string().nullable().default(null),
       /** The ONNX image model of frozen-feature mode. */
       onnx: z.string().nullable().default(null),

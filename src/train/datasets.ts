@@ -17,7 +17,7 @@ import { IMAGENET_NORMALIZATION, PAPER_TEST_TRANSFORM, type TestTransform } from
 import { cachedFeatureImageSplit, extractFeatures } from '../data/feature_cache.ts';
 import { BalancedBatchSampler, type SamplerState } from '../samplers/balanced_batch_sampler.ts';
 import type { Backbone } from '../models/backbone.ts';
-import { backboneSpec, backbonesTaking, unsupportedMessage } from '../models/backbones.ts';
+import { backboneSpec, backbonesTaking } from '../models/backbones.ts';
 import { OnnxModelError } from '../models/onnx_backbone.ts';
 import { loadTorchvisionFile } from '../models/torchvision.ts';
 import type { StateDict } from '../models/state_dict.ts';
@@ -134,7 +134,6 @@ async function resolveWeightsName(name: string, backbone: string): Promise<strin
 
 export async function openTrainingData(c: TrainConfig, warn: (message: string) => void): Promise<TrainingData> {
   const spec = backboneSpec(c.model.backbone);
-  if (spec.unsupported) throw new UserError(unsupportedMessage(spec.unsupported));
   const paper = spec.input !== 'small-images';
   if (paper && !c.dataset.root && c.dataset.name !== 'fashion-mnist') throw new UserError(`dataset ${c.dataset.name} needs --data-root DIR`);
   const { ds, queryCount } = await openDataset(c, warn, paper);
@@ -199,7 +198,7 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
             if (err instanceof UserError) throw new UserError(`model.weights ${weights}: ${text}`);
             const code = (err as NodeJS.ErrnoException).code;
             if (code !== undefined) throw new UserError(`model.weights ${weights}: cannot read (${code === 'ENOENT' ? 'no such file' : code})`);
-            throw new UserError(`model.weights ${weights}: ${text} (expected ${c.model.backbone} weights under torchvision's names; docs/backbones.md)`);
+            throw new UserError(`model.weights ${weights}: ${text} (expected ${c.model.backbone} weights under their official names; docs/backbones.md)`);
           }
         }
       : undefined,

@@ -10,7 +10,6 @@ import { numberFlag } from '../values.ts';
 import { BACKEND_NAMES, describeEngine, initBackend } from '../engine/backend.ts';
 import { nameList } from '../text.ts';
 import { NOT_IMPLEMENTED } from '../baselines/index.ts';
-import { backboneSpec, unsupportedMessage } from '../models/backbones.ts';
 import { ConfigError, DATASET_NAMES, TRAIN_METHODS, applyOverrides, parseConfig, type TrainConfig } from './config.ts';
 import { openTrainingData } from './datasets.ts';
 import { RunLock } from './run_lock.ts';
@@ -97,8 +96,6 @@ export function resolveConfig(v: ConfigSources): TrainConfig {
   raw = applyOverrides(raw, [...flags, ...(v.set ?? [])]);
   const config = parseConfig(raw, v.config ? String(v.config) : 'configuration');
   if (config.dataset.name === 'folder' && !config.dataset.root) throw new ConfigError('the folder dataset needs --data-root DIR (dataset.root)');
-  const unsupported = backboneSpec(config.model.backbone).unsupported;
-  if (unsupported) throw new ConfigError(unsupportedMessage(unsupported, { flags: true, context: v.preset ? ` of preset ${v.preset}` : '' }));
   if (config.model.embeddingSize % config.model.attentionHeads !== 0) {
     throw new ConfigError(`model.embeddingSize ${config.model.embeddingSize} must be divisible by model.attentionHeads ${config.model.attentionHeads}`);
   }
