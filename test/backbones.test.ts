@@ -17,77 +17,16 @@ import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors.ts
 import { googlenet } from '../src/models/googlenet.ts';
 import { resnet50 } from '../src/models/resnet50.ts';
 import { StateDict } from '../src/models/state_dict.ts';
-import { loadTorchvisionWeights, type TorchvisionBackbone } from '../src/models/torchvision.ts';
+import { loadTorchvisionWeights } from '../src/models/torchvision.ts';
 import { Random } from '../src/engine/random.ts';
 import { batchNorm2d } from '../src/nn/batch_norm2d.ts';
 import { conv2d } from '../src/nn/conv2d_general.ts';
 import { maxPool2d, poolOutputSize } from '../src/nn/pooling.ts';
 import { relativeL2 } from './helpers/close.ts';
+import { detProbe, detStateDict, detTensor } from './helpers/det_weights.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'backbones');
 const TOLERANCE = 1e-4;
-
-// ---------------------------------------------------------------------------------------------
-// Deterministic weights (mirror of det_uniform / det_tensor / det_probe in make_fixtures.py)
-// ---------------------------------------------------------------------------------------------
-
-function fnv1a32(text: string): number {
-  let h = 0x811c9dc5;
-  for (const b of new TextEncoder().encode(text)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
-  return h;
-}
-
-/** u_i ∈ [0, 1), 24-bit: lowbias32(i·0x9E3779B9 + fnv1a32(name)) >> 8 / 2^24. */
-function detUniform(name: string, n: number, each: (i: number, u: number) => void): void {
-  const h = fnv1a32(name);
-  for (let i = 0; i < n; i++) {
-    let x = (Math.imul(i, 0x9e3779b9) + h) >>> 0;
-    x ^= x >>> 16;
-    x = Math.imul(x, 0x7feb352d) >>> 0;
-    x ^= x >>> 15;
-    x = Math.imul(x, 0x846ca68b) >>> 0;
-    x ^= x >>> 16;
-    each(i, (x >>> 8) / 16777216);
-  }
-}
-
-function detTensor(name: string, shape: number[]): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  let f: (u: number) => number;
-  if (name.endsWith('running_mean') || name.endsWith('.bias')) f = (u) => (2 * u - 1) * 0.1;
-  else if (name.endsWith('running_var')) f = (u) => 0.5 + u;
-  else if (shape.length === 1) f = (u) => 0.5 + 0.5 * u;
-  else if (shape.length === 4) {
-    const bound = Math.sqrt(6 / ((shape[1] as number) * (shape[2] as number) * (shape[3] as number)));
-    f = (u) => (2 * u - 1) * bound;
-  } else if (shape.length === 2) {
-    const s = Math.sqrt(shape[1] as number);
-    f = (u) => (2 * u - 1) / s;
-  } else throw new Error(`${name}: no rule for shape [${shape.join(', ')}]`);
-  detUniform(name, n, (i, u) => {
-    out[i] = f(u);
-  });
-  return out;
-}
-
-function detProbe(name: string, n: number): Float64Array {
-  const out = new Float64Array(n);
-  detUniform(name, n, (i, u) => {
-    out[i] = 2 * u - 1;
-  });
-  return out;
-}
-
-/** The generated state dict of a backbone under bare torchvision names. */
-function detStateDict(b: TorchvisionBackbone): Map<string, HostTensor> {
-  const m = new Map<string, HostTensor>();
-  for (const [name, shape] of b.parameterShapes()) {
-    if (name.endsWith('.num_batches_tracked')) m.set(name, { dtype: 'I64', shape: [], data: BigInt64Array.of(0n) });
-    else m.set(name, { dtype: 'F32', shape, data: detTensor(name, shape) });
-  }
-  return m;
-}
 
 // ---------------------------------------------------------------------------------------------
 // helpers
