@@ -18,6 +18,10 @@ export { loadRun, type LoadedRun, type LoadRunOptions, type RunWeights } from '.
 export { embedSplit, evaluateModel, type EvalRecord } from './train/evaluate_model.ts';
 export { embed, createMetricModel, type MetricModel } from './models/metric_model.ts';
 export { StateDict } from './models/state_dict.ts';
+
+// Pretrained backbones' eval-mode features of transformed images (hardneg features, model.frozen).
+export { extractFeatures, BackboneFeatureModel, POOLINGS, type Pooling, type BackboneFeatureOptions, type ExtractFeaturesOptions } from './models/features.ts';
+export { PRETRAINED_BACKBONE_NAMES, BACKBONE_NAMES, type BackboneName } from './models/backbones.ts';
 export type { ImageSplit } from './train/image_split.ts';
 
 // GCA-HNG: graph → GNN → pull, the losses and objectives, one training iteration.

@@ -17,26 +17,16 @@ import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors.ts
 import { googlenet } from '../src/models/googlenet.ts';
 import { resnet50 } from '../src/models/resnet50.ts';
 import { StateDict } from '../src/models/state_dict.ts';
-import { loadTorchvisionWeights, type TorchvisionBackbone } from '../src/models/torchvision.ts';
+import { loadTorchvisionWeights } from '../src/models/torchvision.ts';
 import { Random } from '../src/engine/random.ts';
 import { batchNorm2d } from '../src/nn/batch_norm2d.ts';
 import { conv2d } from '../src/nn/conv2d_general.ts';
 import { maxPool2d, poolOutputSize } from '../src/nn/pooling.ts';
 import { relativeL2 } from './helpers/close.ts';
-import { detProbe, detTensor } from './helpers/det_weights.ts';
+import { detProbe, detStateDict, detTensor } from './helpers/det_weights.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'backbones');
 const TOLERANCE = 1e-4;
-
-/** The generated state dict of a backbone under bare torchvision names. */
-function detStateDict(b: TorchvisionBackbone): Map<string, HostTensor> {
-  const m = new Map<string, HostTensor>();
-  for (const [name, shape] of b.parameterShapes()) {
-    if (name.endsWith('.num_batches_tracked')) m.set(name, { dtype: 'I64', shape: [], data: BigInt64Array.of(0n) });
-    else m.set(name, { dtype: 'F32', shape, data: detTensor(name, shape) });
-  }
-  return m;
-}
 
 // ---------------------------------------------------------------------------------------------
 // helpers

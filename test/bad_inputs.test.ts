@@ -36,6 +36,19 @@ const TRAIN = (out: string, ...extra: string[]): string[] => [
   ...extra,
 ];
 
+const FEATURES = (input: string, out: string, ...extra: string[]): string[] => [
+  'features',
+  '--backbone',
+  'googlenet',
+  '--weights',
+  PTH('googlenet.pth'),
+  '--input',
+  input,
+  '--out',
+  out,
+  ...extra,
+];
+
 /** A safetensors file from a header given as JSON text and `dataBytes` zero bytes. */
 function rawSafetensors(path: string, headerJson: string, dataBytes: number): string {
   const header = Buffer.from(headerJson);
@@ -111,6 +124,18 @@ before(async () => {
   writeNpy(T('singleton-labels.npy'), i64([0, 1, 2], [3]));
   copyFileSync(PTH('tensors.zip.pth'), T('own.pth'));
   writeFileSync(T('truncated.pth'), readFileSync(PTH('tensors.legacy.pth')).subarray(0, 3000));
+  // Image batches for `features`: one right, and one wrong in each way.
+  const pixels = (n: number) => Array.from({ length: n }, (_, i) => (i % 7) / 7);
+  writeNpy(T('images.npy'), f32(pixels(3 * 8 * 8), [1, 3, 8, 8]));
+  writeNpy(
+    T('images-int.npy'),
+    i64(
+      pixels(3 * 8 * 8).map(() => 1),
+      [1, 3, 8, 8],
+    ),
+  );
+  writeNpy(T('images-rank3.npy'), f32(pixels(3 * 8 * 8), [3, 8, 8]));
+  writeNpy(T('images-nhwc.npy'), f32(pixels(3 * 8 * 8), [1, 8, 8, 3]));
 });
 
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -392,6 +417,62 @@ const ROWS: Row[] = [
     code: 2,
     words: /--method hdml: the official HDML .* is not implemented; 'hdml-lite' is its interpolation alone/,
     absent: () => [T('hdml')],
+  },
+  {
+    name: 'features of int64 images',
+    args: () => FEATURES(T('images-int.npy'), T('f-int.npy')),
+    code: 2,
+    words: /images-int\.npy: is I64 \[1, 3, 8, 8\]; expected float32 images \[N, 3, H, W\]/,
+    absent: () => [T('f-int.npy')],
+  },
+  {
+    name: 'features of a rank-3 array',
+    args: () => FEATURES(T('images-rank3.npy'), T('f-rank3.npy')),
+    code: 2,
+    words: /images-rank3\.npy: has rank 3 .*expected float32 images \[N, 3, H, W\] \(NCHW/,
+    absent: () => [T('f-rank3.npy')],
+  },
+  {
+    name: 'features of NHWC images (8 channels on axis 1)',
+    args: () => FEATURES(T('images-nhwc.npy'), T('f-nhwc.npy')),
+    code: 2,
+    words: /images-nhwc\.npy: has 8 channels on axis 1 \(F32 \[1, 8, 8, 3\]\)/,
+    absent: () => [T('f-nhwc.npy')],
+  },
+  {
+    name: 'features with a missing weights file',
+    args: () => ['features', '--backbone', 'resnet50', '--weights', T('no-such.safetensors'), '--input', T('images.npy'), '--out', T('f-noweights.npy')],
+    code: 2,
+    words: /--weights .*no-such\.safetensors: no such file/,
+    absent: () => [T('f-noweights.npy')],
+  },
+  {
+    name: 'features with weights of another backbone (a registry name)',
+    args: () => ['features', '--backbone', 'googlenet', '--weights', 'resnet50', '--input', T('images.npy'), '--out', T('f-r50.npy')],
+    code: 2,
+    words: /--weights resnet50: these are resnet50 weights, but --backbone is googlenet/,
+    absent: () => [T('f-r50.npy')],
+  },
+  {
+    name: 'features of an unknown backbone',
+    args: () => ['features', '--backbone', 'vgg16', '--weights', T('own.pth'), '--input', T('images.npy'), '--out', T('f-vgg.npy')],
+    code: 2,
+    words: /--backbone vgg16: expected a backbone with pretrained weights: resnet50, googlenet or dino-vits16/,
+    absent: () => [T('f-vgg.npy')],
+  },
+  {
+    name: 'features --out onto its own --input',
+    args: () => FEATURES(T('images.npy'), T('images.npy')),
+    code: 2,
+    words: /--out .*images\.npy: that is the --input file/,
+    unchanged: () => [T('images.npy')],
+  },
+  {
+    name: 'train with model.frozen on the small CNN',
+    args: () => TRAIN(T('frozen-small'), '--set', 'model.frozen=true'),
+    code: 2,
+    words: /'model\.frozen': small-cnn has no pretrained weights to freeze/,
+    absent: () => [T('frozen-small')],
   },
   { name: 'an unknown flag', args: () => ['train', '--bogus'], code: 2, words: /Unknown option '--bogus'\. See 'hardneg train --help'\.$/ },
   { name: 'an unknown command', args: () => ['trian'], code: 2, words: /unknown command 'trian'/ },

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { InMemorySplit } from '../src/data/dataset.ts';
-import { CachedFeatureSplit, cachedFeatureImageSplit, extractFeatures, type FeatureCacheOptions } from '../src/data/feature_cache.ts';
+import { CachedFeatureSplit, cachedFeatureImageSplit, cachedSplitFeatures, type FeatureCacheOptions } from '../src/data/feature_cache.ts';
 import { toNumbers } from '../src/io/host_tensor.ts';
 import { readNpy } from '../src/io/npy.ts';
 import { embeddingHead } from '../src/models/embedding_head.ts';
@@ -105,7 +105,7 @@ test('features are extracted once, cached atomically with a manifest, and reused
     onProgress: (done) => progress.push(done),
     openModel,
   };
-  const first = await extractFeatures(opts);
+  const first = await cachedSplitFeatures(opts);
   assert.equal(first.fromCache, false);
   assert.deepEqual([opened, batches], [1, 3]);
   assert.deepEqual(progress, [4, 8, 10]);
@@ -114,14 +114,14 @@ test('features are extracted once, cached atomically with a manifest, and reused
   const files = readdirSync(first.dir).sort();
   assert.deepEqual(files, ['features.npy', 'labels.npy', 'manifest.json'], 'no temporary files are left behind');
   const manifest = JSON.parse(readFileSync(join(first.dir, 'manifest.json'), 'utf8'));
-  assert.equal(manifest.format, 'hardneg-feature-cache/1');
+  assert.equal(manifest.format, 'hardneg-feature-cache/2');
   assert.equal(manifest.dataset.name, 'tiny');
   assert.equal(manifest.dataset.split, 'train');
   assert.equal(manifest.transform, 'identity-32px-imagenet-norm');
   assert.match(manifest.model.sha256, /^[0-9a-f]{64}$/);
   assert.deepEqual(manifest.features.shape, [10, 16]);
 
-  const second = await extractFeatures({ ...opts, onProgress: () => assert.fail('the model ran again') });
+  const second = await cachedSplitFeatures({ ...opts, onProgress: () => assert.fail('the model ran again') });
   assert.equal(second.fromCache, true);
   assert.deepEqual([opened, batches], [1, 3], 'the second call must not open or run the model');
   assert.deepEqual(Array.from(second.features), Array.from(first.features));
@@ -129,11 +129,11 @@ test('features are extracted once, cached atomically with a manifest, and reused
   assert.equal(second.dir, first.dir);
 
   // Another transform is another cache entry; an interrupted extraction (no manifest) is redone.
-  const other = await extractFeatures({ ...opts, transform: 'other' });
+  const other = await cachedSplitFeatures({ ...opts, transform: 'other' });
   assert.equal(other.fromCache, false);
   assert.notEqual(other.dir, first.dir);
   unlinkSync(join(first.dir, 'manifest.json'));
-  const redone = await extractFeatures(opts);
+  const redone = await cachedSplitFeatures(opts);
   assert.equal(redone.fromCache, false);
   assert.equal(opened, 3);
   assert.ok(existsSync(join(first.dir, 'manifest.json')));
@@ -142,7 +142,7 @@ test('features are extracted once, cached atomically with a manifest, and reused
 test('mirrored-image features are cached too, and the training split serves them for flipped samples', async (t) => {
   const cacheDir = tempDir(t);
   const split = tinySplit();
-  const cache = await extractFeatures({ cacheDir, modelPath: MODEL, dataset: { name: 'tiny', root: FIXTURES }, split, transform: 't', flips: true });
+  const cache = await cachedSplitFeatures({ cacheDir, modelPath: MODEL, dataset: { name: 'tiny', root: FIXTURES }, split, transform: 't', flips: true });
   assert.ok(cache.flipped);
   // Reference: the model on explicitly mirrored images.
   const model = await OnnxImageModel.open(MODEL);
@@ -175,15 +175,15 @@ test('a missing or corrupt .onnx file gives an error naming the file', async (t)
   );
   const base = { cacheDir: join(dir, 'cache'), dataset: { name: 'tiny', root: FIXTURES }, split: tinySplit(), transform: 't' };
   await assert.rejects(
-    extractFeatures({ ...base, modelPath: missing }),
+    cachedSplitFeatures({ ...base, modelPath: missing }),
     new RegExp(`ONNX model '${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' does not exist`),
   );
-  await assert.rejects(extractFeatures({ ...base, modelPath: corrupt }), /corrupt\.onnx' could not be loaded/);
+  await assert.rejects(cachedSplitFeatures({ ...base, modelPath: corrupt }), /corrupt\.onnx' could not be loaded/);
   assert.ok(!existsSync(join(dir, 'cache')) || readdirSync(join(dir, 'cache')).length === 0, 'nothing is cached for a failed extraction');
 });
 
 test('the embedding head trains on cached features through the identity backbone', async (t) => {
-  const cache = await extractFeatures({
+  const cache = await cachedSplitFeatures({
     cacheDir: tempDir(t),
     modelPath: MODEL,
     dataset: { name: 'tiny', root: FIXTURES },

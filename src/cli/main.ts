@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./commands/serve.ts')).command,
   data: async () => (await import('./commands/data.ts')).command,
   weights: async () => (await import('./commands/weights.ts')).command,
+  features: async () => (await import('./commands/features.ts')).command,
   doctor: async () => (await import('./commands/doctor.ts')).command,
 };
 

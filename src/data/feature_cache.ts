@@ -1,10 +1,14 @@
-// Frozen-feature mode, data side: the features of a dataset split under an image model, extracted
-// once and cached on disk, then served as a split whose "images" are feature vectors.
+// Frozen-feature mode, data side: the features of a dataset split under an image model (an ONNX
+// model, or one of hardneg's own pretrained backbones with its weights: src/models/features.ts),
+// extracted once and cached on disk, then served as a split whose "images" are feature vectors.
 //
-// Cache key: sha256 of the model file, the dataset (name, resolved root, split name, size and a
-// hash of its labels) and a description of the image transform (resize, crop, normalisation —
-// whatever split.load applies; the caller describes it). Layout, one directory per key under
-// `cacheDir`:
+// Cache key: what extracts (the extractor's name: 'onnx' or a backbone name, and its options such
+// as the pooling), sha256 of the model file (the .onnx, or the backbone's weights file), the dataset
+// (name, resolved root, split name, size, a hash of its labels and a hash of its listing — every
+// image's source, in order) and a description of the image transform (resize, crop, normalisation
+// — whatever split.load applies; the caller describes it) with the image shape it yields. A change
+// of any of them is another key, so a stale cache is never read. Layout, one directory per key
+// under `cacheDir`:
 //
 //   <key16>-<dataset>-<split>/features.npy          float32 [N, F]
 //                             features_flipped.npy  float32 [N, F] (only with `flips`: each image
@@ -26,13 +30,15 @@ import type { ImageSplit } from '../train/image_split.ts';
 import type { DatasetSplit, ImageBatch, ImageShape } from './dataset.ts';
 import { checkIndices } from './dataset.ts';
 
-export const FEATURE_CACHE_FORMAT = 'hardneg-feature-cache/1';
+export const FEATURE_CACHE_FORMAT = 'hardneg-feature-cache/2';
 
 export interface FeatureCacheOptions {
   /** Directory holding one sub-directory per cached (model, dataset, split, transform). */
   cacheDir: string;
-  /** The .onnx image model. */
+  /** The file that holds the model: the .onnx image model, or a backbone's weights. Its SHA-256 is part of the key. */
   modelPath: string;
+  /** What turns images into features with that file (default { name: 'onnx' }). Part of the key. */
+  extractor?: FeatureExtractorIdentity;
   modelOptions?: OnnxImageModelOptions;
   /** Identifies the dataset: e.g. { name: 'cub200', root: '/data/CUB_200_2011' }. */
   dataset: { name: string; root: string };
@@ -49,11 +55,24 @@ export interface FeatureCacheOptions {
   openModel?: (path: string, options?: OnnxImageModelOptions) => Promise<ImageFeatureModel>;
 }
 
+/** 'onnx', or a backbone registry name with the options that change its features (e.g. { pooling: 'avg+max' }). */
+export interface FeatureExtractorIdentity {
+  name: string;
+  options?: Record<string, string | number | boolean>;
+}
+
+const ONNX_EXTRACTOR: FeatureExtractorIdentity = { name: 'onnx' };
+
+/** The model file as messages name it. */
+function modelLabel(e: FeatureExtractorIdentity): string {
+  return e.name === 'onnx' ? 'ONNX model' : `${e.name} weights`;
+}
+
 export interface FeatureManifest {
   format: typeof FEATURE_CACHE_FORMAT;
   key: string;
-  model: { path: string; sha256: string; bytes: number };
-  dataset: { name: string; root: string; split: string; size: number; classes: number; labelsSha256: string };
+  model: { path: string; sha256: string; bytes: number; extractor: FeatureExtractorIdentity };
+  dataset: { name: string; root: string; split: string; size: number; classes: number; labelsSha256: string; listingSha256: string };
   transform: string;
   imageShape: ImageShape;
   features: { file: string; shape: [number, number]; flippedFile: string | null };
@@ -79,8 +98,8 @@ export interface FeatureCache {
 // A run keys the train and the test cache on the same model: hash it once while it is unchanged.
 const modelHashes = new Map<string, { stamp: string; sha256: string; bytes: number }>();
 
-function sha256File(path: string): { sha256: string; bytes: number } {
-  if (!existsSync(path)) throw new OnnxModelError(`ONNX model '${path}' does not exist`);
+function sha256File(path: string, what: string): { sha256: string; bytes: number } {
+  if (!existsSync(path)) throw new OnnxModelError(`${what} '${path}' does not exist`);
   const st = statSync(path);
   const stamp = `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
   const known = modelHashes.get(resolve(path));
@@ -107,18 +126,30 @@ function safe(text: string): string {
 }
 
 /** The cache key and directory of a (model, dataset, split, transform); hashes the model file. */
-export function featureCacheKey(o: Pick<FeatureCacheOptions, 'cacheDir' | 'modelPath' | 'dataset' | 'split' | 'transform' | 'flips'>): {
+export function featureCacheKey(o: Pick<FeatureCacheOptions, 'cacheDir' | 'modelPath' | 'extractor' | 'dataset' | 'split' | 'transform' | 'flips'>): {
   key: string;
   dir: string;
   identity: Omit<FeatureManifest, 'features' | 'labelsFile' | 'created' | 'key' | 'format'>;
 } {
-  const model = { path: resolve(o.modelPath), ...sha256File(o.modelPath) };
+  const extractor = o.extractor ?? ONNX_EXTRACTOR;
+  const model = { path: resolve(o.modelPath), ...sha256File(o.modelPath, modelLabel(extractor)), extractor };
   const labelsSha256 = createHash('sha256')
     .update(new Uint8Array(o.split.labels.buffer, o.split.labels.byteOffset, o.split.labels.byteLength))
     .digest('hex');
+  // The listing: a file renamed, replaced by another name or moved between classes is another dataset.
+  const listing = createHash('sha256');
+  for (let i = 0; i < o.split.size; i++) listing.update(`${o.split.source(i)}\n`);
   const identity = {
     model,
-    dataset: { name: o.dataset.name, root: resolve(o.dataset.root), split: o.split.name, size: o.split.size, classes: o.split.classNames.length, labelsSha256 },
+    dataset: {
+      name: o.dataset.name,
+      root: resolve(o.dataset.root),
+      split: o.split.name,
+      size: o.split.size,
+      classes: o.split.classNames.length,
+      labelsSha256,
+      listingSha256: listing.digest('hex'),
+    },
     transform: o.transform,
     imageShape: [...o.split.imageShape] as ImageShape,
   };
@@ -127,6 +158,7 @@ export function featureCacheKey(o: Pick<FeatureCacheOptions, 'cacheDir' | 'model
       JSON.stringify({
         format: FEATURE_CACHE_FORMAT,
         model: model.sha256,
+        extractor,
         dataset: identity.dataset,
         transform: o.transform,
         imageShape: identity.imageShape,
@@ -188,7 +220,7 @@ function mirror(batch: ImageBatch): ImageBatch {
  * The split's features under the model: read from the cache when present, otherwise extracted
  * (the model runs over the split once, in order, `batchSize` images at a time) and cached.
  */
-export async function extractFeatures(o: FeatureCacheOptions): Promise<FeatureCache> {
+export async function cachedSplitFeatures(o: FeatureCacheOptions): Promise<FeatureCache> {
   const { key, dir, identity } = featureCacheKey(o);
   const cached = readFeatureCache(dir, key, o.split.classNames);
   if (cached) return cached;
@@ -214,7 +246,9 @@ export async function extractFeatures(o: FeatureCacheOptions): Promise<FeatureCa
           if (o.flips) flipped = new Float32Array(size * width);
         }
         if (r.width !== width || r.n !== indices.length)
-          throw new OnnxModelError(`ONNX model '${o.modelPath}': a batch gave [${r.n}, ${r.width}] features, expected [${indices.length}, ${width}]`);
+          throw new OnnxModelError(
+            `${modelLabel(o.extractor ?? ONNX_EXTRACTOR)} '${o.modelPath}': a batch gave [${r.n}, ${r.width}] features, expected [${indices.length}, ${width}]`,
+          );
         (kind === 'plain' ? features : (flipped as Float32Array)).set(r.features, start * width);
       }
       o.onProgress?.(start + indices.length, size);

@@ -11,7 +11,8 @@ import { GOOGLENET_FEATURES, googlenet } from './googlenet.ts';
 import { featureIdentityBackbone } from './onnx_backbone.ts';
 import { RESNET50_FEATURES, resnet50 } from './resnet50.ts';
 import { SMALL_CNN_FEATURES, smallCnn } from './small_cnn.ts';
-import type { TorchvisionBackbone } from './torchvision.ts';
+import type { StateDict } from './state_dict.ts';
+import { loadTorchvisionFile, type LoadReport, type TorchvisionBackbone } from './torchvision.ts';
 
 /**
  * How images reach a backbone (src/train/datasets.ts has one data path per kind):
@@ -51,7 +52,12 @@ interface Spec<I extends BackboneInput, O, B extends Backbone> {
 }
 
 export type SmallImageBackboneSpec = Spec<'small-images', { channels: number }, Backbone>;
-export type PaperBackboneSpec = Spec<'paper-pipeline', { bnFreeze: boolean; pooling: boolean }, TorchvisionBackbone>;
+export interface PaperBackboneSpec extends Spec<'paper-pipeline', { bnFreeze: boolean; pooling: boolean }, TorchvisionBackbone> {
+  /** Whether it offers global average + max pooling (model.pooling, `features --pooling avg+max`); else its own pooling is fixed. */
+  readonly avgMaxPooling: boolean;
+  /** Reads a weights file (.pth in either torch.save format, or safetensors) into `sd` under the backbone's names. */
+  loadWeights(sd: StateDict, backbone: TorchvisionBackbone, path: string): LoadReport;
+}
 export type FrozenFeatureBackboneSpec = Spec<'frozen-features', { width: number }, Backbone>;
 export type BackboneSpec = SmallImageBackboneSpec | PaperBackboneSpec | FrozenFeatureBackboneSpec;
 
@@ -72,7 +78,9 @@ const REGISTRY = {
     features: RESNET50_FEATURES,
     inputSize: () => PAPER_SIDE,
     augmentsEveryImage: true,
+    avgMaxPooling: true,
     create: (o) => resnet50({ bnFreeze: o.bnFreeze, pooling: o.pooling }),
+    loadWeights: loadTorchvisionFile,
   } satisfies PaperBackboneSpec,
   googlenet: {
     input: 'paper-pipeline',
@@ -80,7 +88,9 @@ const REGISTRY = {
     features: GOOGLENET_FEATURES,
     inputSize: () => PAPER_SIDE,
     augmentsEveryImage: true,
+    avgMaxPooling: false,
     create: (o) => googlenet({ bnFreeze: o.bnFreeze }),
+    loadWeights: loadTorchvisionFile,
   } satisfies PaperBackboneSpec,
   onnx: {
     input: 'frozen-features',
@@ -96,7 +106,9 @@ const REGISTRY = {
     features: DINO_VITS16_FEATURES,
     inputSize: () => PAPER_SIDE,
     augmentsEveryImage: true,
+    avgMaxPooling: false,
     create: () => dinoVitS16(),
+    loadWeights: loadTorchvisionFile,
   } satisfies PaperBackboneSpec,
 };
 
@@ -107,6 +119,23 @@ export const BACKBONE_NAMES = Object.keys(REGISTRY) as [BackboneName, ...Backbon
 
 export function backboneSpec(name: BackboneName): BackboneSpec {
   return REGISTRY[name];
+}
+
+/**
+ * The backbones that turn images into features with pretrained weights (the paper pipeline's): the names `hardneg features --backbone` takes and model.frozen extracts with.
+ * small-cnn is not one (it only ever trains from scratch), nor onnx (its model is a file of its own).
+ */
+export const PRETRAINED_BACKBONE_NAMES = BACKBONE_NAMES.filter((n) => REGISTRY[n].input === 'paper-pipeline');
+
+export function isPretrainedBackbone(name: string): boolean {
+  return (PRETRAINED_BACKBONE_NAMES as readonly string[]).includes(name);
+}
+
+/** The registry entry of a pretrained backbone (see PRETRAINED_BACKBONE_NAMES). */
+export function pretrainedBackboneSpec(name: BackboneName): PaperBackboneSpec {
+  const spec: BackboneSpec = REGISTRY[name];
+  if (spec.input !== 'paper-pipeline') throw new Error(`${name} is not a pretrained image backbone`);
+  return spec;
 }
 
 /** The backbones whose images arrive one way (for messages that name the alternatives). */

@@ -42,7 +42,8 @@ import { GENERATOR_NAMES, NOT_IMPLEMENTED, generatorInfo } from '../baselines/in
 import { PAPER_BENCHMARK_NAMES } from '../data/listing.ts';
 import { GCA_METHODS, isGcaMethod } from '../gca_hng/variants.ts';
 import { LOSS_NAMES, type LossName, lossInfo } from '../losses/metric/index.ts';
-import { BACKBONE_NAMES } from '../models/backbones.ts';
+import { BACKBONE_NAMES, backboneSpec, backbonesTaking } from '../models/backbones.ts';
+import { nameList } from '../text.ts';
 import { BN_AFFINE_POLICIES } from './freezing.ts';
 import { UserError } from '../errors.ts';
 
@@ -87,13 +88,23 @@ const ConfigShape = z.strictObject({
        * onnx (frozen-feature mode).
        */
       backbone: z.enum(BACKBONE_NAMES).default('small-cnn'),
-      /** Backbone weights: .pth, safetensors or a registry name (docs/backbones.md); null trains the backbone from scratch. */
+      /**
+       * Backbone weights: a .pth (either torch.save format) or .safetensors file, or a name of
+       * 'hardneg weights list' (docs/backbones.md); null trains the backbone from scratch.
+       */
       weights: z.string().nullable().default(null),
+      /**
+       * Frozen-feature mode with a pretrained backbone (resnet50, googlenet, dino-vits16): its eval-mode features
+       * of the evaluation transform (and of mirrored images, for flips) are extracted once with
+       * model.weights and cached in model.featureCache; only the embedding head and GCA-HNG train.
+       * onnx is always frozen; small-cnn cannot be (it has no pretrained weights).
+       */
+      frozen: z.boolean().default(false),
       /** The ONNX image model of frozen-feature mode. */
       onnx: z.string().nullable().default(null),
       /** Image side the ONNX model takes (evaluation transform: Resize ⌊side·256/224⌉ + CenterCrop side). */
       onnxInputSize: positiveInt.default(224),
-      /** Where frozen features are cached (keyed by model, dataset and transform). */
+      /** Where frozen features are cached (keyed by backbone, model or weights file, dataset listing and transform). */
       featureCache: z.string().default('runs/feature-cache'),
       /** MODEL.POOLING (ResNet-50): global average + max pooling; false: average only. */
       pooling: z.boolean().default(true),
@@ -240,6 +251,21 @@ function checkOptions(ctx: z.core.$RefinementCtx, path: string[], owner: string,
 }
 
 export const TrainConfigSchema = ConfigShape.superRefine((c, ctx) => {
+  const backbone = backboneSpec(c.model.backbone);
+  if (c.model.frozen && backbone.input === 'small-images') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['model', 'frozen'],
+      message: `${c.model.backbone} has no pretrained weights to freeze (it trains from scratch); frozen features come from ${nameList([...backbonesTaking(['paper-pipeline']), ...backbonesTaking(['frozen-features'])])}`,
+    });
+  }
+  if (c.model.frozen && backbone.input === 'paper-pipeline' && c.model.weights === null) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['model', 'frozen'],
+      message: `frozen features of random weights carry nothing to learn from; set model.weights (a .pth or .safetensors file, or a name of 'hardneg weights list')`,
+    });
+  }
   const gca = isGcaMethod(c.train.method);
   if (gca && c.loss.base === OFFICIAL_LOSS && Object.keys(c.loss.options).length > 0) {
     ctx.addIssue({

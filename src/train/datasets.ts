@@ -2,10 +2,12 @@
 // trainer's ImageSplits, the backbone that fits their images, and the class-balanced sampler. One
 // data path per way images reach a backbone (its `input` in src/models/backbones.ts):
 //   small-images (small-cnn) on fashion-mnist / folder: small images in memory, optional seeded flips;
-//   paper-pipeline (resnet50, googlenet): the paper's 224-px pipeline (seeded RandomResizedCrop +
+//   paper-pipeline (resnet50, googlenet, dino-vits16): the paper's 224-px pipeline (seeded RandomResizedCrop +
 //     flip in training, Resize 256 + CenterCrop 224 for evaluation), torchvision weights from model.weights;
-//   frozen-features (onnx): features of the evaluation transform (and of mirrored images, for
-//     flips) extracted once with onnxruntime and cached; the head and GCA-HNG train on the cache.
+//   frozen-features (onnx), and resnet50 / googlenet with model.frozen: features of the evaluation
+//     transform (and of mirrored images, for flips) extracted once, with onnxruntime or with our
+//     own backbone in eval mode, and cached; the head and GCA-HNG train on the cache.
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, DatasetSplit } from '../data/dataset.ts';
@@ -14,20 +16,19 @@ import { openImageFolder } from '../data/image_folder.ts';
 import { openBenchmark } from '../data/benchmarks.ts';
 import type { FileSplit } from '../data/pipeline.ts';
 import { IMAGENET_NORMALIZATION, PAPER_TEST_TRANSFORM, type TestTransform } from '../data/transforms.ts';
-import { cachedFeatureImageSplit, extractFeatures } from '../data/feature_cache.ts';
+import { cachedFeatureImageSplit, cachedSplitFeatures, type FeatureCacheOptions } from '../data/feature_cache.ts';
 import { BalancedBatchSampler, type SamplerState } from '../samplers/balanced_batch_sampler.ts';
 import type { Backbone } from '../models/backbone.ts';
-import { backboneSpec, backbonesTaking } from '../models/backbones.ts';
-import { OnnxModelError } from '../models/onnx_backbone.ts';
-import { loadTorchvisionFile } from '../models/torchvision.ts';
+import { backboneSpec, backbonesTaking, pretrainedBackboneSpec } from '../models/backbones.ts';
+import { BackboneFeatureModel, loadPretrainedWeights, type Pooling } from '../models/features.ts';
+import { featureIdentityBackbone, OnnxModelError } from '../models/onnx_backbone.ts';
 import type { StateDict } from '../models/state_dict.ts';
-import { UserError, firstLine } from '../errors.ts';
+import { UserError } from '../errors.ts';
 import { nameList } from '../text.ts';
 import type { TrainConfig } from './config.ts';
 import type { ImageSplit } from './image_split.ts';
 import type { BatchSampler } from './trainer.ts';
-import { cachedWeights } from '../weights/fetch.ts';
-import { isWeightsName, weightsEntry } from '../weights/registry.ts';
+import { CONFIG_SETTINGS, resolveWeights } from '../weights/fetch.ts';
 
 /** Mirrors an NHWC batch left-right where `flips[i]` is set. */
 function flipRows(pixels: Float32Array, shape: readonly number[], flips: readonly boolean[]): void {
@@ -125,11 +126,53 @@ async function openDataset(c: TrainConfig, warn: (m: string) => void, paper: boo
   }
 }
 
-/** A weights name (hardneg weights list) as its cached file, for the backbone it was made for. */
-async function resolveWeightsName(name: string, backbone: string): Promise<string> {
-  const entry = weightsEntry(name);
-  if (entry.backbone !== backbone) throw new UserError(`model.weights ${name}: these are ${entry.backbone} weights, but model.backbone is ${backbone}`);
-  return cachedWeights(name);
+/**
+ * Frozen-feature mode: the features of the evaluation transform (and, for the training split, of
+ * the mirrored images: flips) extracted once, by the ONNX model (model.backbone onnx) or by a
+ * pretrained backbone of ours with model.weights (model.frozen), and cached; the head trains on an
+ * identity backbone over them.
+ */
+async function frozenFeatureData(c: TrainConfig, ds: Dataset, warn: (message: string) => void): Promise<Omit<TrainingData, 'sampler'>> {
+  const t = evaluationTransform(c);
+  const spec = backboneSpec(c.model.backbone);
+  let source: Pick<FeatureCacheOptions, 'modelPath' | 'extractor' | 'openModel'>;
+  if (spec.input === 'frozen-features') {
+    if (!c.model.onnx) throw new UserError('frozen-feature mode needs model.onnx=FILE (an ONNX image model)');
+    source = { modelPath: c.model.onnx };
+  } else {
+    // The schema refuses model.frozen without weights.
+    const weights = await resolveWeights(c.model.weights as string, c.model.backbone);
+    if (!existsSync(weights)) throw new UserError(`model.weights ${weights}: no such file`);
+    const pooling: Pooling = pretrainedBackboneSpec(c.model.backbone).avgMaxPooling && c.model.pooling ? 'avg+max' : 'avg';
+    source = {
+      modelPath: weights,
+      extractor: { name: c.model.backbone, options: { pooling } },
+      openModel: () => BackboneFeatureModel.open(c.model.backbone, { weights, pooling, settings: CONFIG_SETTINGS }),
+    };
+  }
+  const common = {
+    ...source,
+    cacheDir: c.model.featureCache,
+    dataset: { name: c.dataset.name, root: resolve(c.dataset.root ?? '') },
+    transform: `resize${t.resize}-centercrop${t.size}-imagenet`,
+  };
+  const progress = (what: string) => (done: number, total: number) => {
+    if (done === total || done % 512 === 0) warn(`extracting ${what} features: ${done}/${total}`);
+  };
+  let train, test;
+  try {
+    train = await cachedSplitFeatures({ ...common, split: ds.train, flips: true, onProgress: progress('train') });
+    test = await cachedSplitFeatures({ ...common, split: ds.test, onProgress: progress('test') });
+  } catch (err) {
+    if (err instanceof OnnxModelError)
+      throw new UserError(`${err.message}${/expects input/.test(err.message) ? ' (set model.onnxInputSize to its image side)' : ''}`);
+    throw err;
+  }
+  return {
+    train: cachedFeatureImageSplit(train),
+    test: cachedFeatureImageSplit(test),
+    backbone: featureIdentityBackbone(train.width, spec.input === 'frozen-features' ? undefined : `frozen-${c.model.backbone}`),
+  };
 }
 
 export async function openTrainingData(c: TrainConfig, warn: (message: string) => void): Promise<TrainingData> {
@@ -155,53 +198,18 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
   if (spec.input === 'small-images') {
     return { train: asImageSplit(ds.train), test: asImageSplit(ds.test), backbone: spec.create({ channels: ds.train.imageShape[2] }), sampler };
   }
-  if (spec.input === 'frozen-features') {
-    if (!c.model.onnx) throw new UserError('frozen-feature mode needs model.onnx=FILE (an ONNX image model)');
-    const t = evaluationTransform(c);
-    const common = {
-      cacheDir: c.model.featureCache,
-      modelPath: c.model.onnx,
-      dataset: { name: c.dataset.name, root: resolve(c.dataset.root ?? '') },
-      transform: `resize${t.resize}-centercrop${t.size}-imagenet`,
-    };
-    const progress = (what: string) => (done: number, total: number) => {
-      if (done === total || done % 512 === 0) warn(`extracting ${what} features: ${done}/${total}`);
-    };
-    let train, test;
-    try {
-      train = await extractFeatures({ ...common, split: ds.train, flips: true, onProgress: progress('train') });
-      test = await extractFeatures({ ...common, split: ds.test, onProgress: progress('test') });
-    } catch (err) {
-      if (err instanceof OnnxModelError)
-        throw new UserError(`${err.message}${/expects input/.test(err.message) ? ' (set model.onnxInputSize to its image side)' : ''}`);
-      throw err;
-    }
-    const trainSplit = cachedFeatureImageSplit(train);
-    const testSplit = { ...cachedFeatureImageSplit(test), queryCount };
-    return { train: trainSplit, test: testSplit, backbone: spec.create({ width: train.width }), sampler };
+  if (spec.input === 'frozen-features' || c.model.frozen) {
+    const frozen = await frozenFeatureData(c, ds, warn);
+    return { ...frozen, test: { ...frozen.test, queryCount }, sampler };
   }
   const backbone = spec.create({ bnFreeze: c.solver.bnFreeze, pooling: c.model.pooling });
-  const weights = c.model.weights && isWeightsName(c.model.weights) ? await resolveWeightsName(c.model.weights, c.model.backbone) : c.model.weights;
+  const weights = c.model.weights ? await resolveWeights(c.model.weights, c.model.backbone) : null;
   if (!weights) warn(`model.weights is not set: ${c.model.backbone} starts from random weights (the paper fine-tunes ImageNet weights; docs/backbones.md)`);
   return {
     train: pipelineSplit(ds.train as FileSplit),
     test: pipelineSplit(ds.test as FileSplit, queryCount),
     backbone,
-    loadWeights: weights
-      ? (sd) => {
-          try {
-            loadTorchvisionFile(sd, backbone, weights);
-          } catch (err) {
-            // The readers' and the loader's messages start with the path: said once, after the key.
-            const what = firstLine(err);
-            const text = what.startsWith(`${weights}: `) ? what.slice(weights.length + 2) : what;
-            if (err instanceof UserError) throw new UserError(`model.weights ${weights}: ${text}`);
-            const code = (err as NodeJS.ErrnoException).code;
-            if (code !== undefined) throw new UserError(`model.weights ${weights}: cannot read (${code === 'ENOENT' ? 'no such file' : code})`);
-            throw new UserError(`model.weights ${weights}: ${text} (expected ${c.model.backbone} weights under their official names; docs/backbones.md)`);
-          }
-        }
-      : undefined,
+    loadWeights: weights ? (sd) => loadPretrainedWeights(spec, sd, backbone, weights) : undefined,
     sampler,
   };
 }

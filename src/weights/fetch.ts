@@ -8,7 +8,7 @@ import { cacheDir } from '../cache.ts';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import { DownloadError, download, hashFileInto } from './download.ts';
-import { weightsEntry, type WeightsEntry } from './registry.ts';
+import { isWeightsName, weightsEntry, type WeightsEntry } from './registry.ts';
 
 export interface FetchOptions {
   /** Folder for the weights (default: the cache's weights/ folder). */
@@ -108,12 +108,41 @@ export async function fetchWeights(name: string, opts: FetchOptions = {}): Promi
   return { entry, path, sha256, downloaded: true };
 }
 
-/** The cached, verified file of a weights name, without downloading (for --set model.weights=NAME). */
-export async function cachedWeights(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+/**
+ * The cached, verified file of a weights name, without downloading (for --set model.weights=NAME).
+ * `setting` names where the name was given, for the message ('model.weights', '--weights').
+ */
+export async function cachedWeights(name: string, env: NodeJS.ProcessEnv = process.env, setting = 'model.weights'): Promise<string> {
   const entry = weightsEntry(name);
   const dir = weightsDir(env);
   const path = join(dir, entry.file);
-  if (!existsSync(path)) throw new UserError(`model.weights ${name}: not in the cache yet (${path}); run 'npx hardneg weights fetch ${name}' first`);
+  if (!existsSync(path)) throw new UserError(`${setting} ${name}: not in the cache yet (${path}); run 'npx hardneg weights fetch ${name}' first`);
   checkHash(entry, dir, await fileSha256(path), path);
   return path;
+}
+
+/** Where a weights setting and its backbone were given, for messages. */
+export interface WeightsSettings {
+  weights: string;
+  backbone: string;
+}
+
+/** The training configuration's keys. */
+export const CONFIG_SETTINGS: WeightsSettings = { weights: 'model.weights', backbone: 'model.backbone' };
+
+/**
+ * A weights setting as a file: a registry name (hardneg weights list) resolves to its cached,
+ * verified file, when it is for `backbone`; anything else is a path and is returned as it is.
+ */
+export async function resolveWeights(
+  weights: string,
+  backbone: string,
+  settings: WeightsSettings = CONFIG_SETTINGS,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  if (!isWeightsName(weights)) return weights;
+  const entry = weightsEntry(weights);
+  if (entry.backbone !== backbone)
+    throw new UserError(`${settings.weights} ${weights}: these are ${entry.backbone} weights, but ${settings.backbone} is ${backbone}`);
+  return cachedWeights(weights, env, settings.weights);
 }

@@ -1,6 +1,8 @@
 // Deterministic weights for the backbone parity tests: a mirror, bit for bit, of det_uniform /
 // det_tensor / det_probe / det_input in scripts/backbones/make_fixtures.py (keep both in step).
 // Every value is a function of a tensor's name and element index, so no weights are committed.
+import type { HostTensor } from '../../src/io/host_tensor.ts';
+import type { TorchvisionBackbone } from '../../src/models/torchvision.ts';
 
 export function fnv1a32(text: string): number {
   let h = 0x811c9dc5;
@@ -55,4 +57,14 @@ export function detProbe(name: string, n: number): Float64Array {
 /** Generated images: float32 of 2·(2u − 1) (det_input). */
 export function detInput(name: string, n: number): Float32Array {
   return Float32Array.from(detProbe(name, n), (v) => 2 * v);
+}
+
+/** The generated state dict of a backbone under bare torchvision names. */
+export function detStateDict(b: TorchvisionBackbone): Map<string, HostTensor> {
+  const m = new Map<string, HostTensor>();
+  for (const [name, shape] of b.parameterShapes()) {
+    if (name.endsWith('.num_batches_tracked')) m.set(name, { dtype: 'I64', shape: [], data: BigInt64Array.of(0n) });
+    else m.set(name, { dtype: 'F32', shape, data: detTensor(name, shape) });
+  }
+  return m;
 }

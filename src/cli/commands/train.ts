@@ -9,7 +9,7 @@ import { GENERATOR_NAMES } from '../../baselines/index.ts';
 import { BACKEND_NAMES } from '../../engine/backend.ts';
 import { GCA_METHODS } from '../../gca_hng/variants.ts';
 import { PAPER_BENCHMARK_NAMES } from '../../data/listing.ts';
-import { BACKBONE_NAMES } from '../../models/backbones.ts';
+import { BACKBONE_NAMES, backbonesTaking } from '../../models/backbones.ts';
 import { BASE_LOSSES, parseConfig, type TrainConfig } from '../../train/config.ts';
 import { RUN_FILES, isRunDir, readRunConfig } from '../../train/run_dir.ts';
 import { beginRun, type RunStart } from '../../train/run_start.ts';
@@ -55,7 +55,10 @@ ${[
   helpOption('--config FILE.yaml', 'configuration file (keys as in config.json; unknown keys are refused)'),
   helpOption(
     '--set key=value',
-    `override one key, e.g. --set loss.alpha=2 --set train.classesPerBatch=8; loss.base: ${nameList(BASE_LOSSES, { defaultName: DEFAULTS.loss.base })}; model.backbone: ${nameList(BACKBONE_NAMES, { defaultName: DEFAULTS.model.backbone })} (docs/backbones.md)`,
+    `override one key, e.g. --set loss.alpha=2 --set train.classesPerBatch=8; loss.base: ${nameList(BASE_LOSSES, { defaultName: DEFAULTS.loss.base })}; model.backbone: ${nameList(
+      BACKBONE_NAMES,
+      { defaultName: DEFAULTS.model.backbone },
+    )} (docs/backbones.md); model.frozen=true (default ${DEFAULTS.model.frozen}): features of ${nameList(backbonesTaking(['paper-pipeline']))} with model.weights extracted once in eval mode and cached in model.featureCache, only the head and GCA-HNG train (onnx is always frozen)`,
   ),
   helpOption('--out RUN_DIR', 'where to write the run (refused if it holds a run, unless --overwrite)'),
   helpOption('--overwrite', 'replace the run in --out'),
