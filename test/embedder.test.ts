@@ -5,7 +5,7 @@
 import './helpers/backend.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -16,7 +16,8 @@ import { makeImageFolder } from './helpers/image_folder.ts';
 import { listImageFiles } from '../src/data/image_folder.ts';
 import { closeImagePools } from '../src/data/pipeline.ts';
 import { loadEmbedder } from '../src/index.ts';
-import { readNpy } from '../src/io/npy.ts';
+import { readNpy, writeNpy } from '../src/io/npy.ts';
+import { listImages, partialDir, runEmbedJob } from '../src/inference/embed_job.ts';
 import { UserError } from '../src/errors.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-embedder-'));
@@ -113,3 +114,57 @@ for (const [what, run, data, width] of [
     }
   });
 }
+
+test('embed --input (preprocessed NCHW) and --images give the saved embeddings; --shard takes every n-th row', async () => {
+  const saved = readNpy(T('run', 'test_embeddings.npy')).data as Float32Array;
+  const e = await loadEmbedder(T('run'));
+  const files = testFiles(T('data'));
+  const x = await e.preprocessImageFiles(files);
+  e.dispose();
+  writeNpy(T('x.npy'), { dtype: 'F32', shape: [files.length, 3, 8, 8], data: x });
+  const r = hardneg(['embed', T('run'), '--input', T('x.npy'), '--out', T('ex.npy'), '--json', '--batch', '4']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(relMaxDiff(readNpy(T('ex.npy')).data as Float32Array, saved) < 1e-5);
+  assert.ok(!existsSync(T('ex.json')), 'no sidecar for --input');
+  const s = hardneg(['embed', T('run'), '--images', T('data', 'test'), '--out', T('es.npy'), '--shard', '1/2', '--quiet']);
+  assert.equal(s.code, 0, s.stderr);
+  const side = JSON.parse(readFileSync(T('es.json'), 'utf8'));
+  assert.deepEqual(side.paths, ['e/1.png', 'f/0.png', 'f/2.png', 'g/1.png']);
+  assert.deepEqual(side.labels, ['e', 'f', 'f', 'g']);
+  assert.deepEqual(side.shard, { index: 1, count: 2, of: 9, rows: [1, 3, 5, 7] });
+  const es = readNpy(T('es.npy'));
+  assert.deepEqual(es.shape, [4, 8]);
+  const want = Float32Array.from([1, 3, 5, 7].flatMap((i) => Array.from(saved.subarray(i * 8, i * 8 + 8))));
+  assert.ok(relMaxDiff(es.data as Float32Array, want) < 1e-5);
+});
+
+test('embed resumes an interrupted job from its committed rows, and refuses other arguments meanwhile', async () => {
+  const saved = readNpy(T('run', 'test_embeddings.npy')).data as Float32Array;
+  const out = T('er.npy');
+  const e = await loadEmbedder(T('run'));
+  // An interruption after the first committed batch of 2 rows, with half a row written after it.
+  await assert.rejects(
+    runEmbedJob({
+      embedder: e,
+      source: { kind: 'images', root: T('data', 'test'), listing: listImages(T('data', 'test')) },
+      out,
+      shard: null,
+      batchSize: 2,
+      onProgress: (done) => {
+        if (done === 2) throw new Error('interrupted');
+      },
+    }),
+    /interrupted/,
+  );
+  e.dispose();
+  appendFileSync(join(partialDir(out), 'rows.f32'), Buffer.alloc(16));
+  assert.ok(!existsSync(out), 'no output before the job finishes');
+  const other = hardneg(['embed', T('run'), '--images', T('data', 'test'), '--out', out, '--shard', '0/2']);
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /partial embedding made with other arguments/);
+  const r = hardneg(['embed', T('run'), '--images', T('data', 'test'), '--out', out, '--json', '--batch', '3']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).resumed, 2);
+  assert.ok(relMaxDiff(readNpy(out).data as Float32Array, saved) < 1e-5);
+  assert.ok(!existsSync(partialDir(out)), 'the side folder is removed');
+});

@@ -27,7 +27,7 @@ import { IMAGENET_NORMALIZATION, loadSharp, type TestTransform, transformInto } 
 import { firstLine, UserError } from '../errors.ts';
 import { backboneSpec } from '../models/backbones.ts';
 import { embed, type MetricModel } from '../models/metric_model.ts';
-import { OnnxImageModel, OnnxModelError } from '../models/onnx_backbone.ts';
+import { nhwcToNchw, OnnxImageModel, OnnxModelError } from '../models/onnx_backbone.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { evaluationTransform } from '../train/datasets.ts';
 import { loadRunModel, type RunWeights } from '../train/load_run.ts';
@@ -82,6 +82,8 @@ export interface Embedder {
   embedImageFiles(paths: string[], opts?: EmbedOptions): Promise<Float32Array>;
   /** Encoded images (PNG, JPEG, WebP, … what sharp reads) → [N·D]; a UserError for bytes that are not an image. */
   embedImageBuffers(images: Buffer[]): Promise<Float32Array>;
+  /** Image files through the evaluation transform alone: float32 NCHW [N, C, H, W], what embedTensor and the exported ONNX model take. */
+  preprocessImageFiles(paths: string[]): Promise<Float32Array>;
   /** Already-transformed float32 NCHW [n, C, H, W] → [n·D]. */
   embedTensor(x: Float32Array, n: number): Promise<Float32Array>;
   dispose(): void;
@@ -255,6 +257,9 @@ function makeEmbedder(model: MetricModel, config: TrainConfig, prep: EmbedderPre
         }
       }
       return forward(pixels, images.length);
+    },
+    async preprocessImageFiles(paths) {
+      return nhwcToNchw(await loadFiles(paths), [paths.length, size, size, C]);
     },
     async embedTensor(x, n) {
       if (!Number.isInteger(n) || n < 0) throw new UserError(`embedTensor: n must be a non-negative integer, got ${n}`);
