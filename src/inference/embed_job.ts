@@ -137,7 +137,7 @@ interface PartialState {
 function resumeRows(dir: string, key: string, out: string, dim: number): number {
   const statePath = join(dir, 'state.json');
   if (!existsSync(dir)) return 0;
-  let state: PartialState | null = null;
+  let state: PartialState | null;
   try {
     state = JSON.parse(readFileSync(statePath, 'utf8')) as PartialState;
   } catch {
