@@ -443,6 +443,28 @@ const ROWS: Row[] = [
     code: 2,
     words: /--weights last: expected final or best/,
   },
+  // hardneg export
+  {
+    name: 'export --opset below 13',
+    args: () => ['export', T('run'), '--out', T('m.onnx'), '--opset', '11'],
+    code: 2,
+    words: /--opset 11: expected an integer in \[13, 21\]/,
+    absent: () => [T('m.onnx')],
+  },
+  {
+    name: 'export --out onto a folder',
+    args: () => ['export', T('run'), '--out', T('a-folder')],
+    code: 2,
+    words: /a-folder: is a folder, expected a file name/,
+    unchanged: () => [T('a-folder')],
+  },
+  {
+    name: 'export a folder that is not a run',
+    args: () => ['export', T('theirs'), '--out', T('m.onnx')],
+    code: 2,
+    words: /theirs: not a run directory/,
+    absent: () => [T('m.onnx')],
+  },
   { name: 'an unknown flag', args: () => ['train', '--bogus'], code: 2, words: /Unknown option '--bogus'\. See 'hardneg train --help'\.$/ },
   { name: 'an unknown command', args: () => ['trian'], code: 2, words: /unknown command 'trian'/ },
 ];

@@ -19,6 +19,7 @@ import { loadEmbedder } from '../src/index.ts';
 import { readNpy, writeNpy } from '../src/io/npy.ts';
 import { listImages, partialDir, runEmbedJob } from '../src/inference/embed_job.ts';
 import { UserError } from '../src/errors.ts';
+import { decodeModel } from '../src/export/onnx_proto.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-embedder-'));
 const T = (...p: string[]): string => join(tmp, ...p);
@@ -168,3 +169,49 @@ test('embed resumes an interrupted job from its committed rows, and refuses othe
   assert.ok(relMaxDiff(readNpy(out).data as Float32Array, saved) < 1e-5);
   assert.ok(!existsSync(partialDir(out)), 'the side folder is removed');
 });
+
+/** ‖a − b‖ / ‖b‖. */
+function relL2(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < b.length; i++) {
+    d += ((a[i] as number) - (b[i] as number)) ** 2;
+    n += (b[i] as number) ** 2;
+  }
+  return Math.sqrt(d / n);
+}
+
+for (const [what, run, data] of [
+  ['small CNN', 'run', 'data'],
+  ['frozen-feature mode', 'frun', 'fdata'],
+] as const) {
+  test(`hardneg export (${what}): the ONNX model in onnxruntime equals embed --input within 1e-4`, async () => {
+    const e = await loadEmbedder(T(run));
+    const files = testFiles(T(data));
+    const x = await e.preprocessImageFiles(files);
+    const [C, H, W] = e.inputShape;
+    e.dispose();
+    writeNpy(T(`${run}-x.npy`), { dtype: 'F32', shape: [files.length, C, H, W], data: x });
+    const emb = hardneg(['embed', T(run), '--input', T(`${run}-x.npy`), '--out', T(`${run}-z.npy`), '--quiet']);
+    assert.equal(emb.code, 0, emb.stderr);
+    const r = hardneg(['export', T(run), '--out', T(`${run}.onnx`), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.ok(s.opset >= 13);
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(T(`${run}.onnx`));
+    // Two batch sizes: the batch axis is dynamic.
+    for (const n of [files.length, 2]) {
+      const out = await session.run({ [s.input]: new ort.Tensor('float32', x.subarray(0, n * C * H * W), [n, C, H, W]) });
+      const y = out[s.output];
+      assert.deepEqual(y?.dims, [n, s.dim]);
+      const z = readNpy(T(`${run}-z.npy`)).data as Float32Array;
+      const err = relL2(y?.data as Float32Array, z.subarray(0, n * s.dim));
+      assert.ok(err < 1e-4, `relative L2 ${err}`);
+    }
+    await session.release();
+    const props = new Map((decodeModel(readFileSync(T(`${run}.onnx`))).metadata_props ?? []).map((p) => [p.key, p.value]));
+    assert.deepEqual(JSON.parse(props.get('hardneg.preprocessing') as string).size, H, 'the preprocessing is in metadata_props');
+    assert.deepEqual(JSON.parse(props.get('hardneg.mean') as string).length, C);
+  });
+}

@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'reference-check': async () => (await import('./commands/reference_check.ts')).command,
   evaluate: async () => (await import('./commands/evaluate.ts')).command,
   embed: async () => (await import('./commands/embed.ts')).command,
+  export: async () => (await import('./commands/export.ts')).command,
   report: async () => (await import('./commands/report.ts')).command,
   serve: async () => (await import('./commands/serve.ts')).command,
   data: async () => (await import('./commands/data.ts')).command,
