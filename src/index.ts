@@ -69,3 +69,15 @@ export { readTorchCheckpoint, TorchCheckpointError, type NonTensorEntry, type Se
 export { readStateDict } from './io/state_dict_file.ts';
 export { readNpy, writeNpy } from './io/npy.ts';
 export type { HostTensor, HostDType } from './io/host_tensor.ts';
+
+// Inference: a trained run as an embedding function for new images (hardneg embed, export, index).
+export {
+  loadEmbedder,
+  runPreprocessing,
+  type Embedder,
+  type EmbedderModelRef,
+  type EmbedderPreprocessing,
+  type EmbedOptions,
+  type LoadEmbedderOptions,
+} from './inference/embedder.ts';
+export { loadRunModel, type RunModel } from './train/load_run.ts';

@@ -11,6 +11,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   generate: async () => (await import('./commands/generate.ts')).command,
   'reference-check': async () => (await import('./commands/reference_check.ts')).command,
   evaluate: async () => (await import('./commands/evaluate.ts')).command,
+  embed: async () => (await import('./commands/embed.ts')).command,
+  export: async () => (await import('./commands/export.ts')).command,
   report: async () => (await import('./commands/report.ts')).command,
   serve: async () => (await import('./commands/serve.ts')).command,
   data: async () => (await import('./commands/data.ts')).command,

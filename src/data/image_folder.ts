@@ -219,16 +219,16 @@ function geometry(opts: ImageFolderOptions): Geometry {
 }
 
 /**
- * Decodes one PNG/JPEG file into size×size×channels uint8 HWC: colour conversion, shorter side to
+ * Decodes one PNG/JPEG file (or its bytes) into size×size×channels uint8 HWC: colour conversion, shorter side to
  * `resize`, centre crop to `size`. Throws sharp's error for an unreadable or corrupt file.
  */
-export async function decodeImage(path: string, opts: ImageFolderOptions = {}): Promise<Uint8Array> {
+export async function decodeImage(path: string | Buffer, opts: ImageFolderOptions = {}): Promise<Uint8Array> {
   const g = geometry(opts);
   const sharp = await loadSharp();
   return decodeWith(sharp, path, g);
 }
 
-async function decodeWith(sharp: SharpFactory, path: string, g: Geometry): Promise<Uint8Array> {
+async function decodeWith(sharp: SharpFactory, path: string | Buffer, g: Geometry): Promise<Uint8Array> {
   // 1. Full-resolution sRGB (or grey) without alpha. Done as its own pass so the alpha channel is
   //    dropped before resizing (sharp would otherwise premultiply it into the colour).
   const full = await sharp(path)

@@ -223,7 +223,7 @@ export function toRgb(data: Buffer, pixels: number, channels: number): Buffer {
 }
 
 /**
- * Decodes `path`, applies `t` (with the image's `seed` for a train transform) and writes the
+ * Decodes `path` (a file, or encoded image bytes), applies `t` (with the image's `seed` for a train transform) and writes the
  * size×size×3 result as float32 HWC at `out[offset…]`: x/255, then normalised when `norm` is given.
  *
  * One sharp pipeline per image (file bytes → crop/resize → sRGB), sized from the header; images
@@ -231,14 +231,15 @@ export function toRgb(data: Buffer, pixels: number, channels: number): Buffer {
  */
 export async function transformInto(
   sharp: SharpFactory,
-  path: string,
+  path: string | Buffer,
   t: ImageTransform,
   seed: number,
   out: Float32Array,
   offset: number,
   norm: Normalization | null,
 ): Promise<AppliedTransform> {
-  const bytes = await readFile(path);
+  // Encoded bytes are taken as they are (the embedder's uploads), so files and buffers share one path.
+  const bytes = typeof path === 'string' ? await readFile(path) : path;
   const meta = await sharp(bytes).metadata();
   const converted = colourModel(meta);
   let width = meta.width;

@@ -4,6 +4,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
 import type { StateDict } from './state_dict.ts';
+import type { OnnxGraph } from '../export/onnx_graph.ts';
 
 export interface Backbone {
   name: string;
@@ -17,4 +18,10 @@ export interface Backbone {
   /** Adds freshly initialised parameters to the state dict. */
   init(sd: StateDict, rng: Random): void;
   forward(sd: StateDict, images: tf.Tensor4D, training: boolean): tf.Tensor2D;
+  /**
+   * Writes the evaluation-mode forward into an ONNX graph (hardneg export): `input` names the
+   * float32 NCHW image batch; returns the name of the [n, features] output. A backbone without it
+   * cannot be exported (the exporter says so).
+   */
+  exportOnnx?(sd: StateDict, g: OnnxGraph, input: string): string;
 }

@@ -44,5 +44,16 @@ export function smallCnn(inputChannels: number): Backbone {
         return tf.mean(x, [1, 2]) as tf.Tensor2D;
       });
     },
+    exportOnnx(sd, g, input) {
+      // NCHW throughout: ONNX's Conv takes PyTorch's weight layout as it is.
+      let x = input;
+      CHANNELS.forEach((_, i) => {
+        const w = g.weight(sd.get(`${PREFIX}conv${i + 1}.weight`), `conv${i + 1}_w`);
+        const b = g.weight(sd.get(`${PREFIX}conv${i + 1}.bias`), `conv${i + 1}_b`);
+        x = g.node('Relu', [g.node('Conv', [x, w, b], { kernel_shape: { ints: [3, 3] }, pads: { ints: [1, 1, 1, 1] }, strides: { ints: [1, 1] } })]);
+        if (i < CHANNELS.length - 1) x = g.node('MaxPool', [x], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } });
+      });
+      return g.node('Flatten', [g.node('GlobalAveragePool', [x])], { axis: { i: 1 } });
+    },
   };
 }

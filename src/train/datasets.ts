@@ -46,7 +46,7 @@ function flipRows(pixels: Float32Array, shape: readonly number[], flips: readonl
 }
 
 /** Resize 256 + CenterCrop 224, or the same proportions for a backbone of another input side. */
-function evaluationTransform(c: TrainConfig): TestTransform {
+export function evaluationTransform(c: TrainConfig): TestTransform {
   const size = backboneSpec(c.model.backbone).inputSize({ imageSize: c.dataset.imageSize, onnxInputSize: c.model.onnxInputSize });
   if (size === PAPER_TEST_TRANSFORM.size) return PAPER_TEST_TRANSFORM;
   return { kind: 'test', resize: Math.round((size * PAPER_TEST_TRANSFORM.resize) / PAPER_TEST_TRANSFORM.size), size };
