@@ -8,6 +8,9 @@
 //                                      needs Debian's python3-torch, reported as skipped without it)
 //   evaluate-100k                      Recall@1,2,4,8 + MAP@R of 100,000 × 512 embeddings (bench/evaluate.ts)
 //   pipeline                           training image pipeline, images/s (bench/pipeline.ts)
+//   finetune-{resnet50,googlenet}      one fine-tuning step of the backbone + 512-d head at --batch N
+//                                      images of 224 px (default 16; bench/finetune.ts), followed by
+//   finetune-*-pytorch                 the same step in PyTorch (bench/pytorch_finetune.py)
 //
 // Every case runs in a process of its own, so its peak RSS is its own (the wasm heap never
 // shrinks). --threads sets the thread count of both sides: our native kernels (HARDNEG_THREADS)
@@ -22,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '../src/engine/backend.ts';
 import { nativeStatus } from '../src/engine/native_kernels.ts';
 import { benchEvaluate } from './evaluate.ts';
+import { benchFinetune, FINETUNE_CASES, FINETUNE_DEFAULT_BATCH, FINETUNE_PYTORCH_CASES, pytorchFinetuneArgs } from './finetune.ts';
 import { benchIteration, ITERATION_SHAPES } from './iteration.ts';
 import { benchPipeline } from './pipeline.ts';
 import { median, type BenchResult } from './timing.ts';
@@ -38,9 +42,15 @@ const LOCAL: Record<string, (runs: number) => Promise<Result>> = {
   pipeline: async (runs) => ({ ...(await benchPipeline({ runs })) }),
 };
 for (const name of Object.keys(ITERATION_SHAPES)) LOCAL[`iteration-${name}`] = async (runs) => ({ ...(await benchIteration(name, runs)) });
+for (const name of FINETUNE_CASES) LOCAL[name] = async (runs) => ({ ...(await benchFinetune(name.replace(/^finetune-/, ''), batch, runs)) });
 
-const PYTORCH_CASES = Object.keys(ITERATION_SHAPES).map((name) => `iteration-${name}-pytorch`);
-const CASES = [...Object.keys(ITERATION_SHAPES).flatMap((name) => [`iteration-${name}`, `iteration-${name}-pytorch`]), 'evaluate-100k', 'pipeline'];
+const PYTORCH_CASES = [...Object.keys(ITERATION_SHAPES).map((name) => `iteration-${name}-pytorch`), ...FINETUNE_PYTORCH_CASES];
+const CASES = [
+  ...Object.keys(ITERATION_SHAPES).flatMap((name) => [`iteration-${name}`, `iteration-${name}-pytorch`]),
+  'evaluate-100k',
+  'pipeline',
+  ...FINETUNE_CASES.flatMap((name) => [name, `${name}-pytorch`]),
+];
 
 const USAGE = `usage: npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--backend NAME] [--json]
 
@@ -51,6 +61,7 @@ Long measurements, each case in a process of its own (never part of npm test).
   --rounds R     repeat the whole list R times, alternating the cases; report the median of the
                  round medians (default 1)
   --threads N    threads of our native kernels and of PyTorch (default: all cores)
+  --batch N      images per fine-tuning step of the finetune-* cases (default ${FINETUNE_DEFAULT_BATCH})
   --backend NAME TensorFlow.js backend for our cases (default auto)
   --json         one JSON object per case and line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}`;
 
@@ -63,6 +74,7 @@ function parseCommandLine() {
         runs: { type: 'string', default: '3' },
         rounds: { type: 'string', default: '1' },
         threads: { type: 'string', default: String(availableParallelism()) },
+        batch: { type: 'string', default: String(FINETUNE_DEFAULT_BATCH) },
         json: { type: 'boolean', default: false },
         backend: { type: 'string', default: 'auto' },
         child: { type: 'boolean', default: false },
@@ -82,17 +94,22 @@ if (values.help) {
 const runs = Number(values.runs);
 const rounds = Number(values.rounds);
 const threads = Number(values.threads);
+const batch = Number(values.batch);
 for (const [flag, v] of [
   ['--runs', runs],
   ['--rounds', rounds],
   ['--threads', threads],
+  ['--batch', batch],
 ] as const) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`${flag} must be a positive integer`);
     process.exit(2);
   }
 }
-const selected = values.case ?? CASES;
+// A fine-tuning case brings its PyTorch twin along, measured in the same run.
+const selected = (values.case ?? CASES).flatMap((c) =>
+  FINETUNE_CASES.includes(c) && !values.child && !values.case?.includes(`${c}-pytorch`) ? [c, `${c}-pytorch`] : [c],
+);
 const unknown = selected.filter((c) => !CASES.includes(c));
 if (unknown.length > 0) {
   console.error(`unknown case '${unknown[0]}'; cases: ${CASES.join(', ')}`);
@@ -117,21 +134,34 @@ function torchAvailable(): boolean {
 function runChild(name: string): Result {
   const env = { ...process.env, HARDNEG_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   const pytorch = PYTORCH_CASES.includes(name);
-  const cmd = pytorch
-    ? [PYTHON, join(here, 'pytorch_iteration.py'), '--shape', name.replace(/^iteration-|-pytorch$/g, ''), '--runs', String(runs), '--threads', String(threads)]
-    : [
-        process.execPath,
-        '--import',
-        'tsx',
-        fileURLToPath(import.meta.url),
-        '--child',
-        '--case',
-        name,
-        '--runs',
-        String(runs),
-        '--backend',
-        String(values.backend),
-      ];
+  const cmd = FINETUNE_PYTORCH_CASES.includes(name)
+    ? [PYTHON, ...pytorchFinetuneArgs(join(here, 'pytorch_finetune.py'), name, batch, runs, threads)]
+    : pytorch
+      ? [
+          PYTHON,
+          join(here, 'pytorch_iteration.py'),
+          '--shape',
+          name.replace(/^iteration-|-pytorch$/g, ''),
+          '--runs',
+          String(runs),
+          '--threads',
+          String(threads),
+        ]
+      : [
+          process.execPath,
+          '--import',
+          'tsx',
+          fileURLToPath(import.meta.url),
+          '--child',
+          '--case',
+          name,
+          '--runs',
+          String(runs),
+          '--backend',
+          String(values.backend),
+          '--batch',
+          String(batch),
+        ];
   const r = spawnSync(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = r.stdout
     .trim()
@@ -183,12 +213,12 @@ for (const name of selected) {
 }
 
 // Ours against PyTorch where both were measured in this run.
-for (const name of Object.keys(ITERATION_SHAPES)) {
-  const ours = summary.get(`iteration-${name}`);
-  const theirs = summary.get(`iteration-${name}-pytorch`);
+for (const name of [...Object.keys(ITERATION_SHAPES).map((n) => `iteration-${n}`), ...FINETUNE_CASES]) {
+  const ours = summary.get(name);
+  const theirs = summary.get(`${name}-pytorch`);
   if (!ours || !theirs) continue;
   const ratio = {
-    case: `iteration-${name} vs pytorch`,
+    case: `${name} vs pytorch`,
     time_ratio: Math.round((ours.median_ms / theirs.median_ms) * 100) / 100,
     rss_ratio: Math.round((ours.peak_rss_mb / theirs.peak_rss_mb) * 100) / 100,
     threads,

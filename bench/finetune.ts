@@ -1,0 +1,76 @@
+// Times one fine-tuning step of a convolutional backbone: forward through the backbone (BatchNorm2d
+// frozen, as BN_FREEZE) and the 512-d embedding head, a squared-error loss against a fixed random
+// target, the backward pass and an AdamW step over the backbone's convolutions and the head. The
+// BatchNorm2d weights stay frozen too (the official policy for ResNet-50; bench/pytorch_finetune.py
+// does the same), so both sides do the same work. Weights are deterministic random ones.
+import * as tf from '@tensorflow/tfjs';
+import { Random, STREAMS } from '../src/engine/random.ts';
+import { embed } from '../src/models/metric_model.ts';
+import { googlenet } from '../src/models/googlenet.ts';
+import { initEmbeddingHead } from '../src/models/init.ts';
+import { resnet50 } from '../src/models/resnet50.ts';
+import { StateDict } from '../src/models/state_dict.ts';
+import type { TorchvisionBackbone } from '../src/models/torchvision.ts';
+import { AdamW } from '../src/optim/adamw.ts';
+import { type BenchResult, timeRuns } from './timing.ts';
+
+export const FINETUNE_BACKBONES: Record<string, () => TorchvisionBackbone> = {
+  resnet50: () => resnet50({ bnFreeze: true }),
+  googlenet: () => googlenet({ bnFreeze: true }),
+};
+
+export const FINETUNE_DEFAULT_BATCH = 16;
+const EMBEDDING = 512;
+const SIDE = 224;
+
+/** The model, optimizer and batch of one step; step() runs one. */
+export function prepareFinetune(name: string, batch: number): { step: () => void; dispose: () => void } {
+  const create = FINETUNE_BACKBONES[name];
+  if (!create) throw new Error(`unknown backbone '${name}'; backbones: ${Object.keys(FINETUNE_BACKBONES).join(', ')}`);
+  const backbone = create();
+  const rng = new Random(0, STREAMS.benchIteration);
+  const sd = new StateDict();
+  backbone.init(sd, rng);
+  initEmbeddingHead(sd, backbone.features, EMBEDDING, rng);
+  const frozen = new Set(backbone.batchNormAffineNames());
+  const params = sd.trainable([backbone.prefix, 'feature_extractor.fc.']).filter((n) => !frozen.has(n));
+  const vars = params.map((n) => sd.get(n));
+  const opt = new AdamW(sd, [{ params, lr: 1e-5, weightDecay: 1e-4 }]);
+  const images = tf.randomNormal([batch, SIDE, SIDE, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const target = tf.randomNormal([batch, EMBEDDING], 0, 1, 'float32', 2);
+  const model = { sd, backbone, shape: { P: 1, K: 1, D: EMBEDDING, L: 1, H: 1, C: 1 }, normalize: false };
+  return {
+    step: () => {
+      const { grads } = tf.variableGrads(() => tf.mean(tf.squaredDifference(embed(model, images, true), target)) as tf.Scalar, vars);
+      opt.zeroGrad();
+      params.forEach((n, i) => opt.accumulate(n, grads[(vars[i] as tf.Variable).name] as tf.Tensor));
+      tf.dispose(Object.values(grads));
+      opt.step();
+    },
+    dispose: () => {
+      tf.dispose([images, target]);
+      opt.dispose();
+      sd.dispose();
+    },
+  };
+}
+
+export async function benchFinetune(name: string, batch: number, runs: number): Promise<BenchResult & { batch: number; ms_per_image: number }> {
+  const finetune = prepareFinetune(name, batch);
+  const result = await timeRuns(`finetune-${name}`, runs, finetune.step);
+  finetune.dispose();
+  return { ...result, batch, ms_per_image: Math.round((result.median_ms / batch) * 10) / 10 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases as bench/run.ts lists them: finetune-<backbone> (ours) and finetune-<backbone>-pytorch
+// (bench/pytorch_finetune.py), which run.ts adds after ours so that both are measured together.
+
+export const FINETUNE_CASES = Object.keys(FINETUNE_BACKBONES).map((b) => `finetune-${b}`);
+export const FINETUNE_PYTORCH_CASES = FINETUNE_CASES.map((c) => `${c}-pytorch`);
+
+/** The PyTorch side's command line (after the interpreter) for its case name. */
+export function pytorchFinetuneArgs(script: string, name: string, batch: number, runs: number, threads: number): string[] {
+  const backbone = name.replace(/^finetune-|-pytorch$/g, '');
+  return [script, '--backbone', backbone, '--batch', String(batch), '--runs', String(runs), '--threads', String(threads)];
+}
