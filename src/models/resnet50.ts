@@ -103,7 +103,7 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
    * node, so that they get their gradients from the recomputation.
    */
   const recomputed = (sd: StateDict, scopes: string[], x: tf.Tensor4D, block: (get: Get, x: tf.Tensor4D) => tf.Tensor4D): tf.Tensor4D => {
-    const names = shapes.map(([n]) => n).filter((n) => scopes.some((s) => n.startsWith(s)) && !/running_(mean|var)$/.test(n));
+    const names = shapes.map(([n]) => n).filter((n) => scopes.some((s) => n.startsWith(s)) && !/\.(running_mean|running_var|num_batches_tracked)$/.test(n));
     return checkpoint(
       (xin, ...params) => {
         const own = new Map(names.map((n, i) => [n, params[i] as tf.Tensor]));
