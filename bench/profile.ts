@@ -1,18 +1,21 @@
 // Where one training iteration's time goes: `node --import tsx bench/profile.ts [cub|sop|small]` runs
 // one warm-up iteration, then profiles one (tf.profile) and prints the kernels by total time.
+// `bench/profile.ts finetune-resnet50 [batch]` (or finetune-googlenet) does the same for one
+// fine-tuning step (bench/finetune.ts).
 // Nested scopes (fusedMatMul__op, unnamed scope) include the kernels inside them.
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/engine/backend.ts';
+import { FINETUNE_CASES, FINETUNE_DEFAULT_BATCH, prepareFinetune } from './finetune.ts';
 import { ITERATION_SHAPES, prepareIteration } from './iteration.ts';
 
 await initBackend('wasm');
 const name = process.argv[2] ?? 'cub';
 const shape = ITERATION_SHAPES[name];
-if (!shape) {
-  console.error(`unknown shape '${name}'; shapes: ${Object.keys(ITERATION_SHAPES).join(', ')}`);
+if (!shape && !FINETUNE_CASES.includes(name)) {
+  console.error(`unknown shape '${name}'; shapes: ${[...Object.keys(ITERATION_SHAPES), ...FINETUNE_CASES].join(', ')}`);
   process.exit(2);
 }
-const iteration = prepareIteration(shape);
+const iteration = shape ? prepareIteration(shape) : prepareFinetune(name.replace(/^finetune-/, ''), Number(process.argv[3] ?? FINETUNE_DEFAULT_BATCH));
 iteration.step(); // warm-up
 const start = performance.now();
 const profile = await tf.profile(() => iteration.step());

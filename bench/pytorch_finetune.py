@@ -1,60 +1,95 @@
 #!/usr/bin/python3
-"""PyTorch reference of bench/finetune.ts for DINO's ViT-S/16: one fine-tuning step of the backbone
-(scripts/backbones/vit_s16.py, DINO's architecture) and the official head (BatchNorm1d(384) ->
-Linear(384, 384)) on N random images at 224 px: forward in training mode, backward of
-L = sum(z * R), one AdamW step (lr 1e-5, weight decay 1e-4) over every parameter.
+"""PyTorch reference of bench/finetune.ts: one fine-tuning step of a torchvision backbone.
 
-Usage: /usr/bin/python3 bench/pytorch_finetune.py [--batch 16] [--runs 3] [--threads 2]
-Prints one JSON line: {"case", "batch", "median_ms", "min_ms", "runs", "peak_rss_mb", "threads"}.
+The same work as ours: the backbone with every BatchNorm2d in evaluation mode and its affine
+parameters frozen (BN_FREEZE), ResNet-50's features as global average + max pooling summed
+(POOLING True) or GoogLeNet's average pooling, the embedding head BatchNorm1d (batch statistics)
+-> Linear(n_mid, 512), a squared-error loss against a fixed random target, backward, and an AdamW
+step over the convolutions and the head. Random weights; images N x 3 x 224 x 224.
+
+Usage: /usr/bin/python3 bench/pytorch_finetune.py --backbone resnet50 [--batch 16] [--runs 3] [--threads 2]
+Prints one JSON line: {"case", "batch", "median_ms", "min_ms", "runs", "peak_rss_mb", "ms_per_image"}.
 """
 import argparse
 import json
-import os
 import resource
 import statistics
-import sys
 import time
 
 import torch
 import torch.nn as nn
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts', 'backbones'))
-from vit_s16 import VitS16, WIDTH  # noqa: E402
+import torchvision
 
 
-def main() -> None:
+class ResNet50Features(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = torchvision.models.resnet50()
+        self.model.fc = nn.Identity()
+
+    def forward(self, x):
+        m = self.model
+        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
+        return torch.amax(x, dim=(2, 3)) + torch.mean(x, dim=(2, 3))
+
+
+def googlenet_features():
+    m = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)
+    m.dropout = nn.Identity()
+    m.fc = nn.Identity()
+    return m
+
+
+BACKBONES = {'resnet50': (ResNet50Features, 2048), 'googlenet': (googlenet_features, 1024)}
+
+
+def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument('--backbone', choices=sorted(BACKBONES), required=True)
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--runs', type=int, default=3)
-    ap.add_argument('--threads', type=int, default=os.cpu_count() or 1)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    ap.add_argument('--threads', type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = nn.Sequential(VitS16(), nn.BatchNorm1d(WIDTH), nn.Linear(WIDTH, WIDTH)).train()
-    for p in model[0].parameters():
-        nn.init.normal_(p, std=0.02)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=1e-4)
-    x = torch.randn(a.batch, 3, 224, 224)
-    r = torch.randn(a.batch, WIDTH)
+    make, features = BACKBONES[args.backbone]
+    backbone = make()
+    head = nn.Sequential(nn.BatchNorm1d(features), nn.Linear(features, 512))
+    backbone.train()
+    for mod in backbone.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.eval()
+            for p in mod.parameters():
+                p.requires_grad_(False)
+    params = [p for p in list(backbone.parameters()) + list(head.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=1e-4)
+    images = torch.randn(args.batch, 3, 224, 224)
+    target = torch.randn(args.batch, 512)
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss = (model(x) * r).sum()
+    def step():
+        opt.zero_grad()
+        loss = torch.mean((head(backbone(images)) - target) ** 2)
         loss.backward()
         opt.step()
-        loss.item()
 
     step()  # warm-up
     times = []
-    for _ in range(a.runs):
+    for _ in range(args.runs):
         t0 = time.perf_counter()
         step()
         times.append((time.perf_counter() - t0) * 1000)
+    med = statistics.median(times)
     print(json.dumps({
-        'case': 'finetune-dino-vits16-pytorch', 'batch': a.batch,
-        'median_ms': round(statistics.median(times), 1), 'min_ms': round(min(times), 1), 'runs': a.runs,
-        # ru_maxrss: the process's high-water mark in KiB.
-        'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 'threads': a.threads,
+        'case': f'finetune-{args.backbone}-pytorch',
+        'batch': args.batch,
+        'median_ms': round(med, 1),
+        'min_ms': round(min(times), 1),
+        'runs': args.runs,
+        'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        'ms_per_image': round(med / args.batch, 1),
+        'threads': torch.get_num_threads(),
+        'torch': torch.__version__,
     }))
 
 

@@ -6,13 +6,13 @@
 //   iteration-{small,cub,sop}          one GCA-HNG training iteration (bench/iteration.ts)
 //   iteration-{small,cub,sop}-pytorch  the same iteration in PyTorch (bench/pytorch_iteration.py;
 //                                      needs Debian's python3-torch, reported as skipped without it)
-//   finetune-{dino-vits16,resnet50,googlenet}
-//                                      one fine-tuning step (forward, backward, AdamW) of backbone +
-//                                      embedding head on --batch images at 224 px (bench/finetune.ts)
-//   finetune-dino-vits16-pytorch       the same step in PyTorch (bench/pytorch_finetune.py); run
-//                                      with finetune-dino-vits16 whenever PyTorch is available
 //   evaluate-100k                      Recall@1,2,4,8 + MAP@R of 100,000 × 512 embeddings (bench/evaluate.ts)
 //   pipeline                           training image pipeline, images/s (bench/pipeline.ts)
+//   finetune-{resnet50,googlenet,dino-vits16}
+//                                      one fine-tuning step of the backbone + embedding head at --batch N
+//                                      images of 224 px (default 16; bench/finetune.ts), followed by
+//   finetune-*-pytorch                 the same step in PyTorch (bench/pytorch_finetune.py, and
+//                                      bench/pytorch_finetune_vit.py for DINO)
 //
 // Every case runs in a process of its own, so its peak RSS is its own (the wasm heap never
 // shrinks). --threads sets the thread count of both sides: our native kernels (HARDNEG_THREADS)
@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '../src/engine/backend.ts';
 import { nativeStatus } from '../src/engine/native_kernels.ts';
 import { benchEvaluate } from './evaluate.ts';
-import { benchFinetune, FINETUNE_BACKBONES, type FinetuneBackbone } from './finetune.ts';
+import { benchFinetune, FINETUNE_CASES, FINETUNE_DEFAULT_BATCH, FINETUNE_PYTORCH_CASES, pytorchFinetuneArgs } from './finetune.ts';
 import { benchIteration, ITERATION_SHAPES } from './iteration.ts';
 import { benchPipeline } from './pipeline.ts';
 import { median, type BenchResult } from './timing.ts';
@@ -44,21 +44,14 @@ const LOCAL: Record<string, (runs: number) => Promise<Result>> = {
   pipeline: async (runs) => ({ ...(await benchPipeline({ runs })) }),
 };
 for (const name of Object.keys(ITERATION_SHAPES)) LOCAL[`iteration-${name}`] = async (runs) => ({ ...(await benchIteration(name, runs)) });
-const FINETUNE_NAMES = Object.keys(FINETUNE_BACKBONES) as FinetuneBackbone[];
-for (const name of FINETUNE_NAMES) LOCAL[`finetune-${name}`] = async (runs) => ({ ...(await benchFinetune(name, batch, runs)) });
+for (const name of FINETUNE_CASES) LOCAL[name] = async (runs) => ({ ...(await benchFinetune(name.replace(/^finetune-/, ''), batch, runs)) });
 
-/** Our cases with a PyTorch counterpart, and the counterpart: [ours, PyTorch's]. */
-const PAIRS: Array<[string, string]> = [
-  ...Object.keys(ITERATION_SHAPES).map((name): [string, string] => [`iteration-${name}`, `iteration-${name}-pytorch`]),
-  ['finetune-dino-vits16', 'finetune-dino-vits16-pytorch'],
-];
-const PYTORCH_CASES = PAIRS.map(([, theirs]) => theirs);
+const PYTORCH_CASES = [...Object.keys(ITERATION_SHAPES).map((name) => `iteration-${name}-pytorch`), ...FINETUNE_PYTORCH_CASES];
 const CASES = [
   ...Object.keys(ITERATION_SHAPES).flatMap((name) => [`iteration-${name}`, `iteration-${name}-pytorch`]),
-  ...FINETUNE_NAMES.map((name) => `finetune-${name}`),
-  'finetune-dino-vits16-pytorch',
   'evaluate-100k',
   'pipeline',
+  ...FINETUNE_CASES.flatMap((name) => [name, `${name}-pytorch`]),
 ];
 
 const USAGE = `usage: npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--backend NAME] [--json]
@@ -70,10 +63,10 @@ Long measurements, each case in a process of its own (never part of npm test).
   --rounds R     repeat the whole list R times, alternating the cases; report the median of the
                  round medians (default 1)
   --threads N    threads of our native kernels and of PyTorch (default: all cores)
-  --batch N      images per fine-tuning step of the finetune-* cases (default 16)
+  --batch N      images per fine-tuning step of the finetune-* cases (default ${FINETUNE_DEFAULT_BATCH})
   --backend NAME TensorFlow.js backend for our cases (default auto)
   --json         one JSON object per case and line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}
-finetune-dino-vits16 also runs finetune-dino-vits16-pytorch, side by side, when PyTorch is available.`;
+A finetune-* case also runs its PyTorch twin, side by side, when PyTorch is available.`;
 
 function parseCommandLine() {
   try {
@@ -84,7 +77,7 @@ function parseCommandLine() {
         runs: { type: 'string', default: '3' },
         rounds: { type: 'string', default: '1' },
         threads: { type: 'string', default: String(availableParallelism()) },
-        batch: { type: 'string', default: '16' },
+        batch: { type: 'string', default: String(FINETUNE_DEFAULT_BATCH) },
         json: { type: 'boolean', default: false },
         backend: { type: 'string', default: 'auto' },
         child: { type: 'boolean', default: false },
@@ -116,9 +109,10 @@ for (const [flag, v] of [
     process.exit(2);
   }
 }
-const asked = values.case ?? CASES;
-// The DINO fine-tuning case is measured beside PyTorch's (its target is a ratio to PyTorch's time).
-const selected = asked.includes('finetune-dino-vits16') && !asked.includes('finetune-dino-vits16-pytorch') ? [...asked, 'finetune-dino-vits16-pytorch'] : asked;
+// A fine-tuning case brings its PyTorch twin along, measured in the same run.
+const selected = (values.case ?? CASES).flatMap((c) =>
+  FINETUNE_CASES.includes(c) && !values.child && !values.case?.includes(`${c}-pytorch`) ? [c, `${c}-pytorch`] : [c],
+);
 const unknown = selected.filter((c) => !CASES.includes(c));
 if (unknown.length > 0) {
   console.error(`unknown case '${unknown[0]}'; cases: ${CASES.join(', ')}`);
@@ -143,26 +137,34 @@ function torchAvailable(): boolean {
 function runChild(name: string): Result {
   const env = { ...process.env, HARDNEG_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   const pytorch = PYTORCH_CASES.includes(name);
-  const pythonArgs = name.startsWith('finetune-')
-    ? [join(here, 'pytorch_finetune.py'), '--batch', String(batch)]
-    : [join(here, 'pytorch_iteration.py'), '--shape', name.replace(/^iteration-|-pytorch$/g, '')];
-  const cmd = pytorch
-    ? [PYTHON, ...pythonArgs, '--runs', String(runs), '--threads', String(threads)]
-    : [
-        process.execPath,
-        '--import',
-        'tsx',
-        fileURLToPath(import.meta.url),
-        '--child',
-        '--case',
-        name,
-        '--runs',
-        String(runs),
-        '--backend',
-        String(values.backend),
-        '--batch',
-        String(batch),
-      ];
+  const cmd = FINETUNE_PYTORCH_CASES.includes(name)
+    ? [PYTHON, ...pytorchFinetuneArgs(here, name, batch, runs, threads)]
+    : pytorch
+      ? [
+          PYTHON,
+          join(here, 'pytorch_iteration.py'),
+          '--shape',
+          name.replace(/^iteration-|-pytorch$/g, ''),
+          '--runs',
+          String(runs),
+          '--threads',
+          String(threads),
+        ]
+      : [
+          process.execPath,
+          '--import',
+          'tsx',
+          fileURLToPath(import.meta.url),
+          '--child',
+          '--case',
+          name,
+          '--runs',
+          String(runs),
+          '--backend',
+          String(values.backend),
+          '--batch',
+          String(batch),
+        ];
   const r = spawnSync(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = r.stdout
     .trim()
@@ -214,13 +216,12 @@ for (const name of selected) {
 }
 
 // Ours against PyTorch where both were measured in this run.
-for (const [oursName, theirsName] of PAIRS) {
-  const ours = summary.get(oursName);
-  const theirs = summary.get(theirsName);
+for (const name of [...Object.keys(ITERATION_SHAPES).map((n) => `iteration-${n}`), ...FINETUNE_CASES]) {
+  const ours = summary.get(name);
+  const theirs = summary.get(`${name}-pytorch`);
   if (!ours || !theirs) continue;
   const ratio = {
-    case: `${oursName} vs pytorch`,
-    ...(oursName.startsWith('finetune-') ? { batch } : {}),
+    case: `${name} vs pytorch`,
     time_ratio: Math.round((ours.median_ms / theirs.median_ms) * 100) / 100,
     rss_ratio: Math.round((ours.peak_rss_mb / theirs.peak_rss_mb) * 100) / 100,
     threads,

@@ -473,6 +473,7 @@ const ROWS: Row[] = [
     code: 2,
     words: /'model\.frozen': small-cnn has no pretrained weights to freeze/,
     absent: () => [T('frozen-small')],
+  },
   // hardneg embed: inputs checked before any output is touched.
   {
     name: 'embed a folder that is not a run',

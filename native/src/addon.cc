@@ -8,10 +8,16 @@
 #include <cstdint>
 #include <thread>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels.h"
 #include "knn.h"
+#ifdef HARDNEG_DNNL
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "dnnl_conv.h"
+#endif
 #include "pool.h"
 
 namespace hn {
@@ -327,6 +333,73 @@ napi_value Knn(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// [dx, x, dy, N, H, W, C, OH, OW, KH, KW, strideH, strideW, padTop, padLeft]
+napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
+  Call c(env, info);
+  if (!c.need(15)) return nullptr;
+  max_pool_grad(c.ptr(0), c.ptr(1), c.ptr(2), c.i(3), c.i(4), c.i(5), c.i(6), c.i(7), c.i(8), c.i(9), c.i(10), c.i(11),
+                c.i(12), c.i(13), c.i(14));
+  return undefined(env);
+}
+
+// [y, x, scale, shift, res (−1: none), rows, C, relu]
+napi_value ScaleShift(napi_env env, napi_callback_info info) {
+  Call c(env, info);
+  if (!c.need(8)) return nullptr;
+  scale_shift(c.ptr(0), c.ptr(1), c.ptr(2), c.ptr(3), c.ptr(4), c.i(5), c.i(6), c.p[7] != 0);
+  return undefined(env);
+}
+
+// [dx, g (−1: none), y (−1 unless relu), dy, scale, rows, C, relu]
+napi_value ScaleShiftGrad(napi_env env, napi_callback_info info) {
+  Call c(env, info);
+  if (!c.need(8)) return nullptr;
+  scale_shift_grad(c.ptr(0), c.ptr(1), c.ptr(2), c.ptr(3), c.ptr(4), c.i(5), c.i(6), c.p[7] != 0);
+  return undefined(env);
+}
+
+// [dscale, dshift, x, y (−1 unless relu), dy, rows, C, relu]
+napi_value ScaleShiftParamGrad(napi_env env, napi_callback_info info) {
+  Call c(env, info);
+  if (!c.need(8)) return nullptr;
+  scale_shift_param_grad(c.ptr(0), c.ptr(1), c.ptr(2), c.ptr(3), c.ptr(4), c.i(5), c.i(6), c.p[7] != 0);
+  return undefined(env);
+}
+
+#ifdef HARDNEG_DNNL
+// [kind, x, w, y, N, H, W, C, O, OH, OW, KH, KW, strideH, strideW, dilationH, dilationW, padTop, padLeft, padBottom, padRight]
+ConvShape convShape(const Call& c) {
+  return ConvShape{c.i(4),  c.i(5),  c.i(6),  c.i(7),  c.i(8),  c.i(9),  c.i(10), c.i(11), c.i(12),
+                   c.i(13), c.i(14), c.i(15), c.i(16), c.i(17), c.i(18), c.i(19), c.i(20)};
+}
+
+napi_value Conv(napi_env env, napi_callback_info info) {
+  Call c(env, info);
+  if (!c.need(21)) return nullptr;
+  try {
+    dnnl_conv(static_cast<int>(c.i(0)), convShape(c), c.ptr(1), c.ptr(2), c.ptr(3));
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, (std::string("oneDNN convolution: ") + e.what()).c_str());
+    return nullptr;
+  }
+  return undefined(env);
+}
+
+// The same params as conv (pointers ignored): oneDNN's implementation name, e.g. "brg:avx512_core".
+napi_value ConvImpl(napi_env env, napi_callback_info info) {
+  Call c(env, info);
+  if (!c.need(21)) return nullptr;
+  napi_value out;
+  try {
+    napi_create_string_utf8(env, dnnl_conv_impl(static_cast<int>(c.i(0)), convShape(c)), NAPI_AUTO_LENGTH, &out);
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, (std::string("oneDNN convolution: ") + e.what()).c_str());
+    return nullptr;
+  }
+  return out;
+}
+#endif
+
 /** setThreads(n): the thread count of every kernel, products included; returns the count in use. */
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -339,6 +412,9 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   }
   openblas_set_num_threads(1);  // the pool parallelises the products itself (kernels.cc, gemm)
   pool().resize(n);
+#ifdef HARDNEG_DNNL
+  dnnl_set_threads(n);  // oneDNN runs on OpenMP's threads, not the pool's
+#endif
   napi_value out;
   napi_create_int32(env, pool().threads(), &out);
   return out;
@@ -355,6 +431,16 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, out, "blas", blas);
   napi_set_named_property(env, out, "threads", threads);
   napi_set_named_property(env, out, "hardwareThreads", hw);
+  // oneDNN's version when the addon was built with it, else "" (doctor and CI check this).
+  napi_value dnnl;
+#ifdef HARDNEG_DNNL
+  const dnnl_version_t* v = dnnl::version();
+  const std::string version = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  napi_create_string_utf8(env, version.c_str(), NAPI_AUTO_LENGTH, &dnnl);
+#else
+  napi_create_string_utf8(env, "", 0, &dnnl);
+#endif
+  napi_set_named_property(env, out, "dnnl", dnnl);
   return out;
 }
 
@@ -378,6 +464,14 @@ napi_value Init(napi_env env, napi_value exports) {
       {"edgeAttentionGrad", EdgeAttentionGrad},
       {"softmaxXent", SoftmaxXent},
       {"softmaxXentGrad", SoftmaxXentGrad},
+      {"maxPoolGrad", MaxPoolGrad},
+      {"scaleShift", ScaleShift},
+      {"scaleShiftGrad", ScaleShiftGrad},
+      {"scaleShiftParamGrad", ScaleShiftParamGrad},
+#ifdef HARDNEG_DNNL
+      {"conv", Conv},
+      {"convImpl", ConvImpl},
+#endif
       {"knn", Knn},
       {"setThreads", SetThreads},
       {"info", Info},

@@ -562,4 +562,103 @@ void softmax_xent_grad(float* dx, const float* x, const int32_t* labels, const f
   });
 }
 
+void max_pool_grad(float* dx, const float* x, const float* dy, int64_t N, int64_t H, int64_t W, int64_t C, int64_t OH,
+                   int64_t OW, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PT, int64_t PL) {
+  // Windows overlap when the stride is below the kernel, so a part owns whole (image, channel
+  // block) planes of dx and walks their outputs serially.
+  const int64_t CB = 16, blocks = (C + CB - 1) / CB;
+  parallel_for(N * blocks, 1, [&](int64_t b0, int64_t b1, int) {
+    std::vector<int64_t> best(CB);
+    std::vector<float> top(CB);
+    for (int64_t b = b0; b < b1; b++) {
+      const int64_t n = b / blocks, c0 = (b % blocks) * CB, cn = std::min(CB, C - c0);
+      const float* xn = x + n * H * W * C + c0;
+      float* dxn = dx + n * H * W * C + c0;
+      for (int64_t i = 0; i < H * W; i++) std::memset(dxn + i * C, 0, sizeof(float) * cn);
+      for (int64_t oh = 0; oh < OH; oh++) {
+        for (int64_t ow = 0; ow < OW; ow++) {
+          std::fill(best.begin(), best.end(), int64_t{-1});
+          for (int64_t kh = 0; kh < KH; kh++) {
+            const int64_t h = oh * SH - PT + kh;
+            if (h < 0 || h >= H) continue;
+            for (int64_t kw = 0; kw < KW; kw++) {
+              const int64_t w = ow * SW - PL + kw;
+              if (w < 0 || w >= W) continue;
+              const int64_t at = (h * W + w) * C;
+              for (int64_t c = 0; c < cn; c++) {
+                const float v = xn[at + c];
+                // Strictly greater: the first maximum in row-major order wins, as in PyTorch.
+                if (best[c] < 0 || v > top[c]) best[c] = at, top[c] = v;
+              }
+            }
+          }
+          const float* g = dy + ((n * OH + oh) * OW + ow) * C + c0;
+          for (int64_t c = 0; c < cn; c++)
+            if (best[c] >= 0) dxn[best[c] + c] += g[c];
+        }
+      }
+    }
+  });
+}
+
+void scale_shift(float* y, const float* x, const float* scale, const float* shift, const float* res, int64_t rows,
+                 int64_t C, bool relu) {
+  parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(C, 1)), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * C;
+      const float* rr = res ? res + r * C : nullptr;
+      float* yr = y + r * C;
+      for (int64_t c = 0; c < C; c++) {
+        float v = xr[c] * scale[c] + shift[c];
+        if (rr) v += rr[c];
+        yr[c] = relu ? std::max(v, 0.0f) : v;
+      }
+    }
+  });
+}
+
+void scale_shift_grad(float* dx, float* g, const float* y, const float* dy, const float* scale, int64_t rows, int64_t C,
+                      bool relu) {
+  parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(C, 1)), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* yr = relu ? y + r * C : nullptr;
+      const float* dr = dy + r * C;
+      float* xr = dx + r * C;
+      float* gr = g ? g + r * C : nullptr;
+      for (int64_t c = 0; c < C; c++) {
+        const float v = yr && !(yr[c] > 0.0f) ? 0.0f : dr[c];
+        xr[c] = scale ? v * scale[c] : v;
+        if (gr) gr[c] = v;
+      }
+    }
+  });
+}
+
+void scale_shift_param_grad(float* dscale, float* dshift, const float* x, const float* y, const float* dy, int64_t rows,
+                            int64_t C, bool relu) {
+  // Per-part partial sums in double, added in part order: the result does not depend on timing.
+  const int parts = num_parts(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(C, 1)));
+  std::vector<double> acc(static_cast<size_t>(parts) * 2 * C, 0.0);
+  parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(C, 1)), [&](int64_t r0, int64_t r1, int p) {
+    double* as = acc.data() + static_cast<size_t>(p) * 2 * C;
+    double* ab = as + C;
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * C;
+      const float* yr = y + r * C;
+      const float* dr = dy + r * C;
+      for (int64_t c = 0; c < C; c++) {
+        const float v = relu && !(yr[c] > 0.0f) ? 0.0f : dr[c];
+        as[c] += static_cast<double>(v) * xr[c];
+        ab[c] += v;
+      }
+    }
+  });
+  for (int64_t c = 0; c < C; c++) {
+    double s = 0, b = 0;
+    for (int p = 0; p < parts; p++) s += acc[static_cast<size_t>(p) * 2 * C + c], b += acc[static_cast<size_t>(p) * 2 * C + C + c];
+    dscale[c] = static_cast<float>(s);
+    dshift[c] = static_cast<float>(b);
+  }
+}
+
 }  // namespace hn

@@ -49,4 +49,28 @@ void softmax_xent(float* loss, const float* x, const int32_t* labels, int64_t N,
 /** Its gradient: dx[i,j] = dy[i]·(softmax(x[i])_j − [j = y_i]). */
 void softmax_xent_grad(float* dx, const float* x, const int32_t* labels, const float* dy, int64_t N, int64_t C);
 
+/**
+ * Max-pooling's gradient on NHWC x [N, H, W, C] with an implicit −∞ padding (top PT, left PL):
+ * each dy [N, OH, OW, C] goes to the first maximum of its window in row-major order (PyTorch's
+ * choice among ties). The wasm backend's own MaxPoolGrad loses gradient (src/nn/pooling.ts).
+ */
+void max_pool_grad(float* dx, const float* x, const float* dy, int64_t N, int64_t H, int64_t W, int64_t C, int64_t OH,
+                   int64_t OW, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PT, int64_t PL);
+
+/**
+ * Frozen BatchNorm2d (+ residual) (+ ReLU) in one pass over NHWC rows of C channels:
+ * y = f(x·scale + shift + res), f = ReLU when relu, res optional (null).
+ */
+void scale_shift(float* y, const float* x, const float* scale, const float* shift, const float* res, int64_t rows,
+                 int64_t C, bool relu);
+/**
+ * Its input gradient: g = dy masked by y > 0 (when relu), dx = g·scale (g itself, the residual's
+ * gradient, when scale is null); g is also written when not null.
+ */
+void scale_shift_grad(float* dx, float* g, const float* y, const float* dy, const float* scale, int64_t rows, int64_t C,
+                      bool relu);
+/** Its parameter gradients: dscale = Σ_rows g·x, dshift = Σ_rows g. */
+void scale_shift_param_grad(float* dscale, float* dshift, const float* x, const float* y, const float* dy, int64_t rows,
+                            int64_t C, bool relu);
+
 }  // namespace hn

@@ -83,7 +83,7 @@ export async function environmentReport(): Promise<EnvironmentReport> {
       'native kernels': native.active
         ? {
             found: `${native.blas || 'OpenBLAS'}, ${native.threads} thread${native.threads === 1 ? '' : 's'}`,
-            note: 'matrix products, element-wise and fused GNN kernels, k-NN',
+            note: `matrix products, element-wise and fused GNN kernels, k-NN${native.dnnl.active ? ', convolutions (oneDNN)' : ''}`,
           }
         : {
             found: null,
@@ -92,7 +92,14 @@ export async function environmentReport(): Promise<EnvironmentReport> {
       OpenBLAS: { found: openblas, note: openblas ? 'headers for the native addon' : 'not found: apt-get install libopenblas-dev (speed)' },
       oneDNN: {
         found: onednn,
-        note: onednn ? 'found; not used by this version of the addon' : 'not found (libdnnl-dev); not used by this version of the addon',
+        // In use when the addon was built with it (native/build.mjs) and HARDNEG_DNNL is not 0.
+        note: native.dnnl.active
+          ? `convolutions on oneDNN ${native.dnnl.built} (HARDNEG_DNNL=0 turns them off)`
+          : native.dnnl.built
+            ? `the addon has oneDNN ${native.dnnl.built}; not in use (${native.active ? 'HARDNEG_DNNL=0' : native.reason})`
+            : onednn
+              ? 'found, but the addon was built without it: node native/build.mjs'
+              : 'not found: apt-get install libdnnl-dev, then node native/build.mjs (fast convolutions)',
       },
       sharp: { found: await sharpVersions(), note: 'image decoding for folder and benchmark datasets' },
       onnxruntime: optional('onnxruntime-node', 'ONNX backbones in frozen-feature mode'),

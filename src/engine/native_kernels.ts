@@ -4,7 +4,8 @@
 // the original as its fallback for the cases it does not cover (other dtypes, odd broadcasts);
 // the fused GNN operations (GELU, LayerNorm, edge attention) are added as kernels of their own.
 // Without the addon (not built, or HARDNEG_NATIVE=0) nothing is registered and every op runs on
-// the stock wasm kernels.
+// the stock wasm kernels. When the addon was built with oneDNN (native/build.mjs), the
+// convolutions (Conv2D and both of its gradients) run on oneDNN too, unless HARDNEG_DNNL=0.
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -29,6 +30,14 @@ export interface NativeAddon {
   edgeAttentionGrad: Kernel;
   softmaxXent: Kernel;
   softmaxXentGrad: Kernel;
+  maxPoolGrad: Kernel;
+  scaleShift: Kernel;
+  scaleShiftGrad: Kernel;
+  scaleShiftParamGrad: Kernel;
+  /** Only when built with oneDNN: [kind (0 forward, 1 input gradient, 2 filter gradient), x, filter, y, N, H, W, C, O, OH, OW, KH, KW, strides…, dilations…, pads t l b r]. */
+  conv?: Kernel;
+  /** The same params: oneDNN's name of the implementation it picks. */
+  convImpl?: (heap: Uint8Array, params: Params) => string;
   /** Exact k-NN off the JavaScript thread (native/src/knn.h); params [queryCount, galleryCount, dim, k, symmetric, skipSelf]. */
   knn(
     queries: Float32Array,
@@ -41,7 +50,8 @@ export interface NativeAddon {
     outScores: Float64Array,
   ): Promise<void>;
   setThreads(n: number): number;
-  info(): { blas: string; threads: number; hardwareThreads: number };
+  /** dnnl: oneDNN's version when the addon was built with it, else '' (older builds: absent). */
+  info(): { blas: string; threads: number; hardwareThreads: number; dnnl?: string };
 }
 
 /** Names of the fused kernels this module adds (inputs and attributes in fused.ts). */
@@ -56,6 +66,9 @@ export const NATIVE_OPS = {
   edgeAttentionGrad: 'HardnegEdgeAttentionGrad',
   softmaxCrossEntropy: 'HardnegSoftmaxCrossEntropy',
   softmaxCrossEntropyGrad: 'HardnegSoftmaxCrossEntropyGrad',
+  scaleShift: 'HardnegScaleShift',
+  scaleShiftGrad: 'HardnegScaleShiftGrad',
+  scaleShiftParamGrad: 'HardnegScaleShiftParamGrad',
 } as const;
 
 const ADDON = '../../native/build/Release/hardneg_native.node';
@@ -457,6 +470,66 @@ function fusedImpls(native: NativeAddon): Record<string, Impl> {
       ]);
       return [dq, dk, dv];
     },
+    // Frozen BatchNorm2d (+ residual) (+ ReLU) over the last axis (src/nn/batch_norm2d.ts).
+    [NATIVE_OPS.scaleShift]: ({ inputs, backend, attrs }) => {
+      const [x, scale, shift] = floatInputs(inputs, ['x', 'scale', 'shift']) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+      const res = inputs.res ? (floatInputs(inputs, ['res'])[0] as tf.TensorInfo) : null;
+      const C = x.shape[x.shape.length - 1] as number;
+      const y = backend.makeOutput([...x.shape], 'float32');
+      // [y, x, scale, shift, res, rows, C, relu]
+      call(backend, native.scaleShift, [
+        offset(backend, y),
+        offset(backend, x),
+        offset(backend, scale),
+        offset(backend, shift),
+        res ? offset(backend, res) : -1,
+        sizeOf(x.shape) / C,
+        C,
+        Number(attrs.relu),
+      ]);
+      return y;
+    },
+    // dx = dy·[y > 0]·scale; without a scale input, the masked dy (the residual's gradient).
+    [NATIVE_OPS.scaleShiftGrad]: ({ inputs, backend, attrs }) => {
+      const [dy] = floatInputs(inputs, ['dy']) as [tf.TensorInfo];
+      const scale = inputs.scale ? (floatInputs(inputs, ['scale'])[0] as tf.TensorInfo) : null;
+      const relu = Boolean(attrs.relu);
+      const y = relu ? (floatInputs(inputs, ['y'])[0] as tf.TensorInfo) : null;
+      const C = dy.shape[dy.shape.length - 1] as number;
+      const dx = backend.makeOutput([...dy.shape], 'float32');
+      // [dx, g, y, dy, scale, rows, C, relu]
+      call(backend, native.scaleShiftGrad, [
+        offset(backend, dx),
+        -1,
+        y ? offset(backend, y) : -1,
+        offset(backend, dy),
+        scale ? offset(backend, scale) : -1,
+        sizeOf(dy.shape) / C,
+        C,
+        Number(relu),
+      ]);
+      return dx;
+    },
+    [NATIVE_OPS.scaleShiftParamGrad]: ({ inputs, backend, attrs }) => {
+      const [x, dy] = floatInputs(inputs, ['x', 'dy']) as [tf.TensorInfo, tf.TensorInfo];
+      const relu = Boolean(attrs.relu);
+      const y = relu ? (floatInputs(inputs, ['y'])[0] as tf.TensorInfo) : null;
+      const C = x.shape[x.shape.length - 1] as number;
+      const dScale = backend.makeOutput([C], 'float32');
+      const dShift = backend.makeOutput([C], 'float32');
+      // [dscale, dshift, x, y, dy, rows, C, relu]
+      call(backend, native.scaleShiftParamGrad, [
+        offset(backend, dScale),
+        offset(backend, dShift),
+        offset(backend, x),
+        y ? offset(backend, y) : -1,
+        offset(backend, dy),
+        sizeOf(x.shape) / C,
+        C,
+        Number(relu),
+      ]);
+      return [dScale, dShift];
+    },
     [NATIVE_OPS.softmaxCrossEntropy]: ({ inputs, backend }) => {
       const [logits] = floatInputs(inputs, ['logits']) as [tf.TensorInfo];
       const labels = inputs.labels as tf.TensorInfo;
@@ -474,6 +547,131 @@ function fusedImpls(native: NativeAddon): Record<string, Impl> {
       call(backend, native.softmaxXentGrad, [offset(backend, dx), offset(backend, logits), offset(backend, labels), offset(backend, dy), N, C]);
       return dx;
     },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolutions (oneDNN) and the max-pooling gradient.
+
+type Conv2DAttrs = {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+};
+
+const CONV = { forward: 0, inputGradient: 1, filterGradient: 2 } as const;
+
+function convInfo(xShape: number[], filterShape: number[], attrs: Conv2DAttrs): tf.backend_util.Conv2DInfo | null {
+  if ((attrs.dataFormat ?? 'NHWC') !== 'NHWC') return null;
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
+function convParams(kind: number, ci: tf.backend_util.Conv2DInfo, x: number, w: number, y: number): number[] {
+  const p = ci.padInfo;
+  return [
+    kind,
+    x,
+    w,
+    y,
+    ci.batchSize,
+    ci.inHeight,
+    ci.inWidth,
+    ci.inChannels,
+    ci.outChannels,
+    ci.outHeight,
+    ci.outWidth,
+    ci.filterHeight,
+    ci.filterWidth,
+    ci.strideHeight,
+    ci.strideWidth,
+    ci.dilationHeight,
+    ci.dilationWidth,
+    p.top,
+    p.left,
+    p.bottom,
+    p.right,
+  ];
+}
+
+/** The three convolution kernels on oneDNN; null (the stock kernel) for NCHW or other dtypes. */
+function convImpls(conv: Kernel): { forward: Impl; inputGradient: Impl; filterGradient: Impl } {
+  return {
+    forward: ({ inputs, backend, attrs }) => {
+      const { x, filter } = inputs as Record<string, tf.TensorInfo>;
+      if (!x || !filter || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
+      const ci = convInfo(x.shape, filter.shape, attrs as Conv2DAttrs);
+      if (!ci) return null;
+      const y = backend.makeOutput([...ci.outShape], 'float32');
+      call(backend, conv, convParams(CONV.forward, ci, offset(backend, x), offset(backend, filter), offset(backend, y)));
+      return y;
+    },
+    inputGradient: ({ inputs, backend, attrs }) => {
+      const { dy, filter } = inputs as Record<string, tf.TensorInfo>;
+      if (!dy || !filter || dy.dtype !== 'float32' || filter.dtype !== 'float32') return null;
+      const inputShape = attrs.inputShape as number[];
+      const ci = convInfo(inputShape, filter.shape, attrs as Conv2DAttrs);
+      if (!ci) return null;
+      const dx = backend.makeOutput([...inputShape], 'float32');
+      call(backend, conv, convParams(CONV.inputGradient, ci, offset(backend, dx), offset(backend, filter), offset(backend, dy)));
+      return dx;
+    },
+    filterGradient: ({ inputs, backend, attrs }) => {
+      const { x, dy } = inputs as Record<string, tf.TensorInfo>;
+      const filterShape = attrs.filterShape as number[];
+      // The wasm backend has no Conv2DBackpropFilter to fall back on.
+      const ci = x && dy && x.dtype === 'float32' && dy.dtype === 'float32' ? convInfo(x.shape, filterShape, attrs as Conv2DAttrs) : null;
+      if (!x || !dy || !ci) throw new Error('Conv2DBackpropFilter: the native kernel takes float32 NHWC tensors only');
+      const dw = backend.makeOutput([...filterShape], 'float32');
+      call(backend, conv, convParams(CONV.filterGradient, ci, offset(backend, x), offset(backend, dw), offset(backend, dy)));
+      return dw;
+    },
+  };
+}
+
+/** MaxPoolGrad done right (the stock wasm kernel loses gradient): each dy goes to the first maximum of its window. */
+function maxPoolGradImpl(native: NativeAddon): Impl {
+  return ({ inputs, backend, attrs }) => {
+    const { dy, input } = inputs as Record<string, tf.TensorInfo>;
+    if (!dy || !input || dy.dtype !== 'float32' || input.dtype !== 'float32') return null;
+    const pi = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      attrs.filterSize as number | [number, number],
+      attrs.strides as number | [number, number],
+      1,
+      attrs.pad as 'valid' | 'same' | number,
+      attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+    );
+    const dx = backend.makeOutput([...input.shape], 'float32');
+    // [dx, x, dy, N, H, W, C, OH, OW, KH, KW, strideH, strideW, padTop, padLeft]
+    call(backend, native.maxPoolGrad, [
+      offset(backend, dx),
+      offset(backend, input),
+      offset(backend, dy),
+      pi.batchSize,
+      pi.inHeight,
+      pi.inWidth,
+      pi.inChannels,
+      pi.outHeight,
+      pi.outWidth,
+      pi.filterHeight,
+      pi.filterWidth,
+      pi.strideHeight,
+      pi.strideWidth,
+      pi.padInfo.top,
+      pi.padInfo.left,
+    ]);
+    return dx;
   };
 }
 
@@ -501,6 +699,16 @@ function add(name: string, impl: Impl): void {
   added.push(name);
 }
 
+/** True while oneDNN's convolutions are registered (conv2d_general.ts then lets Conv2D's own gradients run on them). */
+export function dnnlKernelsActive(): boolean {
+  return originals.has('Conv2D') && tf.getBackend() === 'wasm';
+}
+
+/** True while the corrected MaxPoolGrad kernel is registered (pooling.ts then uses it). */
+export function nativeMaxPoolGradActive(): boolean {
+  return originals.has('MaxPoolGrad') && tf.getBackend() === 'wasm';
+}
+
 /** True while the native kernels are registered (fused.ts and linear.ts pick their form by it). */
 export function nativeKernelsActive(): boolean {
   return originals.size > 0 && tf.getBackend() === 'wasm';
@@ -525,6 +733,13 @@ export function enableNativeKernels(): boolean {
   override('Identity', identityImpl);
   override('Cast', castImpl);
   override('Tile', tileImpl(native));
+  override('MaxPoolGrad', maxPoolGradImpl(native));
+  if (native.conv && process.env.HARDNEG_DNNL !== '0') {
+    const conv = convImpls(native.conv);
+    override('Conv2D', conv.forward);
+    override('Conv2DBackpropInput', conv.inputGradient);
+    add('Conv2DBackpropFilter', conv.filterGradient);
+  }
   overrideReductionGradients();
   for (const [name, impl] of Object.entries(fusedImpls(native))) add(name, impl);
   return true;
@@ -583,7 +798,7 @@ export function disableNativeKernels(): void {
 }
 
 /** What is in use, for logs, benches and tests. */
-export function nativeStatus(): { active: boolean; reason: string; threads: number; blas: string } {
+export function nativeStatus(): { active: boolean; reason: string; threads: number; blas: string; dnnl: { built: string; active: boolean } } {
   const native = loadNativeAddon();
   const info = native?.info();
   return {
@@ -591,5 +806,7 @@ export function nativeStatus(): { active: boolean; reason: string; threads: numb
     reason: native ? (nativeKernelsActive() ? 'native kernels registered for wasm' : 'addon loaded; the wasm backend is not in use') : unavailable,
     threads: info?.threads ?? 1,
     blas: info?.blas ?? '',
+    // built: oneDNN's version the addon was built with ('' without); active: its convolutions are registered.
+    dnnl: { built: info?.dnnl ?? '', active: dnnlKernelsActive() },
   };
 }

@@ -72,7 +72,7 @@ export function googlenet(options: GoogLeNetOptions = {}): TorchvisionBackbone {
       const w = sd.get(`${P}${name}.conv.weight`);
       const k = w.shape[2] as number;
       const y = conv2d(x, w, null, { stride, padding: (k - 1) / 2 });
-      return tf.relu(batchNorm2d(y, batchNormState(sd, `${P}${name}.bn`), training && !bnFreeze, { eps: BN_EPS })) as tf.Tensor4D;
+      return batchNorm2d(y, batchNormState(sd, `${P}${name}.bn`), training && !bnFreeze, { eps: BN_EPS, relu: true });
     });
 
   const inception = (sd: StateDict, x: tf.Tensor4D, name: string, training: boolean): tf.Tensor4D =>

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
 import { batchNorm2d } from '../nn/batch_norm2d.ts';
+import { checkpoint } from '../nn/checkpoint.ts';
 import { conv2d } from '../nn/conv2d_general.ts';
 import { globalAvgPool, globalMaxPool, maxPool2d } from '../nn/pooling.ts';
 import type { StateDict } from './state_dict.ts';
@@ -30,7 +31,17 @@ export interface ResNet50Options {
   bnFreeze?: boolean;
   /** Global average + max pooling, summed (official POOLING True); false: average only. Default true. */
   pooling?: boolean;
+  /**
+   * Recompute each bottleneck (and the stem) in the backward pass instead of keeping its
+   * activations, with BatchNorm frozen: one more forward pass, but only the block inputs stay
+   * alive, which is what lets the official batch (81 images at 224 px) fit the 4 GB wasm heap.
+   * 'auto' (default): for batches of at least CHECKPOINT_MIN_IMAGES 224-px images.
+   */
+  checkpoint?: boolean | 'auto';
 }
+
+/** From this many 224-px images on (in pixels: n·h·w), 'auto' recomputes the blocks. */
+export const CHECKPOINT_MIN_IMAGES = 48;
 
 function resnet50Shapes(): ParameterShapes {
   const shapes: ParameterShapes = [['conv1.weight', [64, 3, 7, 7]], ...batchNormShapes('bn1', 64)];
@@ -61,19 +72,46 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
   const P = RESNET50_PREFIX;
   const shapes = resnet50Shapes();
 
-  const bn = (sd: StateDict, x: tf.Tensor4D, name: string, training: boolean): tf.Tensor4D =>
-    batchNorm2d(x, batchNormState(sd, P + name), training && !bnFreeze);
+  /** A parameter by its name under the prefix; a recomputed block reads its own copies (`given`). */
+  type Get = (name: string) => tf.Tensor;
 
-  const bottleneck = (sd: StateDict, x: tf.Tensor4D, p: string, stride: number, training: boolean): tf.Tensor4D =>
-    tf.tidy(() => {
-      let out = tf.relu(bn(sd, conv2d(x, sd.get(`${P}${p}.conv1.weight`), null), `${p}.bn1`, training)) as tf.Tensor4D;
-      out = tf.relu(bn(sd, conv2d(out, sd.get(`${P}${p}.conv2.weight`), null, { stride, padding: 1 }), `${p}.bn2`, training)) as tf.Tensor4D;
-      out = bn(sd, conv2d(out, sd.get(`${P}${p}.conv3.weight`), null), `${p}.bn3`, training);
-      const identity = sd.has(`${P}${p}.downsample.0.weight`)
-        ? bn(sd, conv2d(x, sd.get(`${P}${p}.downsample.0.weight`), null, { stride }), `${p}.downsample.1`, training)
-        : x;
-      return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
+  // BatchNorm with the ReLU (and the residual) that follows it, fused where the kernels allow.
+  const bn = (sd: StateDict, get: Get, x: tf.Tensor4D, name: string, training: boolean, relu = false, residual?: tf.Tensor4D): tf.Tensor4D =>
+    batchNorm2d(x, { ...batchNormState(sd, P + name), weight: get(`${name}.weight`), bias: get(`${name}.bias`) }, training && !bnFreeze, {
+      relu,
+      ...(residual ? { residual } : {}),
     });
+
+  const bottleneck = (sd: StateDict, get: Get, x: tf.Tensor4D, p: string, stride: number, training: boolean): tf.Tensor4D =>
+    tf.tidy(() => {
+      let out = bn(sd, get, conv2d(x, get(`${p}.conv1.weight`), null), `${p}.bn1`, training, true);
+      out = bn(sd, get, conv2d(out, get(`${p}.conv2.weight`), null, { stride, padding: 1 }), `${p}.bn2`, training, true);
+      const identity = sd.has(`${P}${p}.downsample.0.weight`)
+        ? bn(sd, get, conv2d(x, get(`${p}.downsample.0.weight`), null, { stride }), `${p}.downsample.1`, training)
+        : x;
+      return bn(sd, get, conv2d(out, get(`${p}.conv3.weight`), null), `${p}.bn3`, training, true, identity);
+    });
+
+  const stem = (sd: StateDict, get: Get, images: tf.Tensor4D, training: boolean): tf.Tensor4D =>
+    tf.tidy(() => {
+      const x = conv2d(images, get('conv1.weight'), null, { stride: 2, padding: 3 });
+      return maxPool2d(bn(sd, get, x, 'bn1', training, true), 3, { stride: 2, padding: 1 });
+    });
+
+  /**
+   * block(x) as one recomputed node: its parameters (the names under the `scopes`) are inputs of the
+   * node, so that they get their gradients from the recomputation.
+   */
+  const recomputed = (sd: StateDict, scopes: string[], x: tf.Tensor4D, block: (get: Get, x: tf.Tensor4D) => tf.Tensor4D): tf.Tensor4D => {
+    const names = shapes.map(([n]) => n).filter((n) => scopes.some((s) => n.startsWith(s)) && !/\.(running_mean|running_var|num_batches_tracked)$/.test(n));
+    return checkpoint(
+      (xin, ...params) => {
+        const own = new Map(names.map((n, i) => [n, params[i] as tf.Tensor]));
+        return block((n) => own.get(n) ?? sd.get(P + n), xin as tf.Tensor4D);
+      },
+      [x, ...names.map((n) => sd.get(P + n))],
+    ) as tf.Tensor4D;
+  };
 
   return {
     name: 'resnet50',
@@ -88,12 +126,19 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
     },
     forward(sd: StateDict, images: tf.Tensor4D, training: boolean): tf.Tensor2D {
       if (images.shape[3] !== 3) throw new Error(`resnet50: expected RGB images [n, h, w, 3], got [${images.shape.join(', ')}]`);
+      const [n, h, w] = images.shape;
+      // Only with BatchNorm frozen: a recomputation must not move the running statistics twice.
+      const recompute =
+        training && bnFreeze && (options.checkpoint === true || ((options.checkpoint ?? 'auto') === 'auto' && n * h * w >= CHECKPOINT_MIN_IMAGES * 224 * 224));
+      const get: Get = (name) => sd.get(P + name);
       return tf.tidy(() => {
-        let x = conv2d(images, sd.get(`${P}conv1.weight`), null, { stride: 2, padding: 3 });
-        x = tf.relu(bn(sd, x, 'bn1', training)) as tf.Tensor4D;
-        x = maxPool2d(x, 3, { stride: 2, padding: 1 });
+        let x = recompute ? recomputed(sd, ['conv1.', 'bn1.'], images, (g, xin) => stem(sd, g, xin, training)) : stem(sd, get, images, training);
         LAYERS.forEach(([blocks, , stride], l) => {
-          for (let b = 0; b < blocks; b++) x = bottleneck(sd, x, `layer${l + 1}.${b}`, b === 0 ? stride : 1, training);
+          for (let b = 0; b < blocks; b++) {
+            const p = `layer${l + 1}.${b}`;
+            const s = b === 0 ? stride : 1;
+            x = recompute ? recomputed(sd, [`${p}.`], x, (g, xin) => bottleneck(sd, g, xin, p, s, training)) : bottleneck(sd, get, x, p, s, training);
+          }
         });
         return pooling ? (tf.add(globalAvgPool(x), globalMaxPool(x)) as tf.Tensor2D) : globalAvgPool(x);
       });

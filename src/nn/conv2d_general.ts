@@ -6,7 +6,12 @@
 //   - dx: convolutions of dy with the flipped kernel (one per stride phase, see inputGradient);
 //   - dw: a dilated convolution of the batch-transposed input with dy as the filter (see
 //     weightGradient) — about 10× faster on wasm than k² strided slices and matrix products.
+//
+// When the native addon's oneDNN kernels are registered (src/engine/native_kernels.ts), Conv2D,
+// Conv2DBackpropInput and Conv2DBackpropFilter are all fast, so the convolution is a plain
+// tf.conv2d and TensorFlow.js's own gradient runs them (frozen weights get no filter gradient).
 import * as tf from '@tensorflow/tfjs';
+import { dnnlKernelsActive } from '../engine/native_kernels.ts';
 
 export interface Conv2dOptions {
   /** Stride (one value or [vertical, horizontal]); default 1. */
@@ -197,6 +202,12 @@ export function conv2d(x: tf.Tensor4D, weight: tf.Tensor, bias: tf.Tensor | null
     throw new Error(`conv2d: a ${x.shape[1]}×${x.shape[2]} input is too small for a ${kh}×${kw} kernel with padding [${p.join(', ')}]`);
   }
   if (bias !== null && (bias.rank !== 1 || bias.shape[0] !== cout)) throw new Error(`conv2d: bias must be [${cout}], got [${bias.shape.join(', ')}]`);
+  if (dnnlKernelsActive()) {
+    return tf.tidy(() => {
+      const y = tf.conv2d(x, tf.transpose(weight, [2, 3, 1, 0]) as tf.Tensor4D, [s[0], s[1]], paddingArg(p));
+      return bias === null ? y : (tf.add(y, bias) as tf.Tensor4D);
+    });
+  }
   const conv = convFor(s, p);
   if (bias === null) return conv(x, weight as tf.Tensor4D);
   return tf.tidy(() => tf.add(conv(x, weight as tf.Tensor4D), bias) as tf.Tensor4D);

@@ -7,8 +7,10 @@
 // backend's MaxPoolGrad loses gradient (tfjs-backend-wasm 4.22: an 8×8 input pooled 2×2/2 returns
 // 28 of the 32 units of a sum's gradient), so it is rebuilt from the k² strided views of the input,
 // routing each output's gradient to the first maximum of its window in row-major order (PyTorch's
-// choice among ties).
+// choice among ties). With the native addon the same rule runs as one corrected MaxPoolGrad
+// kernel (src/engine/native_kernels.ts) instead of the k² views.
 import * as tf from '@tensorflow/tfjs';
+import { nativeMaxPoolGradActive } from '../engine/native_kernels.ts';
 
 /** torch.nn.functional's pooling output size (dilation 1). */
 export function poolOutputSize(size: number, kernel: number, stride: number, padding = 0, ceilMode = false): number {
@@ -105,6 +107,10 @@ function validMaxPool(kernel: number, stride: number): PoolFn {
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
           tf.tidy(() => {
             const [sx, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
+            if (nativeMaxPoolGradActive()) {
+              const attrs = { filterSize: kernel, strides: stride, pad: 'valid' };
+              return [tf.engine().runKernel('MaxPoolGrad', { dy, input: sx, output: sy }, attrs) as tf.Tensor4D];
+            }
             return [maxPoolGradient(dy as tf.Tensor4D, sx, sy, kernel, stride)];
           }),
       };

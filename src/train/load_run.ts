@@ -10,7 +10,7 @@ import type { TrainConfig } from './config.ts';
 import { openTrainingData, type TrainingData } from './datasets.ts';
 import { RUN_FILES, readRunConfig } from './run_dir.ts';
 import type { Backbone } from '../models/backbone.ts';
-import { backboneSpec, unsupportedMessage } from '../models/backbones.ts';
+import { backboneSpec } from '../models/backbones.ts';
 import { HEAD_BN } from '../models/embedding_head.ts';
 import type { HostTensor } from '../io/host_tensor.ts';
 
@@ -84,7 +84,13 @@ export function createRunModel(config: TrainConfig, backbone: Backbone, path: st
  */
 export function runBackbone(config: TrainConfig, path: string, tensors: Map<string, HostTensor>): Backbone {
   const spec = backboneSpec(config.model.backbone);
-  if (spec.unsupported) throw new UserError(unsupportedMessage(spec.unsupported));
+  if (config.model.frozen) {
+    // Its head was trained on cached backbone features; embedding new images needs the feature
+    // extraction of model.frozen here too, which the embedder does not do yet.
+    throw new UserError(
+      `${path}: a model.frozen run (${config.model.backbone} features) cannot be loaded for embedding yet; 'hardneg features' gives the backbone's features`,
+    );
+  }
   switch (spec.input) {
     case 'small-images':
       return spec.create({ channels: config.dataset.name === 'fashion-mnist' ? 1 : 3 });
