@@ -19,7 +19,7 @@ import type { ImageSplit } from '../train/image_split.ts';
 import { RUN_FILES } from '../train/run_dir.ts';
 import { runTraining, type BatchSampler } from '../train/trainer.ts';
 import { compareTensor, expectedNames, type ComparisonRow, type Tolerance } from './compare.ts';
-import { TRAJECTORY_TOLERANCE, trainingStateTolerance } from './trajectory_check.ts';
+import { TRAJECTORY_TOLERANCE, fixtureLossSettings, trainingStateTolerance } from './trajectory_check.ts';
 import { referenceStubBackbone } from './stub_backbone.ts';
 
 /** The suffix that marks an epoch-level fixture: PREFIX.run.inputs.safetensors, … */
@@ -103,16 +103,7 @@ export async function runRunFixture(prefix: string): Promise<{ computed: Map<str
         evalEvery: num('EVAL_EPOCH'),
         checkpointEvery: epochs * iterations + 1,
       },
-      loss: {
-        alpha: num('alpha'),
-        beta: num('beta'),
-        softmaxFactor: num('softmax_factor'),
-        dotWeight: num('DOT_WEIGHT'),
-        divWeight: num('DIV_WEIGHT'),
-        simMask: 'reference',
-        edgeDropout: 0,
-        hardness: 'official',
-      },
+      loss: { ...fixtureLossSettings(num), hardness: 'official' },
       solver: {
         baseLr: num('BASE_LR'),
         embeddingRatio: num('EMBEDDING_RATIO'),

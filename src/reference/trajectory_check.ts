@@ -49,6 +49,22 @@ export function trainingStateTolerance(name: string, zeroGradBiasDrift: number):
   return { rel: TRAJECTORY_TOLERANCE.losses, abs: 1e-9 };
 }
 
+/**
+ * The loss settings a training fixture's JSON records, as hardneg's loss configuration (the official
+ * similarity mask; edge dropout 0, as the fixtures are made). Shared by the trajectory and run checks.
+ */
+export function fixtureLossSettings(num: (name: string) => number) {
+  return {
+    alpha: num('alpha'),
+    beta: num('beta'),
+    softmaxFactor: num('softmax_factor'),
+    dotWeight: num('DOT_WEIGHT'),
+    divWeight: num('DIV_WEIGHT'),
+    simMask: 'reference' as const,
+    edgeDropout: 0,
+  };
+}
+
 export async function runTrajectoryFixture(prefix: string): Promise<{ computed: Map<string, HostTensor>; rows?: ComparisonRow[] }> {
   const inputs = readSafetensors(`${prefix}.train.inputs.safetensors`).tensors;
   const statePath = `${prefix}.train.state0.safetensors`;
@@ -67,15 +83,7 @@ export async function runTrajectoryFixture(prefix: string): Promise<{ computed: 
     shape,
     T,
     state0,
-    loss: {
-      alpha: num('alpha'),
-      beta: num('beta'),
-      softmaxFactor: num('softmax_factor'),
-      dotWeight: num('DOT_WEIGHT'),
-      divWeight: num('DIV_WEIGHT'),
-      simMask: 'reference',
-      edgeDropout: 0,
-    },
+    loss: fixtureLossSettings(num),
     solver: {
       baseLr: num('BASE_LR'),
       embeddingRatio: num('EMBEDDING_RATIO'),
