@@ -56,7 +56,17 @@ function typecheck(file: string): { code: number; out: string } {
  * network; without one it would ask the registry for every package's metadata.
  */
 function consumerLock(tarballName: string): object {
-  type Entry = { version?: string; dev?: boolean; license?: string; dependencies?: object; bin?: object; engines?: object };
+  type Entry = {
+    version?: string;
+    dev?: boolean;
+    license?: string;
+    dependencies?: object;
+    bin?: object;
+    engines?: object;
+    integrity?: string;
+    resolved?: string;
+    link?: boolean;
+  };
   const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, Entry> };
   const self = lock.packages[''] as Entry;
   const packages: Record<string, object> = {
@@ -71,7 +81,17 @@ function consumerLock(tarballName: string): object {
       engines: self.engines,
     },
   };
-  for (const [path, entry] of Object.entries(lock.packages)) if (path !== '' && !entry.dev) packages[path] = entry;
+  for (const [path, entry] of Object.entries(lock.packages)) {
+    if (path === '' || entry.dev) continue;
+    // This machine's npm writes lockfiles without registry addresses (omit-lockfile-registry-resolved);
+    // without one, `npm ci --offline` asks for the package's metadata, which the cache need not
+    // hold. The tarball's address is the registry's fixed pattern, and the cache holds the tarball.
+    const name = path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    const registry = entry.version !== undefined && entry.integrity !== undefined && entry.resolved === undefined && !entry.link;
+    packages[path] = registry
+      ? { ...entry, resolved: `https://registry.npmjs.org/${name}/-/${name.split('/').pop() as string}-${entry.version as string}.tgz` }
+      : entry;
+  }
   return { name: 'consumer', lockfileVersion: 3, requires: true, packages };
 }
 
@@ -96,7 +116,14 @@ before(async () => {
   mkdirSync(consumer);
   const name = tarball.split(/[\\/]/).pop() as string;
   copyFileSync(tarball, join(consumer, name));
-  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { hardneg: `file:${name}` } }));
+  // The consumer drops LanceDB's unused extras as hardneg's own package.json does (docs/search.md).
+  const { overrides } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { overrides: Record<string, string> };
+  mkdirSync(join(consumer, 'deps', 'absent'), { recursive: true });
+  copyFileSync(join(ROOT, 'deps', 'absent', 'package.json'), join(consumer, 'deps', 'absent', 'package.json'));
+  writeFileSync(
+    join(consumer, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { hardneg: `file:${name}` }, overrides }),
+  );
   writeFileSync(join(consumer, 'package-lock.json'), JSON.stringify(consumerLock(name)));
   await makeImageFolder(data, 'train', ['a', 'b', 'c', 'd', 'e', 'f'], 8, 1);
   await makeImageFolder(data, 'test', ['g', 'h', 'i'], 4, 2);
