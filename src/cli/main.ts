@@ -55,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`\nhardneg ${name}: interrupted`);
     process.exit(EXIT.interrupted);
   };
-  process.once('SIGINT', interrupted);
+  if (!cmd.ownsSignals?.(rest)) process.once('SIGINT', interrupted);
   try {
     return await cmd.run(rest);
   } catch (err) {
