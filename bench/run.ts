@@ -8,6 +8,8 @@
 //                                      needs Debian's python3-torch, reported as skipped without it)
 //   evaluate-100k                      Recall@1,2,4,8 + MAP@R of 100,000 × 512 embeddings (bench/evaluate.ts)
 //   pipeline                           training image pipeline, images/s (bench/pipeline.ts)
+//   search-100k                        search index of 100,000 × 128 vectors: build seconds, ANN
+//                                      recall@10, search latency at concurrency 1 and 32 (bench/search.ts)
 //   finetune-{resnet50,googlenet,dino-vits16}
 //                                      one fine-tuning step of the backbone + embedding head at --batch N
 //                                      images of 224 px (default 16; bench/finetune.ts), followed by
@@ -30,6 +32,7 @@ import { benchEvaluate } from './evaluate.ts';
 import { benchFinetune, FINETUNE_CASES, FINETUNE_DEFAULT_BATCH, FINETUNE_PYTORCH_CASES, pytorchFinetuneArgs } from './finetune.ts';
 import { benchIteration, ITERATION_SHAPES } from './iteration.ts';
 import { benchPipeline } from './pipeline.ts';
+import { benchSearchCase } from './search.ts';
 import { median, type BenchResult } from './timing.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -42,6 +45,8 @@ const LOCAL: Record<string, (runs: number) => Promise<Result>> = {
   'evaluate-100k': async (runs) => ({ ...(await benchEvaluate({ runs })) }),
   // The training image pipeline (bench/pipeline.ts): images/s of the paper's train transform.
   pipeline: async (runs) => ({ ...(await benchPipeline({ runs })) }),
+  // One measurement per run of the case: building two 100k indexes is the long part.
+  'search-100k': async () => ({ ...(await benchSearchCase()) }),
 };
 for (const name of Object.keys(ITERATION_SHAPES)) LOCAL[`iteration-${name}`] = async (runs) => ({ ...(await benchIteration(name, runs)) });
 for (const name of FINETUNE_CASES) LOCAL[name] = async (runs) => ({ ...(await benchFinetune(name.replace(/^finetune-/, ''), batch, runs)) });
@@ -51,6 +56,7 @@ const CASES = [
   ...Object.keys(ITERATION_SHAPES).flatMap((name) => [`iteration-${name}`, `iteration-${name}-pytorch`]),
   'evaluate-100k',
   'pipeline',
+  'search-100k',
   ...FINETUNE_CASES.flatMap((name) => [name, `${name}-pytorch`]),
 ];
 

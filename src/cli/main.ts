@@ -13,6 +13,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   evaluate: async () => (await import('./commands/evaluate.ts')).command,
   embed: async () => (await import('./commands/embed.ts')).command,
   export: async () => (await import('./commands/export.ts')).command,
+  index: async () => (await import('./commands/index_cmd.ts')).command,
+  search: async () => (await import('./commands/search.ts')).command,
   report: async () => (await import('./commands/report.ts')).command,
   serve: async () => (await import('./commands/serve.ts')).command,
   data: async () => (await import('./commands/data.ts')).command,

@@ -44,6 +44,22 @@ export interface IndexManifest {
   model: IndexModelInfo | null;
   createdAt: string;
   software: { hardneg: string; lancedb: string };
+  /** The ANN index's parameters and the query settings chosen for it (absent for 'exact'). */
+  ann?: AnnSettings;
+}
+
+/** How an ANN index was built and is searched (src/search/index_store.ts chooses them). */
+export interface AnnSettings {
+  /** IVF partitions (1 for a single HNSW graph). */
+  numPartitions: number;
+  /** PQ sub-vectors (ivf-pq only). */
+  numSubVectors?: number;
+  /** Partitions probed per query (ivf-pq). */
+  nprobes?: number;
+  /** HNSW search breadth per query (ivf-hnsw-sq). */
+  ef?: number;
+  /** Candidates re-ranked with exact distances: refineFactor × k. */
+  refineFactor: number;
 }
 
 export interface SearchOptions {

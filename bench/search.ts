@@ -1,0 +1,123 @@
+// Search index benchmark: 100,000 × 128 clustered float32 vectors (seeded), an exact and an ANN
+// (IVF-PQ) index built from them (seconds each), recall@10 of ANN vs exact on 200 queries, and
+// in-process search latency, one query per call, at concurrency 1 and 32 (Promise-based, as the
+// HTTP service calls it): p50, p99, queries/s.
+// Run alone: node --import tsx bench/search.ts [rows] [kind]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { seededRandom } from '../src/metrics/index.ts';
+import { buildIndex, type IndexKind, openIndex } from '../src/search/index_store.ts';
+import type { SearchIndex } from '../src/search/types.ts';
+import type { BenchResult } from './timing.ts';
+
+export interface LatencyStats {
+  concurrency: number;
+  p50_ms: number;
+  p99_ms: number;
+  qps: number;
+}
+
+const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}
+
+/** `total` single-query searches by `concurrency` workers. */
+async function latency(index: SearchIndex, queries: Float32Array[], concurrency: number, total: number): Promise<LatencyStats> {
+  const times: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  const worker = async (): Promise<void> => {
+    for (let i; (i = next++) < total;) {
+      const t = performance.now();
+      await index.search(queries[i % queries.length] as Float32Array, { k: 10 });
+      times.push(performance.now() - t);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  times.sort((a, b) => a - b);
+  return { concurrency, p50_ms: round(quantile(times, 0.5)), p99_ms: round(quantile(times, 0.99)), qps: round(total / seconds) };
+}
+
+/**
+ * HTTP LOOPBACK HOOK: the search service (written separately) measures the same queries through
+ * its HTTP API here. Given an opened index directory and the query vectors, return latency stats
+ * per concurrency, or null while no service exists.
+ */
+export type HttpLoopbackBench = (indexDir: string, queries: Float32Array[], concurrency: number[]) => Promise<LatencyStats[] | null>;
+export const httpLoopbackBench: HttpLoopbackBench = async () => null;
+
+export async function benchSearch(options: { rows?: number; dim?: number; clusters?: number; queries?: number; annKind?: Exclude<IndexKind, 'exact'> } = {}) {
+  const { rows = 100_000, dim = 128, clusters = 100, queries: nq = 200, annKind = 'ivf-pq' } = options;
+  const random = seededRandom(1);
+  const centres = Float32Array.from({ length: clusters * dim }, () => (random() - 0.5) * 4);
+  const x = new Float32Array(rows * dim);
+  for (let i = 0; i < rows; i++) {
+    const c = Math.floor(random() * clusters);
+    for (let d = 0; d < dim; d++) x[i * dim + d] = (centres[c * dim + d] as number) + (random() - 0.5);
+  }
+  // Queries near stored points (a perturbed copy), as image queries of a collection are.
+  const queries = Array.from({ length: nq }, () => {
+    const row = Math.floor(random() * rows);
+    return Float32Array.from(x.subarray(row * dim, (row + 1) * dim), (v) => v + (random() - 0.5) * 0.3);
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'hardneg-bench-search-'));
+  try {
+    const exactBuild = await buildIndex({ out: join(dir, 'exact'), vectors: x, dim, kind: 'exact' });
+    const annBuild = await buildIndex({ out: join(dir, 'ann'), vectors: x, dim, kind: annKind });
+    const exact = await openIndex(join(dir, 'exact'));
+    const ann = await openIndex(join(dir, 'ann'));
+    try {
+      let found = 0;
+      const exactHits = await exact.search(Float32Array.from(queries.flatMap((q) => Array.from(q))), { k: 10 });
+      for (const [q, query] of queries.entries()) {
+        const truth = new Set((exactHits[q] as { id: number }[]).map((h) => h.id));
+        const [hits] = await ann.search(query, { k: 10 });
+        found += (hits as { id: number }[]).filter((h) => truth.has(h.id)).length;
+      }
+      const result = {
+        rows,
+        dim,
+        ann_kind: annKind,
+        build_s: { exact: round(exactBuild.seconds.total), ann: round(annBuild.seconds.total) },
+        ann_settings: annBuild.manifest.ann,
+        recall_at_10: round(found / (nq * 10), 4),
+        latency: {
+          exact: [await latency(exact, queries, 1, 50), await latency(exact, queries, 32, 200)],
+          ann: [await latency(ann, queries, 1, 200), await latency(ann, queries, 32, 1000)],
+        },
+        http_loopback: await httpLoopbackBench(join(dir, 'ann'), queries, [1, 32]),
+      };
+      return result;
+    } finally {
+      exact.close();
+      ann.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The bench/run.ts case: median_ms is the ANN p50 at concurrency 1. */
+export async function benchSearchCase(): Promise<BenchResult & Awaited<ReturnType<typeof benchSearch>>> {
+  const r = await benchSearch();
+  const c1 = r.latency.ann[0] as LatencyStats;
+  return {
+    case: `search n=${r.rows} D=${r.dim} ${r.ann_kind} recall@10=${r.recall_at_10}`,
+    median_ms: c1.p50_ms,
+    min_ms: c1.p50_ms,
+    runs: 1,
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    ...r,
+  };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const rows = process.argv[2] ? Number(process.argv[2]) : undefined;
+  const annKind = process.argv[3] as Exclude<IndexKind, 'exact'> | undefined;
+  console.log(JSON.stringify(await benchSearch({ rows, annKind })));
+}
