@@ -11,6 +11,7 @@ import { UserError } from '../errors.ts';
 import type { Embedder } from '../inference/embedder.ts';
 import { backboneSpec } from '../models/backbones.ts';
 import { HEAD_BN, HEAD_LINEAR } from '../models/embedding_head.ts';
+import type { MetricModel } from '../models/metric_model.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { VERSION } from '../version.ts';
 import { OnnxGraph } from './onnx_graph.ts';
@@ -20,8 +21,9 @@ export const DEFAULT_OPSET = 17;
 export const MIN_OPSET = 13;
 /** The newest opset the exporter's ops are written for (ReduceSum takes axes as an input from 13 on, unchanged through 21). */
 export const MAX_OPSET = 21;
-const INPUT = 'images';
-const OUTPUT = 'embeddings';
+/** The exported model's input and output names. */
+export const INPUT = 'images';
+export const OUTPUT = 'embeddings';
 
 export interface ExportOptions {
   /** Default 17; frozen-feature mode keeps the frozen model's own opset. */
@@ -85,6 +87,8 @@ function metadataOf(e: Embedder, opset: number): Record<string, string> {
     'hardneg.weights': e.model.weights,
     'hardneg.weights_sha256': e.model.sha256,
     'hardneg.opset': String(opset),
+    // The fixed image size the graph was written for (a ViT's position embedding is resized to it once).
+    'hardneg.input_size': `${e.inputShape[1]}x${e.inputShape[2]}`,
   };
 }
 
@@ -95,37 +99,58 @@ function checkOpset(opset: number): void {
 
 /** The run behind `e` as an ONNX model (see the header). */
 export function exportOnnx(e: Embedder, opts: ExportOptions = {}): ExportResult {
-  const sd = e.metricModel.sd;
   const spec = backboneSpec(e.config.model.backbone);
-  const normalize = e.config.model.normalize;
-  if (spec.input === 'frozen-features') return exportFrozen(e, opts, normalize);
+  if (spec.input === 'frozen-features') return exportFrozen(e, opts, e.config.model.normalize);
   const opset = opts.opset ?? DEFAULT_OPSET;
   checkOpset(opset);
-  const backbone = e.metricModel.backbone;
-  if (!backbone.exportOnnx)
-    throw new UserError(
-      `the ${backbone.name} backbone cannot be exported to ONNX yet (exportable now: small-cnn and frozen-feature mode, model.backbone=onnx; a backbone becomes exportable by implementing Backbone.exportOnnx)`,
-    );
-  const g = new OnnxGraph();
-  const out = writeHead(sd, g, backbone.exportOnnx(sd, g, INPUT), normalize);
   const [C, H, W] = e.inputShape;
   const metadata = metadataOf(e, opset);
+  const bytes = exportMetricModel(e.metricModel, [C, H, W], {
+    opset,
+    metadata,
+    doc: `hardneg ${e.config.model.backbone} embedding model: float32 [n, ${C}, ${H}, ${W}] NCHW (preprocessing in metadata_props) → [n, ${e.dim}]`,
+  });
+  return { bytes, opset, inputName: INPUT, outputName: OUTPUT, inputShape: [C, H, W], metadata };
+}
+
+export interface MetricModelExportOptions {
+  opset?: number;
+  metadata?: Record<string, string>;
+  doc?: string;
+}
+
+/**
+ * A metric model (backbone → head) as the bytes of an ONNX model taking float32 [n, C, H, W] NCHW
+ * images of the fixed side H × W as `images` and giving `embeddings` [n, D]: what exportOnnx
+ * writes for a run, without the run (the backbone parity tests export models built in memory).
+ */
+export function exportMetricModel(m: MetricModel, [C, H, W]: [number, number, number], opts: MetricModelExportOptions = {}): Uint8Array {
+  const opset = opts.opset ?? DEFAULT_OPSET;
+  checkOpset(opset);
+  const backbone = m.backbone;
+  if (!backbone.exportOnnx)
+    throw new UserError(
+      `the ${backbone.name} backbone cannot be exported to ONNX (exportable: small-cnn, resnet50, googlenet, dino-vits16 and frozen-feature mode, model.backbone=onnx; a backbone becomes exportable by implementing Backbone.exportOnnx)`,
+    );
+  const g = new OnnxGraph();
+  const out = writeHead(m.sd, g, backbone.exportOnnx(m.sd, g, INPUT, { height: H, width: W, opset }), m.normalize);
+  const D = m.sd.get(`${HEAD_LINEAR}.weight`).shape[0] as number;
   const model: ModelMsg = {
     ir_version: 8,
     opset_import: [{ domain: '', version: opset }],
     producer_name: 'hardneg',
     producer_version: VERSION,
-    doc_string: `hardneg ${e.config.model.backbone} embedding model: float32 [n, ${C}, ${H}, ${W}] NCHW (preprocessing in metadata_props) → [n, ${e.dim}]`,
+    doc_string: opts.doc ?? `hardneg ${backbone.name} embedding model: float32 [n, ${C}, ${H}, ${W}] NCHW → [n, ${D}]`,
     graph: {
       name: 'hardneg_embedder',
       node: g.nodes,
       initializer: g.initializers,
       input: [tensorInfo(INPUT, [{ dim_param: 'n' }, { dim_value: C }, { dim_value: H }, { dim_value: W }])],
-      output: [tensorInfo(out, [{ dim_param: 'n' }, { dim_value: e.dim }])],
+      output: [tensorInfo(out, [{ dim_param: 'n' }, { dim_value: D }])],
     },
-    metadata_props: Object.entries(metadata).map(([key, value]) => ({ key, value })),
+    metadata_props: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
   };
-  return { bytes: encodeModel(model), opset, inputName: INPUT, outputName: out, inputShape: [C, H, W], metadata };
+  return encodeModel(model);
 }
 
 function exportFrozen(e: Embedder, opts: ExportOptions, normalize: boolean): ExportResult {

@@ -14,6 +14,13 @@ function attribute(name: string, v: AttrValue): AttributeMsg {
   return { name, type: ATTR.STRING, s: new TextEncoder().encode(v.s) };
 }
 
+/** What a backbone's exportOnnx may need beyond its weights: the fixed image side and the opset written. */
+export interface OnnxExportContext {
+  height: number;
+  width: number;
+  opset: number;
+}
+
 export class OnnxGraph {
   readonly nodes: NodeMsg[] = [];
   readonly initializers: TensorMsg[] = [];
@@ -44,6 +51,13 @@ export class OnnxGraph {
   /** A state-dict tensor as an initializer (its PyTorch layout, which ONNX shares: Conv [out, in, kh, kw], Gemm [out, in]). */
   weight(t: tf.Tensor, what = 'w'): string {
     return this.floats(Float32Array.from(t.dataSync() as Float32Array), [...t.shape], what);
+  }
+
+  /** Adds a node with `count` outputs (Split); returns their names. */
+  nodeOutputs(op: string, inputs: string[], count: number, attrs: Record<string, AttrValue> = {}): string[] {
+    const outs = Array.from({ length: count }, () => this.fresh(op.toLowerCase()));
+    this.node(op, inputs, attrs, outs);
+    return outs;
   }
 
   /** Adds a node; returns its (first) output's name. */

@@ -4,7 +4,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Random } from '../engine/random.ts';
 import type { StateDict } from './state_dict.ts';
-import type { OnnxGraph } from '../export/onnx_graph.ts';
+import type { OnnxExportContext, OnnxGraph } from '../export/onnx_graph.ts';
 
 export interface Backbone {
   name: string;
@@ -20,8 +20,9 @@ export interface Backbone {
   forward(sd: StateDict, images: tf.Tensor4D, training: boolean): tf.Tensor2D;
   /**
    * Writes the evaluation-mode forward into an ONNX graph (hardneg export): `input` names the
-   * float32 NCHW image batch; returns the name of the [n, features] output. A backbone without it
-   * cannot be exported (the exporter says so).
+   * float32 NCHW image batch (`ctx`: its fixed height and width, and the opset being written);
+   * returns the name of the [n, features] output. A backbone without it cannot be exported (the
+   * exporter says so).
    */
-  exportOnnx?(sd: StateDict, g: OnnxGraph, input: string): string;
+  exportOnnx?(sd: StateDict, g: OnnxGraph, input: string, ctx: OnnxExportContext): string;
 }

@@ -18,6 +18,8 @@ import { checkpoint, lazyGradOp, segment } from '../nn/checkpoint.ts';
 import { gelu, layerNormEps1e6 } from '../nn/fused.ts';
 import { linear } from '../nn/linear.ts';
 import type { StateDict } from './state_dict.ts';
+import type { OnnxExportContext, OnnxGraph } from '../export/onnx_graph.ts';
+import { gelu as onnxGelu, layerNorm as onnxLayerNorm, linear as onnxLinear } from '../export/onnx_layers.ts';
 import type { ParameterShapes, TorchvisionBackbone } from './torchvision.ts';
 
 export const DINO_PREFIX = 'feature_extractor.backbone.';
@@ -215,6 +217,53 @@ function patchEmbedding(images: tf.Tensor4D, weight: tf.Tensor, bias: tf.Tensor)
   return tf.reshape(linear(patches, kernel, bias), [n, hp * wp, WIDTH]);
 }
 
+/**
+ * The evaluation-mode forward as ONNX, for images of the fixed side ctx.height × ctx.width: the
+ * position embedding is resized once here (the forward's interpolatedPositionEmbedding) and stored
+ * as a constant, so the model only takes that image size.
+ */
+function exportDino(sd: StateDict, g: OnnxGraph, input: string, ctx: OnnxExportContext): string {
+  const P = DINO_PREFIX;
+  const get = (name: string) => sd.get(P + name);
+  const ln = (x: string, name: string, what: string) => onnxLayerNorm(g, x, get(`${name}.weight`), get(`${name}.bias`), 1e-6, ctx.opset, what);
+  const lin = (x: string, name: string, what: string) => onnxLinear(g, x, get(`${name}.weight`), get(`${name}.bias`), what);
+  // The 16×16 stride-16 patch convolution; Conv drops a remainder of < 16 pixels as the forward's crop does.
+  const conv = g.node('Conv', [input, g.weight(get('patch_embed.proj.weight'), 'patch_w'), g.weight(get('patch_embed.proj.bias'), 'patch_b')], {
+    kernel_shape: { ints: [PATCH, PATCH] },
+    strides: { ints: [PATCH, PATCH] },
+  });
+  // [n, 384, hp, wp] → [n, hp·wp, 384]: patches in row-major order, as the forward's.
+  const patches = g.node('Transpose', [g.node('Reshape', [conv, g.int64s([0, WIDTH, -1], 'shape')])], { perm: { ints: [0, 2, 1] } });
+  // The CLS token repeated over the dynamic batch: Expand to [n, 1, 384], n read from the input's shape.
+  const batch = g.node('Slice', [g.node('Shape', [input]), g.int64s([0], 'starts'), g.int64s([1], 'ends')]);
+  const clsShape = g.node('Concat', [batch, g.int64s([1, WIDTH], 'shape')], { axis: { i: 0 } });
+  const cls = g.node('Expand', [g.weight(get('cls_token'), 'cls_token'), clsShape]);
+  const pos = tf.tidy(() => interpolatedPositionEmbedding(get('pos_embed'), ctx.height, ctx.width));
+  let x: string;
+  try {
+    x = g.node('Add', [g.node('Concat', [cls, patches], { axis: { i: 1 } }), g.weight(pos, 'pos_embed')]);
+  } finally {
+    // interpolatedPositionEmbedding returns the state dict's own tensor at 224 × 224.
+    if (pos !== get('pos_embed')) pos.dispose();
+  }
+  for (let i = 0; i < DEPTH; i++) {
+    const b = `blocks.${i}`;
+    // [n, T, 1152] → [n, T, 18, 64] → [n, 18, T, 64]: q, k, v are its three [n, 6, T, 64] thirds.
+    const qkvRows = g.node('Reshape', [lin(ln(x, `${b}.norm1`, 'ln1'), `${b}.attn.qkv`, 'qkv'), g.int64s([0, 0, 3 * HEADS, HEAD_DIM], 'shape')]);
+    const qkv = g.node('Transpose', [qkvRows], { perm: { ints: [0, 2, 1, 3] } });
+    const [q, k, v] = g.nodeOutputs('Split', [qkv, g.int64s([HEADS, HEADS, HEADS], 'split')], 3, { axis: { i: 1 } }) as [string, string, string];
+    const scores = g.node('MatMul', [g.node('Mul', [q, g.floats([ATTENTION_SCALE], [], 'scale')]), g.node('Transpose', [k], { perm: { ints: [0, 1, 3, 2] } })]);
+    const heads = g.node('MatMul', [g.node('Softmax', [scores], { axis: { i: -1 } }), v]);
+    const merged = g.node('Reshape', [g.node('Transpose', [heads], { perm: { ints: [0, 2, 1, 3] } }), g.int64s([0, 0, WIDTH], 'shape')]);
+    const x1 = g.node('Add', [x, lin(merged, `${b}.attn.proj`, 'proj')]);
+    const mlp = lin(onnxGelu(g, lin(ln(x1, `${b}.norm2`, 'ln2'), `${b}.mlp.fc1`, 'fc1')), `${b}.mlp.fc2`, 'fc2');
+    x = g.node('Add', [x1, mlp]);
+  }
+  // The CLS token [n, 384], then the final LayerNorm (per token, as the forward's).
+  const clsOut = g.node('Gather', [x, g.int64s([0], 'cls_index')], { axis: { i: 1 } });
+  return ln(g.node('Flatten', [clsOut], { axis: { i: 1 } }), 'norm', 'ln_final');
+}
+
 export function dinoVitS16(options: DinoVitOptions = {}): TorchvisionBackbone {
   const P = DINO_PREFIX;
   const shapes = dinoVitS16Shapes();
@@ -266,5 +315,6 @@ export function dinoVitS16(options: DinoVitOptions = {}): TorchvisionBackbone {
         return layerNormEps1e6(clsToken, sd.get(`${P}norm.weight`), sd.get(`${P}norm.bias`)) as tf.Tensor2D;
       });
     },
+    exportOnnx: exportDino,
   };
 }

@@ -15,6 +15,8 @@ import { conv2d } from '../nn/conv2d_general.ts';
 import { globalAvgPool, maxPool2d } from '../nn/pooling.ts';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.ts';
 import type { StateDict } from './state_dict.ts';
+import { batchNorm as onnxBatchNorm, convNoBias, globalPool, maxPool as onnxMaxPool } from '../export/onnx_layers.ts';
+import type { OnnxGraph } from '../export/onnx_graph.ts';
 import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes, type TorchvisionBackbone } from './torchvision.ts';
 
 export const GOOGLENET_PREFIX = 'feature_extractor.backbone.';
@@ -59,6 +61,21 @@ function googlenetShapes(): ParameterShapes {
     );
   }
   return shapes;
+}
+
+/** transform_input on NCHW: x·(σ_c/0.5) + (μ_c − 0.5)/0.5 per channel, the float32 constants of the forward. */
+function transformInputOnnx(g: OnnxGraph, x: string): string {
+  const scale = g.floats(
+    IMAGENET_STD.map((s) => s / 0.5),
+    [1, 3, 1, 1],
+    'transform_scale',
+  );
+  const shift = g.floats(
+    IMAGENET_MEAN.map((m) => (m - 0.5) / 0.5),
+    [1, 3, 1, 1],
+    'transform_shift',
+  );
+  return g.node('Add', [g.node('Mul', [x, scale]), shift]);
 }
 
 export function googlenet(options: GoogLeNetOptions = {}): TorchvisionBackbone {
@@ -113,6 +130,34 @@ export function googlenet(options: GoogLeNetOptions = {}): TorchvisionBackbone {
         x = inception(sd, inception(sd, x, 'inception5a', training), 'inception5b', training);
         return globalAvgPool(x);
       });
+    },
+    exportOnnx(sd, g, input) {
+      // The forward above in NCHW, node for node (evaluation mode: BatchNorm's running statistics, eps 1e-3).
+      const basic = (x: string, name: string, stride = 1): string => {
+        const w = sd.get(`${P}${name}.conv.weight`);
+        const k = w.shape[2] as number;
+        return g.node('Relu', [onnxBatchNorm(g, sd, convNoBias(g, x, w, stride, (k - 1) / 2, name), `${P}${name}.bn`, BN_EPS)]);
+      };
+      const inceptionOnnx = (x: string, name: string): string =>
+        g.node(
+          'Concat',
+          [
+            basic(x, `${name}.branch1`),
+            basic(basic(x, `${name}.branch2.0`), `${name}.branch2.1`),
+            basic(basic(x, `${name}.branch3.0`), `${name}.branch3.1`),
+            basic(onnxMaxPool(g, x, 3, 1, 1, true), `${name}.branch4.1`),
+          ],
+          { axis: { i: 1 } },
+        );
+      let x = transformInput ? transformInputOnnx(g, input) : input;
+      const pool = (t: string, k = 3): string => onnxMaxPool(g, t, k, 2, 0, true);
+      x = pool(basic(x, 'conv1', 2));
+      x = pool(basic(basic(x, 'conv2'), 'conv3'));
+      x = pool(inceptionOnnx(inceptionOnnx(x, 'inception3a'), 'inception3b'));
+      for (const name of ['inception4a', 'inception4b', 'inception4c', 'inception4d', 'inception4e']) x = inceptionOnnx(x, name);
+      x = pool(x, 2);
+      x = inceptionOnnx(inceptionOnnx(x, 'inception5a'), 'inception5b');
+      return globalPool(g, x, 'avg');
     },
   };
 }

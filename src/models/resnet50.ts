@@ -13,6 +13,7 @@ import { checkpoint } from '../nn/checkpoint.ts';
 import { conv2d } from '../nn/conv2d_general.ts';
 import { globalAvgPool, globalMaxPool, maxPool2d } from '../nn/pooling.ts';
 import type { StateDict } from './state_dict.ts';
+import { batchNorm as onnxBatchNorm, convNoBias, globalPool, maxPool as onnxMaxPool } from '../export/onnx_layers.ts';
 import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes, type TorchvisionBackbone } from './torchvision.ts';
 
 export const RESNET50_PREFIX = 'feature_extractor.backbone.model.';
@@ -142,6 +143,24 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
         });
         return pooling ? (tf.add(globalAvgPool(x), globalMaxPool(x)) as tf.Tensor2D) : globalAvgPool(x);
       });
+    },
+    exportOnnx(sd, g, input) {
+      // The evaluation-mode forward in NCHW: BatchNorm with its running statistics (eps 1e-5, as
+      // batchNorm2d's default), the same strides and paddings; ONNX Conv takes the OIHW weights as they are.
+      const convBn = (x: string, conv: string, bnName: string, stride: number, padding: number): string =>
+        onnxBatchNorm(g, sd, convNoBias(g, x, sd.get(`${P}${conv}`), stride, padding, conv), P + bnName, 1e-5);
+      let x = onnxMaxPool(g, g.node('Relu', [convBn(input, 'conv1.weight', 'bn1', 2, 3)]), 3, 2, 1);
+      LAYERS.forEach(([blocks, , stride], l) => {
+        for (let b = 0; b < blocks; b++) {
+          const p = `layer${l + 1}.${b}`;
+          const s = b === 0 ? stride : 1;
+          let out = g.node('Relu', [convBn(x, `${p}.conv1.weight`, `${p}.bn1`, 1, 0)]);
+          out = g.node('Relu', [convBn(out, `${p}.conv2.weight`, `${p}.bn2`, s, 1)]);
+          const identity = sd.has(`${P}${p}.downsample.0.weight`) ? convBn(x, `${p}.downsample.0.weight`, `${p}.downsample.1`, s, 0) : x;
+          x = g.node('Relu', [g.node('Add', [convBn(out, `${p}.conv3.weight`, `${p}.bn3`, 1, 0), identity])]);
+        }
+      });
+      return pooling ? g.node('Add', [globalPool(g, x, 'avg'), globalPool(g, x, 'max')]) : globalPool(g, x, 'avg');
     },
   };
 }

@@ -17,9 +17,10 @@ const HELP = `usage: hardneg export RUN_DIR --out model.onnx [--weights final|be
 The run's whole image → embedding model as one ONNX file: input float32 [n, C, H, W] (NCHW,
 dynamic batch), normalised as the run evaluates; output [n, D], the numbers of 'hardneg embed
 --input'. The preprocessing (resize policy, resize, crop, mean, std) is in the model's
-metadata_props (docs/deploy.md). Small-CNN runs are written op by op (ResNet-50 and GoogLeNet
-are refused until their Backbone.exportOnnx exists); a frozen-feature run's ONNX backbone (model.onnx) is composed with the trained head, and the
-exported model takes what that backbone takes.
+metadata_props (docs/deploy.md). Small-CNN, ResNet-50, GoogLeNet and DINO ViT-S/16 runs are
+written op by op for the run's fixed evaluation size (224 px for the pretrained backbones; DINO's
+position embedding is resized to it once); a frozen-feature run's ONNX backbone (model.onnx) is
+composed with the trained head, and the exported model takes what that backbone takes.
 
 ${[
   helpOption('RUN_DIR', 'a run directory of hardneg train'),
