@@ -84,7 +84,7 @@ if [ $check = 0 ]; then
   [ "$backend" = webgpu ] && step adapter 60 node scripts/gpu/adapter.mjs
   step doctor 120 node bin/hardneg doctor --backend "$backend" --json
   step golden 180 env HARDNEG_TEST_BACKEND="$backend" node --import tsx --test --test-reporter=tap test/golden_core.test.ts test/golden_trajectory.test.ts
-  step bench 120 node --import tsx bench/run.ts --case iteration-cub --backend "$backend" --runs 3 --json
+  step bench 120 node --import tsx bench/run.ts --case iteration-cub --backend "$backend" --runs 2 --json
   step train 150 node bin/hardneg train --out "$scratch/run" --epochs 1 --backend "$backend" --set train.maxIterationsPerEpoch=20 --overwrite --json
 fi
 node "$root/scripts/gpu/summary.mjs" "$summary" "$steps" "$backend" "$check" "$icd" "$scratch/nvidia-smi.txt" "$scratch/pack.json" "$(($(date +%s) - started))"
