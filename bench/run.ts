@@ -15,6 +15,10 @@
 //                                      images of 224 px (default 16; bench/finetune.ts), followed by
 //   finetune-*-pytorch                 the same step in PyTorch (bench/pytorch_finetune.py, and
 //                                      bench/pytorch_finetune_vit.py for DINO)
+//   features-{resnet50,googlenet}      frozen-feature extraction (inference only) of --images N images of
+//                                      224 px (default 32; bench/features.ts): hardneg's own backbone, the
+//                                      same with HARDNEG_DNNL=1, and its ONNX twin in onnxruntime-node
+//                                      (bench/export_features_onnx.py makes it; skipped without it)
 //
 // Every case runs in a process of its own, so its peak RSS is its own (the wasm heap never
 // shrinks). --threads sets the thread count of both sides: our native kernels (HARDNEG_THREADS)
@@ -22,6 +26,7 @@
 // the whole list R times, alternating the cases, and reports the median of the round medians:
 // on a shared machine this compares ours and PyTorch's under the same background load.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +34,16 @@ import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '../src/engine/backend.ts';
 import { nativeStatus } from '../src/engine/native_kernels.ts';
 import { benchEvaluate } from './evaluate.ts';
+import {
+  benchFeatures,
+  FEATURES_ARMS,
+  FEATURES_BATCH,
+  FEATURES_CASES,
+  FEATURES_DEFAULT_IMAGES,
+  FEATURES_EXPORT_HINT,
+  type FeaturesArm,
+  featuresFiles,
+} from './features.ts';
 import { benchFinetune, FINETUNE_CASES, FINETUNE_DEFAULT_BATCH, FINETUNE_PYTORCH_CASES, pytorchFinetuneArgs } from './finetune.ts';
 import { benchIteration, ITERATION_SHAPES } from './iteration.ts';
 import { benchPipeline } from './pipeline.ts';
@@ -58,6 +73,7 @@ const CASES = [
   'pipeline',
   'search-100k',
   ...FINETUNE_CASES.flatMap((name) => [name, `${name}-pytorch`]),
+  ...FEATURES_CASES,
 ];
 
 const USAGE = `usage: npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--backend NAME] [--json]
@@ -70,9 +86,12 @@ Long measurements, each case in a process of its own (never part of npm test).
                  round medians (default 1)
   --threads N    threads of our native kernels and of PyTorch (default: all cores)
   --batch N      images per fine-tuning step of the finetune-* cases (default ${FINETUNE_DEFAULT_BATCH})
+  --images N     images whose features the features-* cases extract, ${FEATURES_BATCH} per forward (default ${FEATURES_DEFAULT_IMAGES})
   --backend NAME TensorFlow.js backend for our cases (default auto)
   --json         one JSON object per case and line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}
-A finetune-* case also runs its PyTorch twin, side by side, when PyTorch is available.`;
+A finetune-* case also runs its PyTorch twin, side by side, when PyTorch is available; a features-*
+case prints one object {case, batch, hardneg_ms_per_image, hardneg_dnnl_ms_per_image,
+onnxruntime_ms_per_image, ratio} (ratio: hardneg's ms per image over onnxruntime's).`;
 
 function parseCommandLine() {
   try {
@@ -84,6 +103,8 @@ function parseCommandLine() {
         rounds: { type: 'string', default: '1' },
         threads: { type: 'string', default: String(availableParallelism()) },
         batch: { type: 'string', default: String(FINETUNE_DEFAULT_BATCH) },
+        images: { type: 'string', default: String(FEATURES_DEFAULT_IMAGES) },
+        arm: { type: 'string', default: 'hardneg' },
         json: { type: 'boolean', default: false },
         backend: { type: 'string', default: 'auto' },
         child: { type: 'boolean', default: false },
@@ -104,7 +125,9 @@ const runs = Number(values.runs);
 const rounds = Number(values.rounds);
 const threads = Number(values.threads);
 const batch = Number(values.batch);
+const images = Number(values.images);
 for (const [flag, v] of [
+  ['--images', images],
   ['--runs', runs],
   ['--rounds', rounds],
   ['--threads', threads],
@@ -129,7 +152,13 @@ if (values.child) {
   // One case, measured here; the parent reads the JSON line.
   const backend = await initBackend(values.backend as BackendName);
   const native = nativeStatus();
-  const r = await (LOCAL[selected[0] as string] as (runs: number) => Promise<Result>)(runs);
+  const name = selected[0] as string;
+  const r: Result = FEATURES_CASES.includes(name)
+    ? {
+        ...(await benchFeatures(values.arm as FeaturesArm, name.replace(/^features-/, ''), images, runs, here, threads)),
+        dnnl: native.dnnl.active,
+      }
+    : await (LOCAL[name] as (runs: number) => Promise<Result>)(runs);
   // The process's high-water mark, as PyTorch's side reports it (ru_maxrss), not a sampled one.
   const peak = Math.max(r.peak_rss_mb, Math.round(process.resourceUsage().maxRSS / 1024));
   console.log(JSON.stringify({ ...r, peak_rss_mb: peak, backend, native: native.active, threads: native.active ? native.threads : 1 }));
@@ -140,8 +169,10 @@ function torchAvailable(): boolean {
   return spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 }
 
-function runChild(name: string): Result {
-  const env = { ...process.env, HARDNEG_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+function runChild(name: string, arm: FeaturesArm = 'hardneg'): Result {
+  const env: NodeJS.ProcessEnv = { ...process.env, HARDNEG_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  // The features-* arms: oneDNN only where asked for, whatever the caller's environment says.
+  if (FEATURES_CASES.includes(name)) env.HARDNEG_DNNL = arm === 'dnnl' ? '1' : '0';
   const pytorch = PYTORCH_CASES.includes(name);
   const cmd = FINETUNE_PYTORCH_CASES.includes(name)
     ? [PYTHON, ...pytorchFinetuneArgs(here, name, batch, runs, threads)]
@@ -170,6 +201,12 @@ function runChild(name: string): Result {
           String(values.backend),
           '--batch',
           String(batch),
+          '--images',
+          String(images),
+          '--arm',
+          arm,
+          '--threads',
+          String(threads),
         ];
   const r = spawnSync(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = r.stdout
@@ -183,15 +220,77 @@ function runChild(name: string): Result {
 
 const hasTorch = selected.some((c) => PYTORCH_CASES.includes(c)) && torchAvailable();
 const results = new Map<string, Result[]>();
+/** Per features-* case and arm: why it has no result (skipped, or its process failed). */
+const featureNotes = new Map<string, string>();
 for (let round = 0; round < rounds; round++) {
   for (const name of selected) {
     if (PYTORCH_CASES.includes(name) && !hasTorch) continue;
+    if (FEATURES_CASES.includes(name)) {
+      for (const arm of FEATURES_ARMS) {
+        const key = `${name}:${arm}`;
+        const onnx = featuresFiles(here, name.replace(/^features-/, '')).onnx;
+        if (arm === 'onnxruntime' && !existsSync(onnx)) {
+          featureNotes.set(key, `skipped: ${onnx} is missing; make it with ${FEATURES_EXPORT_HINT}`);
+          continue;
+        }
+        // One arm failing (oneDNN is experimental) leaves the others' numbers standing.
+        try {
+          results.set(key, [...(results.get(key) ?? []), runChild(name, arm)]);
+        } catch (err) {
+          featureNotes.set(key, `failed: ${(err as Error).message}`);
+        }
+      }
+      continue;
+    }
     results.set(name, [...(results.get(name) ?? []), runChild(name)]);
   }
 }
 
+/** Median over the rounds of one features-* arm's ms per image, or null without a result. */
+function featureArm(name: string, arm: FeaturesArm): { ms: number; r: Result } | null {
+  const rs = results.get(`${name}:${arm}`);
+  if (!rs || rs.length === 0) return null;
+  return { ms: Math.round(median(rs.map((x) => Number(x.ms_per_image))) * 100) / 100, r: rs[rs.length - 1] as Result };
+}
+
+for (const name of selected.filter((c) => FEATURES_CASES.includes(c))) {
+  const [ours, dnnl, ort] = FEATURES_ARMS.map((arm) => featureArm(name, arm));
+  // Same weights on both sides (the exported .pth): the feature sums should agree to float32 rounding.
+  const shared = ours && ort && ours.r.weights === 'exported';
+  const line = {
+    case: name,
+    batch: FEATURES_BATCH,
+    images,
+    hardneg_ms_per_image: ours?.ms ?? null,
+    hardneg_dnnl_ms_per_image: dnnl && dnnl.r.dnnl === true ? dnnl.ms : null,
+    onnxruntime_ms_per_image: ort?.ms ?? null,
+    ratio: ours && ort ? Math.round((ours.ms / ort.ms) * 100) / 100 : null,
+    ratio_dnnl: dnnl && ort && dnnl.r.dnnl === true ? Math.round((dnnl.ms / ort.ms) * 100) / 100 : null,
+    features_abs_sum_rel_diff: shared ? Number((Math.abs(Number(ours.r.abs_sum) - Number(ort.r.abs_sum)) / Number(ort.r.abs_sum)).toExponential(2)) : null,
+    weights: ours?.r.weights ?? null,
+    backend: ours?.r.backend ?? null,
+    threads,
+    runs,
+    rounds,
+    notes: [
+      ...FEATURES_ARMS.flatMap((arm) => {
+        const note = featureNotes.get(`${name}:${arm}`);
+        return note ? [`${arm}: ${note}`] : [];
+      }),
+      ...(dnnl && dnnl.r.dnnl !== true ? ['dnnl: the addon has no oneDNN convolutions here (HARDNEG_DNNL=1 changed nothing)'] : []),
+    ],
+  };
+  if (values.json) console.log(JSON.stringify(line));
+  else {
+    const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
+    console.log(
+      `${name.padEnd(24)} per image: hardneg ${ms(line.hardneg_ms_per_image)}  hardneg+oneDNN ${ms(line.hardneg_dnnl_ms_per_image)}  onnxruntime ${ms(line.onnxruntime_ms_per_image)}  ratio ${line.ratio ?? '-'}  (${images} images, ${FEATURES_BATCH} per forward, ${threads} threads)${line.notes.length ? `\n  ${line.notes.join('\n  ')}` : ''}`,
+    );
+  }
+}
+
 const summary = new Map<string, Result>();
-for (const name of selected) {
+for (const name of selected.filter((c) => !FEATURES_CASES.includes(c))) {
   const rs = results.get(name);
   if (!rs) {
     const skipped = { case: name, skipped: `PyTorch not available (${PYTHON} cannot import torch; Debian: apt-get install python3-torch)` };

@@ -7,6 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import type { ImageBatch } from '../data/dataset.ts';
+import { Random, STREAMS } from '../engine/random.ts';
 import { UserError, firstLine } from '../errors.ts';
 import type { HostTensor } from '../io/host_tensor.ts';
 import { nameList } from '../text.ts';
@@ -96,6 +97,18 @@ export class BackboneFeatureModel implements ImageFeatureModel {
       throw err;
     }
     return new BackboneFeatureModel(path, pooling, backbone, sd);
+  }
+
+  /**
+   * The backbone with deterministic random weights (its own initialisation, seeded): for timing
+   * the extraction where no weights file is at hand (bench/features.ts), since the work does not
+   * depend on the weights' values. Features of such a model mean nothing.
+   */
+  static random(name: string, seed = 0): BackboneFeatureModel {
+    const backbone = featureBackboneSpec(name).create({ bnFreeze: true, pooling: false });
+    const sd = new StateDict();
+    backbone.init(sd, new Random(seed, STREAMS.benchIteration));
+    return new BackboneFeatureModel(`random:${seed}`, 'avg', backbone, sd);
   }
 
   get name(): string {
