@@ -3,12 +3,14 @@
 // in-process search latency, one query per call, at concurrency 1 and 32 (Promise-based, as the
 // HTTP service calls it): p50, p99, queries/s.
 // Run alone: node --import tsx bench/search.ts [rows] [kind]
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { seededRandom } from '../src/metrics/index.ts';
 import { buildIndex, type IndexKind, openIndex } from '../src/search/index_store.ts';
+import { loadTest } from '../src/search/load_test.ts';
 import type { SearchIndex } from '../src/search/types.ts';
 import type { BenchResult } from './timing.ts';
 
@@ -19,6 +21,7 @@ export interface LatencyStats {
   qps: number;
 }
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -43,13 +46,55 @@ async function latency(index: SearchIndex, queries: Float32Array[], concurrency:
   return { concurrency, p50_ms: round(quantile(times, 0.5)), p99_ms: round(quantile(times, 0.99)), qps: round(total / seconds) };
 }
 
+export interface HttpLoopbackStats extends LatencyStats {
+  requests: number;
+  errors: number;
+  max_ms: number;
+}
+
 /**
- * HTTP LOOPBACK HOOK: the search service (written separately) measures the same queries through
- * its HTTP API here. Given an opened index directory and the query vectors, return latency stats
- * per concurrency, or null while no service exists.
+ * The same queries through the HTTP API of `hardneg serve --index`, run as its own process (as a
+ * user runs it) and loaded from this one over loopback: 2,000 requests per concurrency level, the
+ * issue's acceptance load. Separate processes so the load generator does not share the server's
+ * event loop.
  */
-export type HttpLoopbackBench = (indexDir: string, queries: Float32Array[], concurrency: number[]) => Promise<LatencyStats[] | null>;
-export const httpLoopbackBench: HttpLoopbackBench = async () => null;
+export async function httpLoopbackBench(indexDir: string, queries: Float32Array[], concurrency: number[], requests = 2000): Promise<HttpLoopbackStats[]> {
+  const server = spawn(process.execPath, [join(ROOT, 'bin', 'hardneg'), 'serve', '--index', indexDir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const url = await new Promise<string>((resolveUrl, reject) => {
+      let out = '';
+      let err = '';
+      server.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        const m = /http:\/\/[^\s/]+:\d+\//.exec(out);
+        if (m) resolveUrl(m[0]);
+      });
+      server.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      server.once('exit', (code) => reject(new Error(`hardneg serve --index exited with ${code}: ${err.trim()}`)));
+    });
+    const stats: HttpLoopbackStats[] = [];
+    for (const clients of concurrency) {
+      const r = await loadTest({
+        url: `${url}api/search`,
+        clients,
+        requests,
+        body: (i) => ({ vector: Array.from(queries[i % queries.length] as Float32Array), k: 10 }),
+      });
+      stats.push({
+        concurrency: clients,
+        requests: r.requests,
+        errors: r.errors,
+        p50_ms: round(r.p50_ms),
+        p99_ms: round(r.p99_ms),
+        max_ms: round(r.max_ms),
+        qps: round(r.qps),
+      });
+    }
+    return stats;
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
 
 export async function benchSearch(options: { rows?: number; dim?: number; clusters?: number; queries?: number; annKind?: Exclude<IndexKind, 'exact'> } = {}) {
   const { rows = 100_000, dim = 128, clusters = 100, queries: nq = 200, annKind = 'ivf-pq' } = options;
