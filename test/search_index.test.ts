@@ -163,11 +163,17 @@ test('--where filters, --id searches from a stored vector, the table output read
   assert.match(plain.stdout, /rank\s+id\s+distance/);
 });
 
+test('--out in folders that do not exist yet: they are made, as train --out makes them', async () => {
+  const r = await hardneg(['index', 'build', '--embeddings', T('e.npy'), '--out', T('new', 'nested', 'idx'), '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(T('new', 'nested', 'idx', 'index.json')));
+});
+
 test('bad inputs: one line, exit 2', async () => {
   assertOneLineError(await hardneg(['index', 'build', '--embeddings', T('missing.npy'), '--out', T('x1')]), /missing\.npy: file not found/);
   assertOneLineError(await hardneg(['index', 'build', '--embeddings', T('e.npy'), '--out', T('idx-l2')]), /already exists/);
   assertOneLineError(await hardneg(['index', 'build', '--embeddings', T('e.npy'), '--out', T('x2'), '--kind', 'magic']), /--kind magic/);
-  assertOneLineError(await hardneg(['index', 'build', '--embeddings', T('e.npy'), '--out', T('nope', 'x3')]), /does not exist/);
+  assertOneLineError(await hardneg(['index', 'build', '--embeddings', T('e.npy'), '--out', T('e.npy', 'x3')]), /e\.npy is a file, not a folder/);
   assertOneLineError(await hardneg(['search', T('idx-l2'), '--vector', T('q_wrong.npy')]), /index's width/);
   assertOneLineError(await hardneg(['search', T('idx-l2'), '--vector', T('q.npy'), '--k', '0']), /--k 0/);
   assertOneLineError(await hardneg(['search', T('idx-l2'), '--vector', T('missing.npy')]), /file not found/);

@@ -112,7 +112,14 @@ export async function checkIndexOut(out: string, storageOptions?: Record<string,
   }
   if (existsSync(out)) throw new UserError(`--out ${out}: already exists; choose a new folder name (an index is never overwritten)`);
   const parent = dirname(resolve(out));
-  if (!existsSync(parent) || !statSync(parent).isDirectory()) throw new UserError(`--out ${out}: folder ${parent} does not exist`);
+  // A missing parent is made at build time (as train --out does); a file in its place is a mistake.
+  for (let p = parent; ; p = dirname(p)) {
+    if (existsSync(p)) {
+      if (!statSync(p).isDirectory()) throw new UserError(`--out ${out}: ${p} is a file, not a folder`);
+      break;
+    }
+    if (dirname(p) === p) break;
+  }
 }
 
 function checkInputs(o: BuildIndexOptions): number {
@@ -233,6 +240,7 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
   const cleanup = (): void => rmSync(tmp, { recursive: true, force: true });
   process.on('exit', cleanup);
   try {
+    mkdirSync(dirname(tmp), { recursive: true });
     mkdirSync(tmp);
     const db = await mods.lancedb.connect(tmp);
     let written;
@@ -381,8 +389,9 @@ class LanceSearchIndex implements SearchIndex {
       const d = Number(dist.get(i));
       hits.push({
         id: Number(ids.get(i)),
-        // LanceDB's 'l2' is the squared distance; rounding can make a self-match slightly negative.
-        distance: metric === 'l2' ? Math.sqrt(Math.max(d, 0)) : d,
+        // LanceDB's 'l2' is the squared distance; rounding can make a self-match's squared or
+        // cosine distance slightly negative (−1e-7 seen).
+        distance: metric === 'l2' ? Math.sqrt(Math.max(d, 0)) : Math.max(d, 0),
         label: (labels.get(i) as string | null) ?? null,
         path: (paths.get(i) as string | null) ?? null,
       });

@@ -194,7 +194,7 @@ async function build(argv: string[]): Promise<number> {
   });
   const m = r.manifest;
   if (v.json) console.log(JSON.stringify({ out: r.dir, count: m.count, dim: m.dim, metric: m.metric, kind: m.kind, seconds: r.seconds }));
-  else console.log(`wrote a ${m.kind} index of ${m.count} vectors [${m.dim}] (${m.metric}) to ${r.dir} in ${r.seconds.total.toFixed(1)} s`);
+  else console.log(`wrote an ${m.kind} index of ${m.count} vectors [${m.dim}] (${m.metric}) to ${r.dir} in ${r.seconds.total.toFixed(1)} s`);
   return 0;
 }
 
