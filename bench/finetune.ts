@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Random, STREAMS } from '../src/engine/random.ts';
-import { embed } from '../src/models/metric_model.ts';
+import { type MetricModel, backboneChunked, embed } from '../src/models/metric_model.ts';
+import { DEFAULT_BACKBONE_CHUNK } from '../src/nn/chunked_backbone.ts';
 import { dinoVitS16 } from '../src/models/dino_vit.ts';
 import { googlenet } from '../src/models/googlenet.ts';
 import { initEmbeddingHead } from '../src/models/init.ts';
@@ -31,8 +32,12 @@ const PYTORCH_SCRIPT: Record<string, string> = { resnet50: 'pytorch_finetune.py'
 export const FINETUNE_DEFAULT_BATCH = 16;
 const SIDE = 224;
 
-/** The model, optimizer and batch of one step; step() runs one. */
-export function prepareFinetune(name: string, batch: number): { step: () => void; dispose: () => void } {
+/**
+ * The model, optimizer and batch of one step; step() runs one. `chunked`: the batch exceeds
+ * `chunk` images and the backbone is per-sample (BatchNorm frozen), so the step sends it through
+ * the backbone in chunks (src/nn/chunked_backbone.ts), as the trainer does.
+ */
+export function prepareFinetune(name: string, batch: number, chunk = DEFAULT_BACKBONE_CHUNK): { step: () => void; dispose: () => void; chunked: boolean } {
   const create = FINETUNE_BACKBONES[name];
   if (!create) throw new Error(`unknown backbone '${name}'; backbones: ${Object.keys(FINETUNE_BACKBONES).join(', ')}`);
   const backbone = create();
@@ -47,10 +52,12 @@ export function prepareFinetune(name: string, batch: number): { step: () => void
   const opt = new AdamW(sd, [{ params, lr: 1e-5, weightDecay: 1e-4 }]);
   const images = tf.randomNormal([batch, SIDE, SIDE, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
   const target = tf.randomNormal([batch, EMBEDDING], 0, 1, 'float32', 2);
-  const model = { sd, backbone, shape: { P: 1, K: 1, D: EMBEDDING, L: 1, H: 1, C: 1 }, normalize: false };
+  const model: MetricModel = { sd, backbone, shape: { P: 1, K: 1, D: EMBEDDING, L: 1, H: 1, C: 1 }, normalize: false, backboneChunk: chunk };
   return {
+    chunked: backboneChunked(model, batch, true),
     step: () => {
-      const { grads } = tf.variableGrads(() => tf.mean(tf.squaredDifference(embed(model, images, true), target)) as tf.Scalar, vars);
+      // As the trainer's step: a batch over the chunk size goes through the backbone in chunks.
+      const { grads } = tf.variableGrads(() => tf.mean(tf.squaredDifference(embed(model, images, true, { frozen }), target)) as tf.Scalar, vars);
       opt.zeroGrad();
       params.forEach((n, i) => opt.accumulate(n, grads[(vars[i] as tf.Variable).name] as tf.Tensor));
       tf.dispose(Object.values(grads));
@@ -64,11 +71,16 @@ export function prepareFinetune(name: string, batch: number): { step: () => void
   };
 }
 
-export async function benchFinetune(name: string, batch: number, runs: number): Promise<BenchResult & { batch: number; ms_per_image: number }> {
-  const finetune = prepareFinetune(name, batch);
+export async function benchFinetune(
+  name: string,
+  batch: number,
+  runs: number,
+  chunk = DEFAULT_BACKBONE_CHUNK,
+): Promise<BenchResult & { batch: number; ms_per_image: number; chunk: number | null }> {
+  const finetune = prepareFinetune(name, batch, chunk);
   const result = await timeRuns(`finetune-${name}`, runs, finetune.step);
   finetune.dispose();
-  return { ...result, batch, ms_per_image: Math.round((result.median_ms / batch) * 10) / 10 };
+  return { ...result, batch, ms_per_image: Math.round((result.median_ms / batch) * 10) / 10, chunk: finetune.chunked ? chunk : null };
 }
 
 // ---------------------------------------------------------------------------------------------

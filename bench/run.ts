@@ -1,4 +1,4 @@
-// `npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--batch N] [--backend NAME] [--json]`:
+// `npm run bench -- [--case NAME ...] [--runs N] [--rounds R] [--threads N] [--batch N] [--chunk N] [--backend NAME] [--json]`:
 // long measurements, never part of `npm test`. Prints one line per case; with --json one object
 // per line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}.
 //
@@ -44,6 +44,7 @@ import {
   type FeaturesArm,
   featuresFiles,
 } from './features.ts';
+import { DEFAULT_BACKBONE_CHUNK } from '../src/nn/chunked_backbone.ts';
 import { benchFinetune, FINETUNE_CASES, FINETUNE_DEFAULT_BATCH, FINETUNE_PYTORCH_CASES, pytorchFinetuneArgs } from './finetune.ts';
 import { benchIteration, ITERATION_SHAPES } from './iteration.ts';
 import { benchPipeline } from './pipeline.ts';
@@ -64,7 +65,7 @@ const LOCAL: Record<string, (runs: number) => Promise<Result>> = {
   'search-100k': async () => ({ ...(await benchSearchCase()) }),
 };
 for (const name of Object.keys(ITERATION_SHAPES)) LOCAL[`iteration-${name}`] = async (runs) => ({ ...(await benchIteration(name, runs)) });
-for (const name of FINETUNE_CASES) LOCAL[name] = async (runs) => ({ ...(await benchFinetune(name.replace(/^finetune-/, ''), batch, runs)) });
+for (const name of FINETUNE_CASES) LOCAL[name] = async (runs) => ({ ...(await benchFinetune(name.replace(/^finetune-/, ''), batch, runs, chunk)) });
 
 const PYTORCH_CASES = [...Object.keys(ITERATION_SHAPES).map((name) => `iteration-${name}-pytorch`), ...FINETUNE_PYTORCH_CASES];
 const CASES = [
@@ -87,6 +88,8 @@ Long measurements, each case in a process of its own (never part of npm test).
   --threads N    threads of our native kernels and of PyTorch (default: all cores)
   --batch N      images per fine-tuning step of the finetune-* cases (default ${FINETUNE_DEFAULT_BATCH})
   --images N     images whose features the features-* cases extract, ${FEATURES_BATCH} per forward (default ${FEATURES_DEFAULT_IMAGES})
+  --chunk N      a larger batch goes through ResNet-50/GoogLeNet in chunks of at most N images, its
+                 gradient summed over them (model.backboneChunk; default ${DEFAULT_BACKBONE_CHUNK})
   --backend NAME TensorFlow.js backend for our cases (default auto)
   --json         one JSON object per case and line: {"case", "median_ms", "min_ms", "runs", "peak_rss_mb", ...}
 A finetune-* case also runs its PyTorch twin, side by side, when PyTorch is available; a features-*
@@ -105,6 +108,7 @@ function parseCommandLine() {
         batch: { type: 'string', default: String(FINETUNE_DEFAULT_BATCH) },
         images: { type: 'string', default: String(FEATURES_DEFAULT_IMAGES) },
         arm: { type: 'string', default: 'hardneg' },
+        chunk: { type: 'string', default: String(DEFAULT_BACKBONE_CHUNK) },
         json: { type: 'boolean', default: false },
         backend: { type: 'string', default: 'auto' },
         child: { type: 'boolean', default: false },
@@ -126,12 +130,14 @@ const rounds = Number(values.rounds);
 const threads = Number(values.threads);
 const batch = Number(values.batch);
 const images = Number(values.images);
+const chunk = Number(values.chunk);
 for (const [flag, v] of [
   ['--images', images],
   ['--runs', runs],
   ['--rounds', rounds],
   ['--threads', threads],
   ['--batch', batch],
+  ['--chunk', chunk],
 ] as const) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`${flag} must be a positive integer`);
@@ -207,6 +213,8 @@ function runChild(name: string, arm: FeaturesArm = 'hardneg'): Result {
           arm,
           '--threads',
           String(threads),
+          '--chunk',
+          String(chunk),
         ];
   const r = spawnSync(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = r.stdout

@@ -19,6 +19,13 @@ export interface Backbone {
   init(sd: StateDict, rng: Random): void;
   forward(sd: StateDict, images: tf.Tensor4D, training: boolean): tf.Tensor2D;
   /**
+   * Where the training forward is a per-sample function (no batch statistics — BatchNorm frozen —,
+   * no dropout, nothing that mixes images): the full names of the parameters it reads, so that
+   * a large batch may go through in chunks (src/nn/chunked_backbone.ts). Absent, or null: the
+   * batch is one piece.
+   */
+  perSampleParameters?(): string[] | null;
+  /**
    * Writes the evaluation-mode forward into an ONNX graph (hardneg export): `input` names the
    * float32 NCHW image batch (`ctx`: its fixed height and width, and the opset being written);
    * returns the name of the [n, features] output. A backbone without it cannot be exported (the

@@ -2,6 +2,7 @@
 // GNN (gnn.*) and the softmax classifier (softmax_classifier.*), in one state dict.
 import * as tf from '@tensorflow/tfjs';
 import { Random, STREAMS } from '../engine/random.ts';
+import { DEFAULT_BACKBONE_CHUNK, chunkedBackbone } from '../nn/chunked_backbone.ts';
 import type { Backbone } from './backbone.ts';
 import { embeddingHead } from './embedding_head.ts';
 import { initEmbeddingHead, initGenerator, initOrthogonalHeadLinear, initPairMlp } from './init.ts';
@@ -13,6 +14,17 @@ export interface MetricModel {
   backbone: Backbone;
   shape: GnnShape;
   normalize: boolean;
+  /**
+   * Images per chunk of a per-sample backbone's training forward (model.backboneChunk; default
+   * DEFAULT_BACKBONE_CHUNK): a larger batch goes through the backbone in chunks, its gradient
+   * summed over them (src/nn/chunked_backbone.ts), so that memory follows the chunk.
+   */
+  backboneChunk?: number;
+}
+
+export interface EmbedOptions {
+  /** Parameters the step does not update (src/train/freezing.ts): a chunked backbone computes no gradient for them. */
+  frozen?: ReadonlySet<string>;
 }
 
 export function createMetricModel(backbone: Backbone, shape: GnnShape, seed: number, normalize: boolean, withGenerator: boolean, pairMlp = false): MetricModel {
@@ -26,7 +38,34 @@ export function createMetricModel(backbone: Backbone, shape: GnnShape, seed: num
   return { sd, backbone, shape, normalize };
 }
 
-/** z = head(backbone(images)); `training` selects batch statistics in the head's BatchNorm. */
-export function embed(m: MetricModel, images: tf.Tensor4D, training: boolean): tf.Tensor2D {
-  return tf.tidy(() => embeddingHead(m.sd, m.backbone.forward(m.sd, images, training), training, m.normalize));
+/**
+ * z = head(backbone(images)); `training` selects batch statistics in the head's BatchNorm. A
+ * training batch larger than m.backboneChunk goes through a per-sample backbone in chunks
+ * (backboneFeatures); the head always sees the whole batch.
+ */
+export function embed(m: MetricModel, images: tf.Tensor4D, training: boolean, options: EmbedOptions = {}): tf.Tensor2D {
+  return tf.tidy(() => embeddingHead(m.sd, backboneFeatures(m, images, training, options), training, m.normalize));
+}
+
+/**
+ * Whether a training forward of n images goes through the backbone in chunks: only a per-sample
+ * backbone (BatchNorm frozen, no dropout), and only when n exceeds the chunk size.
+ */
+export function backboneChunked(m: MetricModel, n: number, training: boolean): boolean {
+  const params = m.backbone.perSampleParameters?.() ?? null;
+  return training && params !== null && n > (m.backboneChunk ?? DEFAULT_BACKBONE_CHUNK);
+}
+
+/** backbone(images), in chunks where backboneChunked says so (the gradient is the full batch's, up to summation order). */
+export function backboneFeatures(m: MetricModel, images: tf.Tensor4D, training: boolean, options: EmbedOptions = {}): tf.Tensor2D {
+  if (!backboneChunked(m, images.shape[0], training)) return m.backbone.forward(m.sd, images, training);
+  // Only weights that can learn are inputs of the chunked op: a buffer or a frozen parameter
+  // would cost a gradient nobody reads.
+  const names = (m.backbone.perSampleParameters?.() ?? []).filter((n) => m.sd.get(n).trainable && !options.frozen?.has(n));
+  return chunkedBackbone(
+    (x) => m.backbone.forward(m.sd, x, true),
+    images,
+    names.map((n) => m.sd.get(n)),
+    m.backboneChunk ?? DEFAULT_BACKBONE_CHUNK,
+  );
 }

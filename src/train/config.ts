@@ -42,6 +42,7 @@ import { GENERATOR_NAMES, NOT_IMPLEMENTED, generatorInfo } from '../baselines/in
 import { PAPER_BENCHMARK_NAMES } from '../data/listing.ts';
 import { GCA_METHODS, isGcaMethod } from '../gca_hng/variants.ts';
 import { LOSS_NAMES, type LossName, lossInfo } from '../losses/metric/index.ts';
+import { DEFAULT_BACKBONE_CHUNK } from '../nn/chunked_backbone.ts';
 import { BACKBONE_NAMES, backboneSpec, backbonesTaking } from '../models/backbones.ts';
 import { nameList } from '../text.ts';
 import { BN_AFFINE_POLICIES } from './freezing.ts';
@@ -108,6 +109,13 @@ const ConfigShape = z.strictObject({
       featureCache: z.string().default('runs/feature-cache'),
       /** MODEL.POOLING (ResNet-50): global average + max pooling; false: average only. */
       pooling: z.boolean().default(true),
+      /**
+       * Images per chunk of a fine-tuned backbone whose training forward is per sample (resnet50,
+       * googlenet under solver.bnFreeze): a larger batch goes through it in chunks and its gradient
+       * is summed over them — the same gradient, one more forward pass, memory for the chunk only
+       * (docs/backbones.md). No config.py counterpart (PyTorch keeps the whole batch).
+       */
+      backboneChunk: positiveInt.default(DEFAULT_BACKBONE_CHUNK),
       /** MODEL.EMBEDDING_SIZE */
       embeddingSize: positiveInt.default(64),
       /** MODEL.GNN_LAYER */

@@ -125,6 +125,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
   const shape = { P, K, D: c.model.embeddingSize, H: c.model.attentionHeads, L: variant && !variant.global ? 0 : c.model.gnnLayers, C: inp.train.numClasses };
   const model: MetricModel = createMetricModel(inp.backbone, shape, c.train.seed, c.model.normalize, gca, variant !== undefined && !variant.global);
   inp.loadWeights?.(model.sd);
+  model.backboneChunk = c.model.backboneChunk;
   const hardness = { kind: c.loss.hardness, alpha: c.loss.alpha, phiRange: c.loss.phiRange } as const;
   const compat = checkCompatibility(gca ? 'gca-hng' : c.train.method, c.loss.base, { samplesPerClass: K, classesPerBatch: P });
   if (!compat.ok) throw new UserError(`method ${c.train.method} with loss ${c.loss.base}: ${compat.reason}`);
@@ -197,7 +198,7 @@ export async function runTraining(inp: TrainerInputs): Promise<TrainResult> {
         // The official N-pair J_m is built into the GCA-HNG objective; only other losses replace it.
         baseLoss: baseLoss.name === 'npair' ? undefined : baseLoss,
         clip: c.solver.gradClip ? c.solver.gradClipValue : null,
-        embed: (input) => embed(model, input as tf.Tensor4D, true),
+        embed: (input) => embed(model, input as tf.Tensor4D, true, { frozen }),
       };
       while (s.iterationInEpoch < iterations) {
         if (inp.stopAfterIterations !== undefined && doneHere >= inp.stopAfterIterations)
