@@ -1,5 +1,5 @@
 // A small persistent thread pool with dynamic chunking. parallel_for cuts [0, n) into a few
-// chunks per thread; the calling thread and the workers take chunks from a shared counter until
+// chunks per thread; the calling thread and the workers take chunks from the job's counter until
 // none are left. A worker that the OS has not scheduled yet simply finds no work left, so on a
 // busy machine the caller never waits for a thread that has not started (a static split would).
 // Workers sleep on a condition variable between jobs.
@@ -23,6 +23,8 @@ class Pool {
 
   void resize(int n) {
     n = std::max(1, n);
+    // Not while a job runs (k-NN calls run() from a libuv thread).
+    std::lock_guard<std::mutex> serial(run_mutex_);
     if (n == threads()) return;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -38,61 +40,71 @@ class Pool {
 
   /** Runs chunk(c) for every c in [0, chunks) on the caller and the workers; returns when all are done. */
   void run(int chunks, const std::function<void(int)>& chunk) {
+    // One job at a time (kernels called from two JavaScript threads take turns).
+    std::lock_guard<std::mutex> serial(run_mutex_);
     if (workers_.empty() || chunks <= 1) {
       for (int c = 0; c < chunks; c++) chunk(c);
       return;
     }
-    // One job at a time (kernels called from two JavaScript threads take turns).
-    std::lock_guard<std::mutex> serial(run_mutex_);
+    // Each job has its own counter, and a worker touches a job only between taking it from job_
+    // and leaving it (users_), both under mutex_; run() returns only once no worker holds it. The
+    // pool used to share one next/done pair and chunks_ across jobs, read outside the lock: a
+    // worker woken for one job and preempted before its fetch_add could take an index from the
+    // next job's counter, compare it with the next job's chunk count, run a chunk twice, push
+    // done past the count (the caller returns early, or spins forever) and call through a
+    // job_ whose stack frame is gone. oneDNN's OpenMP threads, competing for the cores, make such
+    // preemptions common; this was the suspect for the heap corruption seen with 2 threads.
+    Job job{&chunk, chunks};
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      job_ = &chunk;
-      chunks_ = chunks;
-      done_.store(0, std::memory_order_relaxed);
-      next_.store(0, std::memory_order_release);
+      job_ = &job;
       ++generation_;
     }
     wake_.notify_all();
-    work();
-    // Only chunks that a worker has already taken can be outstanding here.
-    while (done_.load(std::memory_order_acquire) != chunks) std::this_thread::yield();
-    std::lock_guard<std::mutex> lock(mutex_);
-    job_ = nullptr;
+    job.work();
+    std::unique_lock<std::mutex> lock(mutex_);
+    job_ = nullptr;  // every chunk is taken; a worker that wakes late finds no job
+    left_.wait(lock, [&] { return users_ == 0; });
   }
 
  private:
-  void work() {
-    for (;;) {
-      int c = next_.fetch_add(1, std::memory_order_acq_rel);
-      if (c >= chunks_) return;
-      (*job_)(c);
-      done_.fetch_add(1, std::memory_order_acq_rel);
+  struct Job {
+    const std::function<void(int)>* fn;
+    int chunks;
+    std::atomic<int> next{0};
+
+    void work() {
+      for (int c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) (*fn)(c);
     }
-  }
+  };
 
   void loop() {
     uint64_t seen = 0;
     for (;;) {
+      Job* job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return generation_ != seen; });
         seen = generation_;
         if (stop_) return;
         if (job_ == nullptr) continue;
+        job = job_;
+        ++users_;
       }
-      work();
+      job->work();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--users_ == 0) left_.notify_all();
     }
   }
 
   std::vector<std::thread> workers_;
   std::mutex run_mutex_;
   std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;  // a new job (or stop)
+  std::condition_variable left_;  // users_ fell to 0
   uint64_t generation_ = 0;
-  const std::function<void(int)>* job_ = nullptr;
-  int chunks_ = 0;
-  std::atomic<int> next_{0};
-  std::atomic<int> done_{0};
+  Job* job_ = nullptr;
+  int users_ = 0;  // workers inside job_->work()
   bool stop_ = false;
 };
 
