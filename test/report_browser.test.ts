@@ -9,29 +9,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip } from './helpers/chromium.ts';
 import { ROOT, hardneg } from './helpers/cli.ts';
 import { makeImageFolder } from './helpers/image_folder.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const haveChromium = existsSync(CHROMIUM);
-// CI installs Chromium (.ci/run); elsewhere the test is skipped, saying why, when it is missing.
-const skip = !haveChromium && process.env.CI !== 'true' ? `${CHROMIUM} not found (apt-get install -y chromium)` : false;
+const skip = chromiumSkip;
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-browser-'));
 const data = join(tmp, 'data');

@@ -6,28 +6,17 @@
 // is logged as an error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { createSearchService, type SearchService } from '../src/search/service.ts';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip } from './helpers/chromium.ts';
 import { makeImageFolder } from './helpers/image_folder.ts';
 import { MemoryIndex, distance } from './helpers/memory_index.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-// CI installs Chromium; elsewhere the test is skipped, saying why, when it is missing.
-const skip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} not found (apt-get install -y chromium)` : false;
+const skip = chromiumSkip;
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-search-page-'));
 const CLASSES = ['circle', 'square', 'star'];

@@ -11,20 +11,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS } from '../../test/helpers/chromium.ts';
 import { openIndexService, type OpenedIndex } from '../../src/cli/commands/serve.ts';
 import { createSearchService, type SearchService } from '../../src/search/service.ts';
-
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const { values: v } = parseArgs({
   options: {
