@@ -23,7 +23,7 @@ const rand = (shape: number[]) => tf.randomNormal(shape, 0, 1, 'float32', seed++
 
 const native = nativeStatus();
 const withDnnl = native.active && native.dnnl.built !== '';
-const dnnlOn = withDnnl && process.env.HARDNEG_DNNL !== '0';
+const dnnlOn = withDnnl && process.env.HARDNEG_DNNL === '1';
 const TOLERANCE = 1e-5;
 
 /** f's outputs with the native kernels, then with the stock path. */
@@ -48,7 +48,7 @@ function assertClose(fast: Float32Array[], slow: Float32Array[], what: string, t
 
 test('the addon reports whether it has oneDNN, and its convolutions are registered when it does', { skip: !native.active && 'no native addon' }, () => {
   assert.equal(typeof native.dnnl.built, 'string');
-  assert.equal(dnnlKernelsActive(), dnnlOn);
+  assert.equal(dnnlKernelsActive(), withDnnl && process.env.HARDNEG_DNNL === '1');
   if (!dnnlKernelsActive()) return;
   assert.ok(tf.getKernel('Conv2DBackpropFilter', 'wasm'), 'Conv2DBackpropFilter is registered');
   // A real (JIT) implementation, not oneDNN's slow reference loops.
@@ -63,7 +63,7 @@ test('the addon reports whether it has oneDNN, and its convolutions are register
 
 test(
   'conv2d on oneDNN equals the stock path on random shapes (values, input and weight gradients)',
-  { skip: !dnnlOn && 'oneDNN convolutions not in use (addon built without oneDNN, or HARDNEG_DNNL=0)' },
+  { skip: !dnnlOn && 'oneDNN convolutions not in use (addon built without oneDNN, or HARDNEG_DNNL is not 1)' },
   () => {
     assert.ok(dnnlKernelsActive());
     for (let trial = 0; trial < 24; trial++) {
@@ -119,7 +119,7 @@ function directConv(x: tf.Tensor4D, filter: tf.Tensor4D, dy: tf.Tensor4D, s: num
 
 test(
   "tf.conv2d with 'same' padding on oneDNN: values and filter gradient against direct loops, input gradient against the stock kernel",
-  { skip: !dnnlOn && 'oneDNN convolutions not in use (addon built without oneDNN, or HARDNEG_DNNL=0)' },
+  { skip: !dnnlOn && 'oneDNN convolutions not in use (addon built without oneDNN, or HARDNEG_DNNL is not 1)' },
   () => {
     for (let trial = 0; trial < 8; trial++) {
       const k = int(1, 4);
