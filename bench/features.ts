@@ -1,8 +1,11 @@
-// Times frozen-feature extraction (inference only) of `images` images of 224 px by one of three
+// Times frozen-feature extraction (inference only) of `images` images of 224 px by one of four
 // arms, each in a process of its own (bench/run.ts spawns them):
-//   hardneg      hardneg's own ResNet-50/GoogLeNet in evaluation mode (BackboneFeatureModel, what
-//                `hardneg features` and model.frozen use) on the backend of the run;
+//   hardneg      hardneg's own ResNet-50/GoogLeNet in evaluation mode on the tfjs engine
+//                (BackboneFeatureModel with engine 'tfjs') on the backend of the run;
 //   dnnl         the same with HARDNEG_DNNL=1 (oneDNN convolutions, opt-in for now), set by run.ts;
+//   default      BackboneFeatureModel as `hardneg features` and model.frozen open it: its default
+//                engine (onnxruntime on hardneg's own in-memory ONNX export, or tfjs where
+//                onnxruntime-node cannot be loaded; the result's `engine` says which ran);
 //   onnxruntime  the torchvision twin exported to ONNX (bench/export_features_onnx.py) in
 //                onnxruntime-node (OnnxImageModel, what model.backbone=onnx uses).
 // Both sides take the same NHWC batches through ImageFeatureModel.run, so each pays for its own
@@ -12,13 +15,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Random, STREAMS } from '../src/engine/random.ts';
-import { BackboneFeatureModel } from '../src/models/features.ts';
+import { BackboneFeatureModel, type FeatureEngine } from '../src/models/features.ts';
 import { OnnxImageModel, type ImageFeatureModel } from '../src/models/onnx_backbone.ts';
 import { type BenchResult, timeRuns } from './timing.ts';
 
 export const FEATURES_BACKBONES = ['resnet50', 'googlenet'] as const;
 export const FEATURES_CASES = FEATURES_BACKBONES.map((b) => `features-${b}`);
-export const FEATURES_ARMS = ['hardneg', 'dnnl', 'onnxruntime'] as const;
+export const FEATURES_ARMS = ['hardneg', 'dnnl', 'default', 'onnxruntime'] as const;
 export type FeaturesArm = (typeof FEATURES_ARMS)[number];
 export const FEATURES_DEFAULT_IMAGES = 32;
 /** Images per forward: `hardneg features`' default batch size. */
@@ -38,6 +41,8 @@ export interface FeaturesResult extends BenchResult {
   batch: number;
   ms_per_image: number;
   width: number;
+  /** What computed the features: tfjs (hardneg, dnnl), the default engine as it loaded (default), or onnxruntime. */
+  engine: FeatureEngine;
   /** Which weights: the exported .pth (same as the .onnx) or deterministic random ones. */
   weights: 'exported' | 'random';
   /** Σ features and Σ|features| of the last run, to compare arms that share weights. */
@@ -50,15 +55,19 @@ async function openArm(
   backbone: string,
   benchDir: string,
   threads: number,
-): Promise<{ model: ImageFeatureModel; weights: 'exported' | 'random' }> {
+): Promise<{ model: ImageFeatureModel; weights: 'exported' | 'random'; engine: FeatureEngine }> {
   const files = featuresFiles(benchDir, backbone);
   if (arm === 'onnxruntime') {
     if (!existsSync(files.onnx)) throw new Error(`${files.onnx} is missing; make it with ${FEATURES_EXPORT_HINT}`);
-    return { model: await OnnxImageModel.open(files.onnx, { threads }), weights: 'exported' };
+    return { model: await OnnxImageModel.open(files.onnx, { threads }), weights: 'exported', engine: 'onnxruntime' };
   }
-  if (existsSync(files.pth)) return { model: await BackboneFeatureModel.open(backbone, { weights: files.pth }), weights: 'exported' };
-  // Without the export, the timing still holds: the work does not depend on the weights' values.
-  return { model: await BackboneFeatureModel.random(backbone), weights: 'random' };
+  // The default arm leaves the engine to BackboneFeatureModel, as the command line does.
+  const opts = arm === 'default' ? { threads } : { engine: 'tfjs' as const, threads };
+  const model = existsSync(files.pth)
+    ? await BackboneFeatureModel.open(backbone, { weights: files.pth, ...opts })
+    : // Without the export, the timing still holds: the work does not depend on the weights' values.
+      await BackboneFeatureModel.random(backbone, 0, opts);
+  return { model, weights: existsSync(files.pth) ? 'exported' : 'random', engine: model.engine };
 }
 
 export async function benchFeatures(
@@ -69,7 +78,7 @@ export async function benchFeatures(
   benchDir: string,
   threads: number,
 ): Promise<FeaturesResult> {
-  const { model, weights } = await openArm(arm, backbone, benchDir, threads);
+  const { model, weights, engine } = await openArm(arm, backbone, benchDir, threads);
   // The same deterministic pixels for every arm: normalised-image-like values in about [-2, 2].
   const rng = new Random(0, STREAMS.benchIteration);
   const pixels = new Float32Array(images * SIDE * SIDE * 3);
@@ -102,6 +111,7 @@ export async function benchFeatures(
       batch: FEATURES_BATCH,
       ms_per_image: Math.round((result.median_ms / images) * 100) / 100,
       width,
+      engine,
       weights,
       sum,
       abs_sum: absSum,

@@ -16,9 +16,11 @@
 //   finetune-*-pytorch                 the same step in PyTorch (bench/pytorch_finetune.py, and
 //                                      bench/pytorch_finetune_vit.py for DINO)
 //   features-{resnet50,googlenet}      frozen-feature extraction (inference only) of --images N images of
-//                                      224 px (default 32; bench/features.ts): hardneg's own backbone, the
-//                                      same with HARDNEG_DNNL=1, and its ONNX twin in onnxruntime-node
-//                                      (bench/export_features_onnx.py makes it; skipped without it)
+//                                      224 px (default 32; bench/features.ts): hardneg's own backbone on
+//                                      tfjs, the same with HARDNEG_DNNL=1, BackboneFeatureModel's default
+//                                      engine (onnxruntime on its own ONNX export), and the torchvision
+//                                      twin in onnxruntime-node (bench/export_features_onnx.py makes it;
+//                                      skipped without it)
 //
 // Every case runs in a process of its own, so its peak RSS is its own (the wasm heap never
 // shrinks). --threads sets the thread count of both sides: our native kernels (HARDNEG_THREADS)
@@ -262,7 +264,7 @@ function featureArm(name: string, arm: FeaturesArm): { ms: number; r: Result } |
 }
 
 for (const name of selected.filter((c) => FEATURES_CASES.includes(c))) {
-  const [ours, dnnl, ort] = FEATURES_ARMS.map((arm) => featureArm(name, arm));
+  const [ours, dnnl, dflt, ort] = FEATURES_ARMS.map((arm) => featureArm(name, arm));
   // Same weights on both sides (the exported .pth): the feature sums should agree to float32 rounding.
   const shared = ours && ort && ours.r.weights === 'exported';
   const line = {
@@ -271,10 +273,19 @@ for (const name of selected.filter((c) => FEATURES_CASES.includes(c))) {
     images,
     hardneg_ms_per_image: ours?.ms ?? null,
     hardneg_dnnl_ms_per_image: dnnl && dnnl.r.dnnl === true ? dnnl.ms : null,
+    /** What `hardneg features` and model.frozen run by default, and which engine that was. */
+    default_ms_per_image: dflt?.ms ?? null,
+    default_engine: dflt?.r.engine ?? null,
     onnxruntime_ms_per_image: ort?.ms ?? null,
     ratio: ours && ort ? Math.round((ours.ms / ort.ms) * 100) / 100 : null,
+    ratio_default: dflt && ort ? Math.round((dflt.ms / ort.ms) * 100) / 100 : null,
     ratio_dnnl: dnnl && ort && dnnl.r.dnnl === true ? Math.round((dnnl.ms / ort.ms) * 100) / 100 : null,
     features_abs_sum_rel_diff: shared ? Number((Math.abs(Number(ours.r.abs_sum) - Number(ort.r.abs_sum)) / Number(ort.r.abs_sum)).toExponential(2)) : null,
+    // The default engine's features against the torchvision twin's (same weights when exported).
+    features_abs_sum_rel_diff_default:
+      dflt && ort && dflt.r.weights === 'exported'
+        ? Number((Math.abs(Number(dflt.r.abs_sum) - Number(ort.r.abs_sum)) / Number(ort.r.abs_sum)).toExponential(2))
+        : null,
     weights: ours?.r.weights ?? null,
     backend: ours?.r.backend ?? null,
     threads,
@@ -292,7 +303,7 @@ for (const name of selected.filter((c) => FEATURES_CASES.includes(c))) {
   else {
     const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
     console.log(
-      `${name.padEnd(24)} per image: hardneg ${ms(line.hardneg_ms_per_image)}  hardneg+oneDNN ${ms(line.hardneg_dnnl_ms_per_image)}  onnxruntime ${ms(line.onnxruntime_ms_per_image)}  ratio ${line.ratio ?? '-'}  (${images} images, ${FEATURES_BATCH} per forward, ${threads} threads)${line.notes.length ? `\n  ${line.notes.join('\n  ')}` : ''}`,
+      `${name.padEnd(24)} per image: hardneg tfjs ${ms(line.hardneg_ms_per_image)}  hardneg+oneDNN ${ms(line.hardneg_dnnl_ms_per_image)}  default (${line.default_engine ?? '-'}) ${ms(line.default_ms_per_image)}  onnxruntime ${ms(line.onnxruntime_ms_per_image)}  ratio ${line.ratio ?? '-'}  (${images} images, ${FEATURES_BATCH} per forward, ${threads} threads)${line.notes.length ? `\n  ${line.notes.join('\n  ')}` : ''}`,
     );
   }
 }

@@ -20,7 +20,16 @@ export { embed, createMetricModel, type MetricModel } from './models/metric_mode
 export { StateDict } from './models/state_dict.ts';
 
 // Pretrained backbones' eval-mode features of transformed images (hardneg features, model.frozen).
-export { extractFeatures, BackboneFeatureModel, POOLINGS, type Pooling, type BackboneFeatureOptions, type ExtractFeaturesOptions } from './models/features.ts';
+export {
+  extractFeatures,
+  BackboneFeatureModel,
+  POOLINGS,
+  type Pooling,
+  FEATURE_ENGINES,
+  type FeatureEngine,
+  type BackboneFeatureOptions,
+  type ExtractFeaturesOptions,
+} from './models/features.ts';
 export { PRETRAINED_BACKBONE_NAMES, BACKBONE_NAMES, type BackboneName } from './models/backbones.ts';
 export type { ImageSplit } from './train/image_split.ts';
 

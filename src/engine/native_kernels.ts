@@ -93,7 +93,8 @@ export function loadNativeAddon(): NativeAddon | null {
   return addon;
 }
 
-function defaultThreads(): number {
+/** HARDNEG_THREADS when a positive integer, else all cores: the thread count of every native engine (onnxruntime's feature sessions too). */
+export function defaultThreads(): number {
   const fromEnv = Number(process.env.HARDNEG_THREADS);
   return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism();
 }

@@ -54,7 +54,8 @@ export function nhwcToNchw(pixels: Float32Array, shape: readonly [number, number
 
 let ortModule: Promise<typeof Ort> | null = null;
 
-function loadOrt(): Promise<typeof Ort> {
+/** onnxruntime-node, imported once; an OnnxModelError when the package cannot be loaded. */
+export function loadOrt(): Promise<typeof Ort> {
   ortModule ??= import('onnxruntime-node').catch((err: unknown) => {
     ortModule = null;
     throw new OnnxModelError(`frozen-feature mode needs the onnxruntime-node package, which could not be loaded: ${(err as Error).message}`);

@@ -44,6 +44,7 @@ import { GCA_METHODS, isGcaMethod } from '../gca_hng/variants.ts';
 import { LOSS_NAMES, type LossName, lossInfo } from '../losses/metric/index.ts';
 import { DEFAULT_BACKBONE_CHUNK } from '../nn/chunked_backbone.ts';
 import { BACKBONE_NAMES, backboneSpec, backbonesTaking } from '../models/backbones.ts';
+import { DEFAULT_FEATURE_ENGINE, FEATURE_ENGINES } from '../models/feature_engine.ts';
 import { nameList } from '../text.ts';
 import { BN_AFFINE_POLICIES } from './freezing.ts';
 import { UserError } from '../errors.ts';
@@ -107,6 +108,12 @@ const ConfigShape = z.strictObject({
       onnxInputSize: positiveInt.default(224),
       /** Where frozen features are cached (keyed by backbone, model or weights file, dataset listing and transform). */
       featureCache: z.string().default('runs/feature-cache'),
+      /**
+       * What extracts model.frozen's features: onnxruntime (the backbone exported to ONNX in memory,
+       * measured faster; tfjs where onnxruntime-node cannot be loaded) or tfjs. Not part of the
+       * cache key: both give the same features (relative L2 ≤ 1e-4).
+       */
+      featureEngine: z.enum(FEATURE_ENGINES).default(DEFAULT_FEATURE_ENGINE),
       /** MODEL.POOLING (ResNet-50): global average + max pooling; false: average only. */
       pooling: z.boolean().default(true),
       /**

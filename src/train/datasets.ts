@@ -147,7 +147,7 @@ async function frozenFeatureData(c: TrainConfig, ds: Dataset, warn: (message: st
     source = {
       modelPath: weights,
       extractor: { name: c.model.backbone, options: { pooling } },
-      openModel: () => BackboneFeatureModel.open(c.model.backbone, { weights, pooling, settings: CONFIG_SETTINGS }),
+      openModel: () => BackboneFeatureModel.open(c.model.backbone, { weights, pooling, engine: c.model.featureEngine, settings: CONFIG_SETTINGS }),
     };
   }
   const common = {

@@ -9,7 +9,17 @@ import { initBackend, type BackendName } from '../../engine/backend.ts';
 import { readNpy, writeNpy } from '../../io/npy.ts';
 import { sameFile } from '../../io/paths.ts';
 import { PRETRAINED_BACKBONE_NAMES, pretrainedBackboneSpec } from '../../models/backbones.ts';
-import { checkImageBatch, checkPooling, extractFeatures, featureBackboneSpec, POOLINGS, type Pooling } from '../../models/features.ts';
+import {
+  checkImageBatch,
+  checkPooling,
+  DEFAULT_FEATURE_ENGINE,
+  extractFeatures,
+  featureBackboneSpec,
+  FEATURE_ENGINES,
+  type FeatureEngine,
+  POOLINGS,
+  type Pooling,
+} from '../../models/features.ts';
 import { nameList } from '../../text.ts';
 import { numberFlag } from '../../values.ts';
 import { ProgressBar } from '../progress.ts';
@@ -21,7 +31,8 @@ const DEFAULT_POOLING: Pooling = 'avg';
 const BACKBONE_LIST = nameList(PRETRAINED_BACKBONE_NAMES.map((name) => `${name} (${pretrainedBackboneSpec(name).features} features)`));
 
 const HELP = `usage: hardneg features --backbone NAME --weights FILE --input X.npy --out F.npy
-                        [--pooling avg|avg+max] [--batch N] [--backend NAME] [--json]
+                        [--pooling avg|avg+max] [--batch N] [--engine onnxruntime|tfjs]
+                        [--backend NAME] [--json]
 
 Writes a pretrained backbone's features of a batch of images, in evaluation mode (BatchNorm with
 its running statistics), as PyTorch's model.eval() gives them. The images must already be
@@ -40,9 +51,13 @@ options:
                       configurations' MODEL.POOLING, which model.pooling=true trains with);
                       GoogLeNet's pooling is its own (avg only)
   --batch N         images per forward pass (default ${DEFAULT_BATCH}); memory grows with it
-  --backend NAME    the computation backend (default auto: wasm + native kernels)
-  --json            print one JSON object: backbone, weights, pooling, input, output, shape,
-                      seconds (and no progress bar)
+  --engine E        what computes the features: onnxruntime (default: the backbone written as an
+                      ONNX graph in memory and run in onnxruntime-node, measured faster; tfjs
+                      where onnxruntime-node cannot be loaded) or tfjs (hardneg's own kernels,
+                      on --backend); the features agree to a relative L2 of 1e-4
+  --backend NAME    the computation backend of the tfjs engine (default auto: wasm + native kernels)
+  --json            print one JSON object: backbone, weights, pooling, engine, input, output,
+                      shape, seconds (and no progress bar)
 
 A progress bar goes to stderr. Bad input (a wrong dtype, rank or channel count, a missing weights
 file, an unknown backbone) is one line and exit 2, and leaves --out untouched.
@@ -55,6 +70,7 @@ const OPTIONS = {
   out: { type: 'string' },
   pooling: { type: 'string', default: DEFAULT_POOLING },
   batch: { type: 'string', default: String(DEFAULT_BATCH) },
+  engine: { type: 'string', default: DEFAULT_FEATURE_ENGINE },
   backend: { type: 'string', default: 'auto' },
   json: { type: 'boolean', default: false },
 } as const;
@@ -77,6 +93,8 @@ export const command: Command = {
     const out = required('out', v.out);
     if (!(POOLINGS as readonly string[]).includes(v.pooling)) throw new UserError(`--pooling ${v.pooling}: expected ${nameList(POOLINGS)}`);
     const pooling = v.pooling as Pooling;
+    if (!(FEATURE_ENGINES as readonly string[]).includes(v.engine)) throw new UserError(`--engine ${v.engine}: expected ${nameList(FEATURE_ENGINES)}`);
+    const requested = v.engine as FeatureEngine;
     checkPooling(backbone, spec, pooling);
     const batchSize = numberFlag('batch', v.batch, { integer: true, min: 1 });
     for (const [flag, path] of [
@@ -95,9 +113,12 @@ export const command: Command = {
     await initBackend(v.backend as BackendName);
     const bar = new ProgressBar(`${backbone} features`, v.json);
     const started = performance.now();
+    let engine: FeatureEngine = requested;
     const features = await extractFeatures(backbone, x, {
       weights,
       pooling,
+      engine: requested,
+      onEngine: (e) => (engine = e),
       batchSize,
       source: input,
       onProgress: (done, total) => bar.update(done, total, 'images'),
@@ -106,9 +127,9 @@ export const command: Command = {
     writeNpy(out, features);
     const seconds = (performance.now() - started) / 1000;
     if (v.json) {
-      console.log(JSON.stringify({ backbone, weights, pooling, input, output: out, shape: features.shape, seconds: Number(seconds.toFixed(3)) }));
+      console.log(JSON.stringify({ backbone, weights, pooling, engine, input, output: out, shape: features.shape, seconds: Number(seconds.toFixed(3)) }));
     } else {
-      console.log(`wrote ${backbone} features [${features.shape.join(', ')}] (pooling ${pooling}) of ${input} to ${out} in ${seconds.toFixed(1)} s`);
+      console.log(`wrote ${backbone} features [${features.shape.join(', ')}] (pooling ${pooling}, ${engine}) of ${input} to ${out} in ${seconds.toFixed(1)} s`);
     }
     return 0;
   },
