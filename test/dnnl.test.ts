@@ -6,6 +6,9 @@
 // ResNet-50's recomputed blocks (the large-batch memory mode) against the plain forward.
 import './helpers/backend.ts';
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { disableNativeKernels, dnnlKernelsActive, enableNativeKernels, loadNativeAddon, nativeStatus } from '../src/engine/native_kernels.ts';
@@ -15,6 +18,7 @@ import { maxPool2d } from '../src/nn/pooling.ts';
 import { resnet50 } from '../src/models/resnet50.ts';
 import { StateDict } from '../src/models/state_dict.ts';
 import { relativeL2 } from './helpers/close.ts';
+import { ROOT } from './helpers/cli.ts';
 
 const rng = new Random(7, 3);
 const int = (lo: number, hi: number) => lo + Math.floor(rng.random() * (hi - lo + 1));
@@ -23,7 +27,7 @@ const rand = (shape: number[]) => tf.randomNormal(shape, 0, 1, 'float32', seed++
 
 const native = nativeStatus();
 const withDnnl = native.active && native.dnnl.built !== '';
-const dnnlOn = withDnnl && process.env.HARDNEG_DNNL === '1';
+const dnnlOn = withDnnl && process.env.HARDNEG_DNNL !== '0';
 const TOLERANCE = 1e-5;
 
 /** f's outputs with the native kernels, then with the stock path. */
@@ -48,7 +52,7 @@ function assertClose(fast: Float32Array[], slow: Float32Array[], what: string, t
 
 test('the addon reports whether it has oneDNN, and its convolutions are registered when it does', { skip: !native.active && 'no native addon' }, () => {
   assert.equal(typeof native.dnnl.built, 'string');
-  assert.equal(dnnlKernelsActive(), withDnnl && process.env.HARDNEG_DNNL === '1');
+  assert.equal(dnnlKernelsActive(), dnnlOn);
   if (!dnnlKernelsActive()) return;
   assert.ok(tf.getKernel('Conv2DBackpropFilter', 'wasm'), 'Conv2DBackpropFilter is registered');
   // A real (JIT) implementation, not oneDNN's slow reference loops.
@@ -63,7 +67,7 @@ test('the addon reports whether it has oneDNN, and its convolutions are register
 
 test(
   'conv2d on oneDNN equals the stock path on random shapes (values, input and weight gradients)',
-  { skip: !dnnlOn && 'oneDNN convolutions not in use (addon built without oneDNN, or HARDNEG_DNNL is not 1)' },
+  { skip: !dnnlOn && 'oneDNN convolutions not in use (addon built without oneDNN, or HARDNEG_DNNL=0)' },
   () => {
     assert.ok(dnnlKernelsActive());
     for (let trial = 0; trial < 24; trial++) {
@@ -119,7 +123,7 @@ function directConv(x: tf.Tensor4D, filter: tf.Tensor4D, dy: tf.Tensor4D, s: num
 
 test(
   "tf.conv2d with 'same' padding on oneDNN: values and filter gradient against direct loops, input gradient against the stock kernel",
-  { skip: !dnnlOn && 'oneDNN convolutions not in use (addon built without oneDNN, or HARDNEG_DNNL is not 1)' },
+  { skip: !dnnlOn && 'oneDNN convolutions not in use (addon built without oneDNN, or HARDNEG_DNNL=0)' },
   () => {
     for (let trial = 0; trial < 8; trial++) {
       const k = int(1, 4);
@@ -187,3 +191,20 @@ test('ResNet-50 with recomputed blocks (the large-batch memory mode) gives the s
   tf.dispose([images]);
   sd.dispose();
 });
+
+// glibc's checking allocator (Debian: libc_malloc_debug.so.0) turns a heap overrun into an abort at
+// the next free, so this fails every time on an addon without the 1x1 stride fix in dnnl_conv.cc.
+const MALLOC_DEBUG = '/lib/x86_64-linux-gnu/libc_malloc_debug.so.0';
+test(
+  '1x1 stride-2 filter gradients with few channels on 2 threads leave the heap intact (checked by glibc)',
+  { skip: (!dnnlOn && 'oneDNN convolutions not in use') || (!existsSync(MALLOC_DEBUG) && `${MALLOC_DEBUG} not found`) },
+  () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'conv_1x1_strided_grad.ts')], {
+      env: { ...process.env, HARDNEG_THREADS: '2', LD_PRELOAD: MALLOC_DEBUG, GLIBC_TUNABLES: 'glibc.malloc.check=3' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(r.status, 0, `exit ${r.status ?? r.signal}: ${r.stderr.slice(-400)}`);
+    assert.match(r.stdout, /ok/);
+  },
+);

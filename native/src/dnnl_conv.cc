@@ -7,6 +7,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -122,6 +123,28 @@ Entry& entry(int kind, const ConvShape& s) {
 }  // namespace
 
 void dnnl_conv(int kind, const ConvShape& s, float* x, float* w, float* y) {
+  // oneDNN 2.6's 1x1 backward-weights kernel with stride > 1 on NHWC input first copies the input
+  // to unit stride ("rtus") into a per-thread scratchpad slot sized for is*ic floats, but a thread
+  // that starts mid-image writes at an offset in ic_block (8 or 16) units: with fewer channels than
+  // the block it writes past its slot, and the last thread past the scratchpad (a glibc heap
+  // corruption seen with 2 threads). A 1x1 convolution without padding reads only every stride-th
+  // pixel, so taking those pixels here and running it at unit stride is the same computation,
+  // with no rtus copy inside oneDNN.
+  if (kind == kConvBackwardWeights && s.KH == 1 && s.KW == 1 && (s.strideH > 1 || s.strideW > 1) && s.padTop == 0 &&
+      s.padLeft == 0 && s.padBottom == 0 && s.padRight == 0) {
+    std::vector<float> sub(static_cast<size_t>(s.N * s.OH * s.OW * s.C));
+    float* out = sub.data();
+    for (int64_t n = 0; n < s.N; n++)
+      for (int64_t oh = 0; oh < s.OH; oh++)
+        for (int64_t ow = 0; ow < s.OW; ow++, out += s.C) {
+          const float* in = x + ((n * s.H + oh * s.strideH) * s.W + ow * s.strideW) * s.C;
+          std::copy(in, in + s.C, out);
+        }
+    ConvShape unit = s;
+    unit.H = s.OH, unit.W = s.OW, unit.strideH = 1, unit.strideW = 1;
+    dnnl_conv(kind, unit, sub.data(), w, y);
+    return;
+  }
   std::lock_guard<std::mutex> guard(lock());
   Entry& e = entry(kind, s);
   float* ptrs[3] = {x, w, y};

@@ -92,11 +92,11 @@ export async function environmentReport(): Promise<EnvironmentReport> {
       OpenBLAS: { found: openblas, note: openblas ? 'headers for the native addon' : 'not found: apt-get install libopenblas-dev (speed)' },
       oneDNN: {
         found: onednn,
-        // In use when the addon was built with it (native/build.mjs) and HARDNEG_DNNL=1 (experimental).
+        // In use when the addon was built with it (native/build.mjs) unless HARDNEG_DNNL=0.
         note: native.dnnl.active
-          ? `convolutions on oneDNN ${native.dnnl.built} (HARDNEG_DNNL=1: experimental)`
+          ? `convolutions on oneDNN ${native.dnnl.built} (HARDNEG_DNNL=0 turns them off)`
           : native.dnnl.built
-            ? `the addon has oneDNN ${native.dnnl.built}; not in use (${native.active ? 'experimental: HARDNEG_DNNL=1 turns it on' : native.reason})`
+            ? `the addon has oneDNN ${native.dnnl.built}; not in use (${native.active ? 'HARDNEG_DNNL=0' : native.reason})`
             : onednn
               ? 'found, but the addon was built without it: node native/build.mjs'
               : 'not found: apt-get install libdnnl-dev, then node native/build.mjs (fast convolutions)',

@@ -5,7 +5,7 @@
 // the fused GNN operations (GELU, LayerNorm, edge attention) are added as kernels of their own.
 // Without the addon (not built, or HARDNEG_NATIVE=0) nothing is registered and every op runs on
 // the stock wasm kernels. When the addon was built with oneDNN (native/build.mjs), the
-// convolutions (Conv2D and both of its gradients) run on oneDNN too, when HARDNEG_DNNL=1 (opt-in: see below).
+// convolutions (Conv2D and both of its gradients) run on oneDNN too, unless HARDNEG_DNNL=0.
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -735,11 +735,8 @@ export function enableNativeKernels(): boolean {
   override('Cast', castImpl);
   override('Tile', tileImpl(native));
   override('MaxPoolGrad', maxPoolGradImpl(native));
-  // Opt-in for now (HARDNEG_DNNL=1): with 2 threads the oneDNN convolutions intermittently corrupt
-  // the native heap (glibc aborts: 'corrupted size vs. prev_size'; seen in 2 of 8 concurrent runs of
-  // test/dnnl.test.ts, none of 4 with 1 thread; one SIGSEGV in 8 runs still after the pool race fix
-  // in native/src/pool.h). Until that is found, the default path is the stock one.
-  if (native.conv && process.env.HARDNEG_DNNL === '1') {
+  // HARDNEG_DNNL=0 keeps the stock convolutions (CI runs the backbone tests both ways).
+  if (native.conv && process.env.HARDNEG_DNNL !== '0') {
     const conv = convImpls(native.conv);
     override('Conv2D', conv.forward);
     override('Conv2DBackpropInput', conv.inputGradient);
