@@ -2,7 +2,7 @@
 // arms, each in a process of its own (bench/run.ts spawns them):
 //   hardneg      hardneg's own ResNet-50/GoogLeNet in evaluation mode on the tfjs engine
 //                (BackboneFeatureModel with engine 'tfjs') on the backend of the run;
-//   dnnl         the same with HARDNEG_DNNL=1 (oneDNN convolutions, opt-in for now), set by run.ts;
+//   dnnl         the same with HARDNEG_DNNL=1 (oneDNN convolutions, the default; the hardneg arm sets HARDNEG_DNNL=0), set by run.ts;
 //   default      BackboneFeatureModel as `hardneg features` and model.frozen open it: its default
 //                engine (onnxruntime on hardneg's own in-memory ONNX export, or tfjs where
 //                onnxruntime-node cannot be loaded; the result's `engine` says which ran);

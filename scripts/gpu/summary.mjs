@@ -26,7 +26,13 @@ const KEY = {
     const d = o.at(-1);
     if (!d) return null;
     const cases = Array.isArray(d.cases) ? d.cases : [];
-    return { engine: d.environment?.backend?.engine ?? null, ok: d.ok ?? null, cases: cases.length, passed: cases.filter((c) => c.ok).length, seconds: d.seconds };
+    return {
+      engine: d.environment?.backend?.engine ?? null,
+      ok: d.ok ?? null,
+      cases: cases.length,
+      passed: cases.filter((c) => c.ok).length,
+      seconds: d.seconds,
+    };
   },
   golden: (_o, text) => ({ pass: Number(/^# pass (\d+)$/m.exec(text)?.[1] ?? NaN), fail: Number(/^# fail (\d+)$/m.exec(text)?.[1] ?? NaN) }),
   bench: (o) => {
