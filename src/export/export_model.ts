@@ -9,22 +9,17 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
 import type { Embedder } from '../inference/embedder.ts';
-import type { Backbone } from '../models/backbone.ts';
 import { backboneSpec } from '../models/backbones.ts';
 import { HEAD_BN, HEAD_LINEAR } from '../models/embedding_head.ts';
 import type { MetricModel } from '../models/metric_model.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { VERSION } from '../version.ts';
+import { checkOpset, DEFAULT_OPSET, INPUT, type MetricModelExportOptions, MIN_OPSET, OUTPUT, tensorInfo } from './onnx_common.ts';
 import { OnnxGraph } from './onnx_graph.ts';
-import { decodeModel, type Dim, encodeModel, type GraphMsg, type ModelMsg, ONNX_FLOAT, type ValueInfoMsg } from './onnx_proto.ts';
+import { decodeModel, type Dim, encodeModel, type GraphMsg, type ModelMsg } from './onnx_proto.ts';
 
-export const DEFAULT_OPSET = 17;
-export const MIN_OPSET = 13;
-/** The newest opset the exporter's ops are written for (ReduceSum takes axes as an input from 13 on, unchanged through 21). */
-export const MAX_OPSET = 21;
-/** The exported model's input and output names. */
-export const INPUT = 'images';
-export const OUTPUT = 'embeddings';
+export { DEFAULT_OPSET, INPUT, MAX_OPSET, type MetricModelExportOptions, MIN_OPSET, OUTPUT } from './onnx_common.ts';
+export { exportBackboneFeatures, FEATURES_OUTPUT } from './backbone_features.ts';
 
 export interface ExportOptions {
   /** Default 17; frozen-feature mode keeps the frozen model's own opset. */
@@ -67,10 +62,6 @@ function writeHead(sd: StateDict, g: OnnxGraph, features: string, normalize: boo
   return g.node('Div', [z, norm], {}, [OUTPUT]);
 }
 
-function tensorInfo(name: string, dims: Dim[]): ValueInfoMsg {
-  return { name, type: { tensor_type: { elem_type: ONNX_FLOAT, shape: { dim: dims } } } };
-}
-
 function metadataOf(e: Embedder, opset: number): Record<string, string> {
   const p = e.preprocessing;
   return {
@@ -93,11 +84,6 @@ function metadataOf(e: Embedder, opset: number): Record<string, string> {
   };
 }
 
-function checkOpset(opset: number): void {
-  if (!Number.isInteger(opset) || opset < MIN_OPSET || opset > MAX_OPSET)
-    throw new UserError(`--opset ${opset}: expected an integer from ${MIN_OPSET} to ${MAX_OPSET}`);
-}
-
 /** The run behind `e` as an ONNX model (see the header). */
 export function exportOnnx(e: Embedder, opts: ExportOptions = {}): ExportResult {
   const spec = backboneSpec(e.config.model.backbone);
@@ -112,12 +98,6 @@ export function exportOnnx(e: Embedder, opts: ExportOptions = {}): ExportResult 
     doc: `hardneg ${e.config.model.backbone} embedding model: float32 [n, ${C}, ${H}, ${W}] NCHW (preprocessing in metadata_props) → [n, ${e.dim}]`,
   });
   return { bytes, opset, inputName: INPUT, outputName: OUTPUT, inputShape: [C, H, W], metadata };
-}
-
-export interface MetricModelExportOptions {
-  opset?: number;
-  metadata?: Record<string, string>;
-  doc?: string;
 }
 
 /**
@@ -148,45 +128,6 @@ export function exportMetricModel(m: MetricModel, [C, H, W]: [number, number, nu
       initializer: g.initializers,
       input: [tensorInfo(INPUT, [{ dim_param: 'n' }, { dim_value: C }, { dim_value: H }, { dim_value: W }])],
       output: [tensorInfo(out, [{ dim_param: 'n' }, { dim_value: D }])],
-    },
-    metadata_props: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
-  };
-  return encodeModel(model);
-}
-
-/** The backbone-only model's output name (exportBackboneFeatures). */
-export const FEATURES_OUTPUT = 'features';
-
-/**
- * A backbone alone (no head) as the bytes of an ONNX model taking float32 [n, C, H, W] NCHW images
- * of the fixed side H × W as `images` and giving `features` [n, F]: the evaluation-mode forward,
- * pooling included, exactly as Backbone.forward computes it. BackboneFeatureModel runs it in
- * onnxruntime-node, which was measured faster than our own kernels on these backbones.
- */
-export function exportBackboneFeatures(
-  backbone: Backbone,
-  sd: StateDict,
-  [C, H, W]: [number, number, number],
-  opts: MetricModelExportOptions = {},
-): Uint8Array {
-  const opset = opts.opset ?? DEFAULT_OPSET;
-  checkOpset(opset);
-  if (!backbone.exportOnnx) throw new UserError(`the ${backbone.name} backbone cannot be exported to ONNX (it does not implement Backbone.exportOnnx)`);
-  const g = new OnnxGraph();
-  // The backbone names its own output; an Identity gives it the fixed name callers read.
-  const out = g.node('Identity', [backbone.exportOnnx(sd, g, INPUT, { height: H, width: W, opset })], {}, [FEATURES_OUTPUT]);
-  const model: ModelMsg = {
-    ir_version: 8,
-    opset_import: [{ domain: '', version: opset }],
-    producer_name: 'hardneg',
-    producer_version: VERSION,
-    doc_string: opts.doc ?? `hardneg ${backbone.name} features: float32 [n, ${C}, ${H}, ${W}] NCHW → [n, ${backbone.features}]`,
-    graph: {
-      name: 'hardneg_features',
-      node: g.nodes,
-      initializer: g.initializers,
-      input: [tensorInfo(INPUT, [{ dim_param: 'n' }, { dim_value: C }, { dim_value: H }, { dim_value: W }])],
-      output: [tensorInfo(out, [{ dim_param: 'n' }, { dim_value: backbone.features }])],
     },
     metadata_props: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
   };
