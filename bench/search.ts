@@ -1,7 +1,9 @@
 // Search index benchmark: 100,000 × 128 clustered float32 vectors (seeded), an exact and an ANN
 // (IVF-PQ) index built from them (seconds each), recall@10 of ANN vs exact on 200 queries, and
 // in-process search latency, one query per call, at concurrency 1 and 32 (Promise-based, as the
-// HTTP service calls it): p50, p99, queries/s.
+// HTTP service calls it): p50, p99, queries/s; the same for the in-memory engine (exact), and the
+// HTTP service of `hardneg serve --index` under 2,000 requests from 1 and 32 clients, once with
+// its default engine and once with --engine lancedb.
 // Run alone: node --import tsx bench/search.ts [rows] [kind]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { seededRandom } from '../src/metrics/index.ts';
 import { buildIndex, type IndexKind, openIndex } from '../src/search/index_store.ts';
 import { loadTest } from '../src/search/load_test.ts';
-import type { SearchIndex } from '../src/search/types.ts';
+import type { SearchEngine, SearchIndex } from '../src/search/types.ts';
 import type { BenchResult } from './timing.ts';
 
 export interface LatencyStats {
@@ -58,8 +60,15 @@ export interface HttpLoopbackStats extends LatencyStats {
  * issue's acceptance load. Separate processes so the load generator does not share the server's
  * event loop.
  */
-export async function httpLoopbackBench(indexDir: string, queries: Float32Array[], concurrency: number[], requests = 2000): Promise<HttpLoopbackStats[]> {
-  const server = spawn(process.execPath, [join(ROOT, 'bin', 'hardneg'), 'serve', '--index', indexDir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function httpLoopbackBench(
+  indexDir: string,
+  queries: Float32Array[],
+  concurrency: number[],
+  requests = 2000,
+  engine: SearchEngine = 'auto',
+): Promise<HttpLoopbackStats[]> {
+  const args = [join(ROOT, 'bin', 'hardneg'), 'serve', '--index', indexDir, '--port', '0', '--engine', engine];
+  const server = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const url = await new Promise<string>((resolveUrl, reject) => {
       let out = '';
@@ -93,6 +102,25 @@ export async function httpLoopbackBench(indexDir: string, queries: Float32Array[
     return stats;
   } finally {
     server.kill('SIGTERM');
+  }
+}
+
+/** The index opened with engine 'memory': recall@10 against LanceDB's exact scan, and latency. */
+async function memoryEngineBench(dir: string, queries: Float32Array[], exactHits: { id: number }[][]) {
+  const index = await openIndex(dir, { engine: 'memory' });
+  try {
+    let found = 0;
+    for (const [q, query] of queries.entries()) {
+      const truth = new Set((exactHits[q] as { id: number }[]).map((h) => h.id));
+      const [hits] = await index.search(query, { k: 10 });
+      found += (hits as { id: number }[]).filter((h) => truth.has(h.id)).length;
+    }
+    return {
+      recall_at_10: round(found / (queries.length * 10), 4),
+      latency: [await latency(index, queries, 1, 200), await latency(index, queries, 32, 2000)],
+    };
+  } finally {
+    index.close();
   }
 }
 
@@ -135,7 +163,11 @@ export async function benchSearch(options: { rows?: number; dim?: number; cluste
           exact: [await latency(exact, queries, 1, 50), await latency(exact, queries, 32, 200)],
           ann: [await latency(ann, queries, 1, 200), await latency(ann, queries, 32, 1000)],
         },
+        // What `serve` uses by default when the vectors fit in memory: exact, batched scans.
+        memory: await memoryEngineBench(join(dir, 'ann'), queries, exactHits),
+        // `serve --index` as a user starts it (engine auto: memory here), and with --engine lancedb.
         http_loopback: await httpLoopbackBench(join(dir, 'ann'), queries, [1, 32]),
+        http_loopback_lancedb: await httpLoopbackBench(join(dir, 'ann'), queries, [1, 32], 2000, 'lancedb'),
       };
       return result;
     } finally {

@@ -142,6 +142,64 @@ for (const metric of ['l2', 'cosine'] as const) {
   });
 }
 
+test("engine 'memory': concurrent queries of mixed k equal brute force exactly; ties by id; filters still go to LanceDB", async () => {
+  // Rows 50–59 repeat rows 0–9, so a query at row 0 has two answers at distance 0.
+  const x = Float32Array.from(X);
+  x.copyWithin(50 * D, 0, 10 * D);
+  const labels = LABELS.map(String);
+  await buildIndex({ out: T('idx-ties'), vectors: x, dim: D, labels, metric: 'l2' });
+  for (const [dir, metric, data] of [
+    [T('idx-ties'), 'l2', x],
+    [T('idx-cosine'), 'cosine', X],
+  ] as const) {
+    const idx = await openIndex(dir, { engine: 'memory' });
+    try {
+      assert.equal(idx.engine, 'memory');
+      assert.deepEqual(await idx.item(3), { id: 3, label: String(LABELS[3]), path: null });
+      assert.deepEqual(Array.from((await idx.vector(55)) as Float32Array), Array.from(data.subarray(55 * D, 56 * D)));
+      assert.equal(await idx.item(N), null);
+      assert.equal(await idx.vector(-1), null);
+      const r = rng(3);
+      const queries = Array.from({ length: 40 }, (_, i) => (i < 10 ? data.slice(i * D, (i + 1) * D) : Float32Array.from({ length: D }, () => r() * 2 - 1)));
+      const ks = queries.map((_, i) => 1 + ((i * 7) % 25));
+      ks[0] = 5; // sees both copies of row 0
+      ks[39] = N; // every row
+      // All at once: they queue behind one another and are answered by shared scans.
+      const answers = await Promise.all(queries.map((q, i) => idx.search(q, { k: ks[i] as number })));
+      for (const [i, [hits]] of answers.entries()) {
+        const want = bruteForce(data, D, queries[i] as Float32Array, ks[i] as number, metric);
+        assert.deepEqual(
+          (hits as Hit[]).map((h) => h.id),
+          want.map((w) => w.id),
+          `query ${i}, k ${ks[i]}`,
+        );
+        for (const [j, h] of (hits as Hit[]).entries()) {
+          assert.ok(Math.abs(h.distance - (want[j] as { distance: number }).distance) < 1e-9);
+          assert.equal(h.label, String(LABELS[h.id]));
+        }
+      }
+      if (metric === 'l2')
+        assert.deepEqual(
+          (answers[0]?.[0] as Hit[]).slice(0, 2).map((h) => [h.id, h.distance]),
+          [
+            [0, 0],
+            [50, 0],
+          ],
+        );
+      const [filtered] = await idx.search(queries[12] as Float32Array, { k: 5, where: "label = '2'" });
+      assert.deepEqual(
+        (filtered as Hit[]).map((h) => h.id),
+        bruteForce(data, D, queries[12] as Float32Array, 5, metric, (i) => LABELS[i] === 2).map((w) => w.id),
+      );
+    } finally {
+      idx.close();
+    }
+  }
+  const lance = await openIndex(T('idx-ties'));
+  assert.equal(lance.engine, 'lancedb', 'the library default asks LanceDB');
+  lance.close();
+});
+
 test('--where filters, --id searches from a stored vector, the table output reads', async () => {
   const results = await searchJson([T('idx-l2'), '--vector', T('q.npy'), '--k', '5', '--where', "label = '2'"]);
   for (const [q, hits] of results.entries()) {
@@ -243,6 +301,20 @@ test('ANN (ivf-pq) recall@10 ≥ 0.95 vs exact on clustered vectors', async () =
     assert.ok(found / (queries * 10) >= 0.95, `recall@10 ${found / (queries * 10)}`);
   } finally {
     idx.close();
+  }
+  // The same IVF-PQ index held in memory answers exactly.
+  const mem = await openIndex(T('ann'), { engine: 'memory' });
+  try {
+    for (let q = 0; q < 10; q++) {
+      const query = x.subarray(q * 97 * dim, (q * 97 + 1) * dim);
+      const [hits] = await mem.search(query, { k: 10 });
+      assert.deepEqual(
+        (hits as { id: number }[]).map((h) => h.id),
+        bruteForce(x, dim, query, 10, 'l2').map((h) => h.id),
+      );
+    }
+  } finally {
+    mem.close();
   }
 });
 

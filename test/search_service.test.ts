@@ -361,6 +361,7 @@ test('an image query on an index without a model is a 400; an internal error is 
   const broken: SearchIndex = {
     dir: index.dir,
     manifest: index.manifest,
+    engine: index.engine,
     search: async () => {
       throw new Error('disk on fire');
     },
@@ -422,36 +423,79 @@ test('close() lets an in-flight slow request finish, then refuses new connection
   await assert.rejects(call('GET', '/api/info', { url }), /ECONNREFUSED/);
 });
 
+/** `serveIndex` on a MemoryIndex in a process of its own (test/helpers/serve_memory.ts). */
+async function spawnServer(delayMs: number): Promise<{ url: string; exited: Promise<number | null>; stderr: () => string; kill: (s: NodeJS.Signals) => void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'serve_memory.ts'), String(delayMs)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /(http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
+      if (m) resolveUrl(m[1] as string);
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code} before serving: ${err}`)));
+  });
+  return { url, exited, stderr: () => err, kill: (signal) => child.kill(signal) };
+}
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal}: the served index finishes the request in flight and exits 0`, async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'serve_memory.ts'), '800'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const url = await new Promise<string>((resolveUrl, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /(http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
-        if (m) resolveUrl(m[1] as string);
-      });
-      child.once('exit', (code) => reject(new Error(`exited ${code} before serving: ${err}`)));
-    });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const inFlight = postJson({ vector: [0, 0], k: 2 }, url);
+    const server = await spawnServer(800);
+    const inFlight = postJson({ vector: [0, 0], k: 2 }, server.url);
     await new Promise((r) => setTimeout(r, 250));
-    child.kill(signal);
+    server.kill(signal);
     const r = await inFlight;
     assert.equal(r.status, 200, r.body.toString());
     assert.deepEqual(
       (r.json().results as SearchHit[]).map((h) => h.id),
       [0, 1],
     );
-    assert.equal(await exited, 0, err);
+    assert.equal(await server.exited, 0, server.stderr());
   });
 }
+
+test('a client still sending a refused body reads the 413 (fetch, a server in its own process)', async () => {
+  // Closing a socket with unread data in it resets the connection, and the reset can destroy the
+  // answer before the client reads it (fetch then fails with EPIPE: 62 of 100 tries before the
+  // service read refused bodies to their end). Declared 2–3 MiB bodies, then a slow chunked one:
+  // 20 chunks of 128 KiB, 120 ms apart, still sent for a second after the limit is crossed.
+  const server = await spawnServer(0);
+  try {
+    for (let i = 0; i < 30; i++) {
+      const body = i % 2 ? 'x'.repeat(2 << 20) : new Uint8Array(3 << 20);
+      const res = await fetch(`${server.url}/api/search`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+      assert.equal(res.status, 413, `try ${i}`);
+      await res.arrayBuffer();
+    }
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 20) return controller.close();
+        if (sent > 0) await new Promise((r) => setTimeout(r, 120));
+        sent++;
+        controller.enqueue(new Uint8Array(128 << 10).fill(32));
+      },
+    });
+    const res = await fetch(`${server.url}/api/search`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    assert.equal(res.status, 413);
+    assert.match(((await res.json()) as { error: string }).error, /larger than/);
+    await stillAnswers(server.url);
+  } finally {
+    server.kill('SIGTERM');
+    await server.exited;
+  }
+});
 
 test('hardneg serve --help documents both modes; --index of a missing index is one line, exit 2', () => {
   const help = hardneg(['serve', '--help']);

@@ -25,7 +25,8 @@ import { firstLine, UserError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic_write.ts';
 import { VERSION } from '../version.ts';
 import { type Arrow, type LanceModules, loadLanceDB } from './lancedb.ts';
-import type { AnnSettings, IndexManifest, IndexModelInfo, SearchHit, SearchIndex, SearchItem, SearchMetric, SearchOptions } from './types.ts';
+import { RESIDENT_MAX_BYTES, ResidentVectors } from './resident.ts';
+import type { AnnSettings, IndexManifest, IndexModelInfo, SearchEngine, SearchHit, SearchIndex, SearchItem, SearchMetric, SearchOptions } from './types.ts';
 
 export const INDEX_FORMAT = 'hardneg-index/1';
 export const MANIFEST_FILE = 'index.json';
@@ -278,6 +279,37 @@ function parseManifest(text: string, where: string): IndexManifest {
 
 export interface OpenIndexOptions {
   storageOptions?: Record<string, string>;
+  /**
+   * Who answers unfiltered searches (filtered ones always go to LanceDB):
+   * 'lancedb' (default) queries the table as built; 'memory' holds the vectors in memory and
+   * answers with an exact batched scan (src/search/resident.ts); 'auto' is 'memory' for a local
+   * index of at most RESIDENT_MAX_BYTES of vectors, else 'lancedb'. A long-lived service wants
+   * 'auto'; a one-shot query is quicker without loading every vector first.
+   */
+  engine?: SearchEngine;
+}
+
+/** All rows of the table, placed by id (the row offset). */
+async function loadResident(table: Table, m: IndexManifest, where: string): Promise<ResidentVectors> {
+  const vectors = new Float32Array(m.count * m.dim);
+  const labels = new Array<string | null>(m.count).fill(null);
+  const paths = new Array<string | null>(m.count).fill(null);
+  const t = await table.query().select(['id', 'vector', 'label', 'path']).toArrow();
+  const ids = t.getChild('id') as Column;
+  const vec = t.getChild('vector') as Column;
+  const lab = t.getChild('label') as Column;
+  const pat = t.getChild('path') as Column;
+  if (t.numRows !== m.count) throw new UserError(`${where}: the table holds ${t.numRows} rows, its index.json ${m.count}; rebuild the index`);
+  for (let i = 0; i < t.numRows; i++) {
+    const id = Number(ids.get(i));
+    if (!Number.isInteger(id) || id < 0 || id >= m.count)
+      throw new UserError(`${where}: row ${i} has id ${id}, outside 0 to ${m.count - 1}; rebuild the index`);
+    const v = vec.get(i) as { toArray(): ArrayLike<number> } | null;
+    if (v) vectors.set(v.toArray(), id * m.dim);
+    labels[id] = (lab.get(i) as string | null) ?? null;
+    paths[id] = (pat.get(i) as string | null) ?? null;
+  }
+  return new ResidentVectors(vectors, m.dim, m.metric, labels, paths);
 }
 
 /** Opens an index built by buildIndex: a local folder or an object-store URI. */
@@ -308,7 +340,11 @@ export async function openIndex(dirOrUri: string, opts: OpenIndexOptions = {}): 
     }
     if (!names.includes(VECTORS_TABLE)) throw new UserError(`${dirOrUri}: the index has no '${VECTORS_TABLE}' table`);
     const table = await db.openTable(VECTORS_TABLE);
-    return new LanceSearchIndex(dirOrUri, manifest as IndexManifest, db, table);
+    const m = manifest as IndexManifest;
+    const engine = opts.engine ?? 'lancedb';
+    const inMemory = engine === 'memory' || (engine === 'auto' && !uri && m.count * m.dim * 4 <= RESIDENT_MAX_BYTES);
+    const resident = inMemory ? await loadResident(table, m, dirOrUri) : null;
+    return new LanceSearchIndex(dirOrUri, m, db, table, resident);
   } catch (err) {
     db.close();
     throw err;
@@ -342,7 +378,12 @@ class LanceSearchIndex implements SearchIndex {
     readonly manifest: IndexManifest,
     private readonly db: Connection,
     private readonly table: Table,
+    private readonly resident: ResidentVectors | null,
   ) {}
+
+  get engine(): Exclude<SearchEngine, 'auto'> {
+    return this.resident ? 'memory' : 'lancedb';
+  }
 
   async search(queries: Float32Array, opts: SearchOptions): Promise<SearchHit[][]> {
     this.live();
@@ -357,6 +398,8 @@ class LanceSearchIndex implements SearchIndex {
     const n = queries.length / dim;
     const out = new Array<SearchHit[]>(n);
     let next = 0;
+    const { resident } = this;
+    if (resident && where === undefined) return Promise.all(Array.from({ length: n }, (_, q) => resident.search(queries.subarray(q * dim, (q + 1) * dim), k)));
     const worker = async (): Promise<void> => {
       for (let q; (q = next++) < n;) out[q] = await this.searchOne(queries.subarray(q * dim, (q + 1) * dim), k, where);
     };
@@ -412,9 +455,13 @@ class LanceSearchIndex implements SearchIndex {
     this.checkedFilters.add(where);
   }
 
-  private async row(id: number, columns: string[]): Promise<Record<string, unknown> | null> {
+  private inRange(id: number): boolean {
     this.live();
-    if (!Number.isInteger(id) || id < 0 || id >= this.manifest.count) return null;
+    return Number.isInteger(id) && id >= 0 && id < this.manifest.count;
+  }
+
+  private async row(id: number, columns: string[]): Promise<Record<string, unknown> | null> {
+    if (!this.inRange(id)) return null;
     // ids are row offsets (the table is written once, in input order, and never changed).
     const t = await this.table.takeOffsets([id]).select(columns).toArrow();
     if (t.numRows !== 1 || Number((t.getChild('id') as Column).get(0)) !== id) return null;
@@ -424,11 +471,16 @@ class LanceSearchIndex implements SearchIndex {
   }
 
   async item(id: number): Promise<SearchItem | null> {
+    if (this.resident && this.inRange(id)) {
+      const { label, path } = this.resident.item(id);
+      return { id, label, path };
+    }
     const r = await this.row(id, ['id', 'label', 'path']);
     return r && { id, label: (r.label as string | null) ?? null, path: (r.path as string | null) ?? null };
   }
 
   async vector(id: number): Promise<Float32Array | null> {
+    if (this.resident && this.inRange(id)) return this.resident.item(id).vector;
     const r = await this.row(id, ['id', 'vector']);
     if (!r) return null;
     const v = r.vector as { toArray(): ArrayLike<number> } | null;

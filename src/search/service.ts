@@ -152,6 +152,10 @@ function parseId(raw: unknown): number {
   return raw;
 }
 
+/** How much of a refused body is read and discarded before the connection is closed, at most. */
+const LINGER_BYTES = 64 << 20;
+const LINGER_MS = 5000;
+
 /** The request body, stopping (413) as soon as it exceeds `limit` bytes. */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolveBody, reject) => {
@@ -253,6 +257,7 @@ export function createSearchService(opts: SearchServiceOptions): SearchService {
     count: index.manifest.count,
     metric: index.manifest.metric,
     kind: index.manifest.kind,
+    engine: index.engine,
     imageQueries: embedImage !== undefined,
     thumbnails: imagesRoot !== null,
     maxK: limits.maxK,
@@ -279,11 +284,33 @@ export function createSearchService(opts: SearchServiceOptions): SearchService {
   };
   const sendJson = (res: ServerResponse, status: number, value: unknown): void => send(res, status, 'application/json; charset=utf-8', JSON.stringify(value));
   const sendError = (req: IncomingMessage, res: ServerResponse, err: HttpError): void => {
-    if (err.closeConnection) {
-      // The rest of the body is not read: answer, then close instead of draining an unbounded body.
-      res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref());
+    if (!err.closeConnection) return sendJson(res, err.status, { error: err.message });
+    const answer = () => {
       send(res, err.status, 'application/json; charset=utf-8', JSON.stringify({ error: err.message }), { Connection: 'close' });
-    } else sendJson(res, err.status, { error: err.message });
+      res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref());
+    };
+    if (req.complete || req.destroyed) return answer();
+    // The body is refused, but a client still sending it would see the connection reset before it
+    // reads the answer (the kernel drops unread data on a reset). So the rest is read and thrown
+    // away first, up to LINGER_BYTES or LINGER_MS; a client sending on past that is cut off.
+    let discarded = 0;
+    let answered = false;
+    const finish = () => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      req.off('data', onData);
+      answer();
+    };
+    const onData = (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > LINGER_BYTES) finish();
+    };
+    const timer = setTimeout(finish, LINGER_MS);
+    req.on('data', onData);
+    req.once('end', finish);
+    req.once('close', finish);
+    req.resume();
   };
 
   const runSearch = async (query: Float32Array, k: number, where: string | undefined, excludeId: number | null): Promise<SearchHit[]> => {

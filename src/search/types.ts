@@ -69,9 +69,14 @@ export interface SearchOptions {
   where?: string;
 }
 
+/** Who answers unfiltered searches: see OpenIndexOptions.engine in index_store.ts. */
+export type SearchEngine = 'auto' | 'memory' | 'lancedb';
+
 export interface SearchIndex {
   readonly dir: string;
   readonly manifest: IndexManifest;
+  /** Who answers unfiltered searches once opened ('memory': exact scan of vectors held in memory). */
+  readonly engine: Exclude<SearchEngine, 'auto'>;
   /** queries: row-major [q × dim] → one list per query row, nearest first. */
   search(queries: Float32Array, opts: SearchOptions): Promise<SearchHit[][]>;
   /** The item with this id, or null when there is none. */

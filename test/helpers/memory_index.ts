@@ -36,6 +36,7 @@ export function distance(metric: SearchMetric, a: Float32Array, b: Float32Array)
 
 export class MemoryIndex implements SearchIndex {
   readonly dir = '(memory)';
+  readonly engine = 'memory' as const;
   readonly manifest: IndexManifest;
   searches = 0;
   delayMs: number;

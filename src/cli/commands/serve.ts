@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { resolve } from 'node:path';
 import { parseFlags } from '../args.ts';
 import type { Command } from '../command.ts';
-import type { SearchIndex } from '../../search/types.ts';
+import type { SearchEngine, SearchIndex } from '../../search/types.ts';
 import { createSearchService } from '../../search/service.ts';
 import { UserError } from '../../errors.ts';
 import { renderPage, sectionHash } from '../../report/html_page.ts';
@@ -20,6 +20,7 @@ import { parseCount, VIEW_OPTIONS, viewOptions } from '../view_options.ts';
 const HELP = `usage: hardneg serve RUN_DIR [RUN_DIR ...] [--port 8080] [--host 127.0.0.1] [--interval 2]
                      [--k 8] [--queries 24] [--seed 0]
        hardneg serve --index INDEX_DIR [--port 8080] [--host 127.0.0.1] [--images DIR] [--no-model]
+                     [--engine auto|memory|lancedb]
 
 Serves the views of 'hardneg report' at http://HOST:PORT/ and keeps them current while the runs
 train: the page checks for news every --interval seconds; new log lines are read as they are
@@ -37,7 +38,7 @@ http://HOST:PORT/ (drop an image, or search from an item's id) and a JSON API:
                               or multipart/form-data with the file in field 'image' (+ fields k, where)
   GET  /api/items/ID/image    a thumbnail (WebP, at most 160 px) of the item's image
   GET  /api/items/ID          the item's id, label and path
-  GET  /api/info              dim, count, metric, kind, whether image queries work
+  GET  /api/info              dim, count, metric, kind, engine, whether image queries work
 k is at most 1000; JSON bodies at most 1 MiB, uploads at most 20 MiB. Ctrl-C or SIGTERM stops
 accepting connections, finishes the requests in flight and exits 0.
 
@@ -46,7 +47,13 @@ index options:
   --port, --host  as above (default 8080, 127.0.0.1)
   --images DIR    the image folder the items' paths are relative to (default: the one recorded in
                   the index; without one, no thumbnails)
-  --no-model      do not load the index's model: no image queries, a faster start`;
+  --no-model      do not load the index's model: no image queries, a faster start
+  --engine E      who answers searches without a filter (default auto):
+                    memory   hold the vectors in memory; an exact scan, the queries that arrive
+                             during one scan answered together by the next
+                    lancedb  the LanceDB table as built (its ANN index where it has one)
+                    auto     memory for a local index of at most 512 MB of vectors, else lancedb
+                  searches with "where" always go to LanceDB`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -170,6 +177,10 @@ export const command: Command = {
   },
 };
 
+function isSearchEngine(x: string): x is SearchEngine {
+  return x === 'auto' || x === 'memory' || x === 'lancedb';
+}
+
 function isIndexMode(argv: string[]): boolean {
   return argv.some((a) => a === '--index' || a.startsWith('--index='));
 }
@@ -183,6 +194,7 @@ async function runIndex(argv: string[]): Promise<number> {
       host: { type: 'string' },
       images: { type: 'string' },
       'no-model': { type: 'boolean' },
+      engine: { type: 'string', default: 'auto' },
     },
     strict: true,
     allowPositionals: true,
@@ -191,7 +203,9 @@ async function runIndex(argv: string[]): Promise<number> {
   if (!v.index) throw new UserError('--index: expected an index directory');
   const port = parseCount('port', v.port, 8080, 0, 65535);
   const host = v.host ?? '127.0.0.1';
-  const opened = await openIndexService(v.index, { images: v.images ?? null, noModel: v['no-model'] === true });
+  const engine = v.engine as string;
+  if (!isSearchEngine(engine)) throw new UserError(`--engine ${engine}: expected auto, memory or lancedb`);
+  const opened = await openIndexService(v.index, { images: v.images ?? null, noModel: v['no-model'] === true, engine });
   try {
     return await serveIndex(opened.index, { port, host, imagesRoot: opened.imagesRoot, ...(opened.embedImage ? { embedImage: opened.embedImage } : {}) });
   } finally {
@@ -214,9 +228,9 @@ export interface OpenedIndex {
  * and, unless `noModel`, the model it was built with. A model that cannot be loaded turns image
  * queries off with a warning rather than refusing to serve the vectors.
  */
-export async function openIndexService(dir: string, opts: { images: string | null; noModel: boolean }): Promise<OpenedIndex> {
+export async function openIndexService(dir: string, opts: { images: string | null; noModel: boolean; engine?: SearchEngine }): Promise<OpenedIndex> {
   const { openIndex } = await import('../../search/index_store.ts');
-  const index = await openIndex(dir);
+  const index = await openIndex(dir, { engine: opts.engine ?? 'auto' });
   try {
     const manifest = index.manifest;
     const imagesRoot = opts.images !== null ? resolve(opts.images) : manifest.imagesRoot !== null ? resolve(index.dir, manifest.imagesRoot) : null;
@@ -281,7 +295,7 @@ export async function serveIndex(index: SearchIndex, opts: ServeIndexOptions): P
   const m = index.manifest;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   console.log(
-    `serving the index ${resolve(index.dir)} (${m.count} items, ${m.dim}-d, ${m.metric}, ${m.kind}${opts.embedImage ? ', image queries' : ', no image queries'}) ` +
+    `serving the index ${resolve(index.dir)} (${m.count} items, ${m.dim}-d, ${m.metric}, ${m.kind}, answered from ${index.engine === 'memory' ? 'memory' : 'LanceDB'}${opts.embedImage ? ', image queries' : ', no image queries'}) ` +
       `at http://${shownHost}:${address.port}/ (Ctrl-C to stop)`,
   );
   if (!LOOPBACK.has(host))
