@@ -32,7 +32,13 @@ const TOLERANCE = 1e-5;
 
 /** f's outputs with the native kernels, then with the stock path. */
 function bothWays(f: () => tf.Tensor[]): [Float32Array[], Float32Array[]] {
-  const read = () => tf.tidy(() => f().map((t) => t.dataSync() as Float32Array));
+  // Read after the tidy: tidy walks what its callback returns, a typed array element by element.
+  const read = () => {
+    const outs = tf.tidy(f);
+    const data = outs.map((t) => t.dataSync() as Float32Array);
+    tf.dispose(outs);
+    return data;
+  };
   const fast = read();
   disableNativeKernels();
   try {
@@ -176,12 +182,17 @@ test('ResNet-50 with recomputed blocks (the large-batch memory mode) gives the s
   const images = rand([2, 64, 64, 3]) as tf.Tensor4D;
   const names = sd.trainable([plain.prefix]);
   const vars = names.map((n) => sd.get(n));
-  const run = (checkpoint: boolean) =>
-    tf.tidy(() => {
+  const run = (checkpoint: boolean) => {
+    // The tensors are read after the tidy, which would otherwise walk 25 million returned numbers.
+    const outs = tf.tidy(() => {
       const model = resnet50({ checkpoint });
       const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(model.forward(sd, images, true))) as tf.Scalar, vars);
-      return [value.dataSync() as Float32Array, ...vars.map((v) => (grads[v.name] as tf.Tensor).dataSync() as Float32Array)];
+      return [value, ...vars.map((v) => grads[v.name] as tf.Tensor)];
     });
+    const data = outs.map((t) => t.dataSync() as Float32Array);
+    tf.dispose(outs);
+    return data;
+  };
   const before = tf.memory().numTensors;
   const [a, b] = [run(false), run(true)];
   assert.equal(tf.memory().numTensors, before, 'no tensors left behind');

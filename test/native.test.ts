@@ -24,11 +24,17 @@ type Out = tf.Tensor | tf.Tensor[];
 
 /** f's outputs with the native kernels, then with the stock wasm ones. */
 function bothWays(f: () => Out): [Float32Array[], Float32Array[]] {
-  const read = () =>
-    tf.tidy(() => {
+  // The tensors are read after the tidy: tidy walks what its callback returns, element by element
+  // for a typed array (a minute for this file's larger shapes).
+  const read = () => {
+    const outs = tf.tidy(() => {
       const o = f();
-      return (Array.isArray(o) ? o : [o]).map((t) => t.dataSync() as Float32Array);
+      return Array.isArray(o) ? o : [o];
     });
+    const data = outs.map((t) => t.dataSync() as Float32Array);
+    tf.dispose(outs);
+    return data;
+  };
   assert.ok(nativeKernelsActive());
   const fast = read();
   disableNativeKernels();

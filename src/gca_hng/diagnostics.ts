@@ -68,11 +68,15 @@ export function hardnessDiagnostics(
 ): HardnessDiagnostics {
   const { P, K, D } = m.shape;
   const phi = hardnessFactor(loss.alpha, jAvg);
-  const [z, para, neg] = tf.tidy(() => {
+  // The tensors leave the tidy and are read after it: tidy walks whatever its callback returns, and
+  // walking a typed array visits every element (seconds for a [B, B, D] edgePara).
+  const outs = tf.tidy(() => {
     const zt = embed(m, images, false);
     const { edgePara, negatives } = runGenerator({ sd: m.sd, shape: m.shape, nodes: zt, phi, mixing, variant });
-    return [zt.dataSync() as Float32Array, edgePara.dataSync() as Float32Array, negatives.dataSync() as Float32Array];
+    return [zt, edgePara, negatives];
   });
+  const [z, para, neg] = outs.map((t) => t.dataSync() as Float32Array) as [Float32Array, Float32Array, Float32Array];
+  tf.dispose(outs);
   const pos: number[] = [],
     real: number[] = [],
     gen: number[] = [];
