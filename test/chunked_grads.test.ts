@@ -19,7 +19,8 @@ import { smallCnn } from '../src/models/small_cnn.ts';
 import { StateDict } from '../src/models/state_dict.ts';
 import { DEFAULT_BACKBONE_CHUNK, chunkSizes, chunkedBackbone } from '../src/nn/chunked_backbone.ts';
 import { conv2d } from '../src/nn/conv2d_general.ts';
-import { BalancedBatchSampler, type SamplerState } from '../src/samplers/balanced_batch_sampler.ts';
+import { BalancedBatchSampler } from '../src/samplers/balanced_batch_sampler.ts';
+import { asBatchSampler } from '../src/train/datasets.ts';
 import { parseConfig } from '../src/train/config.ts';
 import type { ImageSplit } from '../src/train/image_split.ts';
 import { runTraining } from '../src/train/trainer.ts';
@@ -217,15 +218,7 @@ async function tinyRun(backboneChunk: number): Promise<{ seen: number[]; losses:
     train,
     test: imageSplit(3, 3, 2),
     backbone: tinyPerSample(seen),
-    sampler: (seed) => {
-      const s = new BalancedBatchSampler(train.labels, { P: 3, K: 2, seed });
-      return {
-        nextBatch: () => Array.from(s.nextBatch()),
-        batchesPerEpoch: () => s.batchesPerEpoch(),
-        state: () => s.state(),
-        restore: (st) => s.restore(st as SamplerState),
-      };
-    },
+    sampler: (seed) => asBatchSampler(new BalancedBatchSampler(train.labels, { P: 3, K: 2, seed })),
     resume: false,
   });
   const losses = readFileSync(join(runDir, 'log.jsonl'), 'utf8')

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip } from './helpers/chromium.ts';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip, watchPage } from './helpers/chromium.ts';
 import { ROOT, hardneg } from './helpers/cli.ts';
 import { makeImageFolder } from './helpers/image_folder.ts';
 
@@ -60,21 +60,6 @@ function train(out: string, method: string): void {
   assert.equal(r.code, 0, r.stderr);
 }
 
-interface Watch {
-  requests: string[];
-  errors: string[];
-}
-
-function watch(page: Page): Watch {
-  const w: Watch = { requests: [], errors: [] };
-  page.on('request', (r) => w.requests.push(r.url()));
-  page.on('console', (m) => {
-    if (m.type() === 'error') w.errors.push(m.text());
-  });
-  page.on('pageerror', (e) => w.errors.push(e.message));
-  return w;
-}
-
 /** Every svg.chart on the page that does not hold data (by its label), and how many there are. */
 async function chartsWithoutData(page: Page): Promise<{ total: number; empty: string[] }> {
   return page.evaluate(() => {
@@ -116,7 +101,7 @@ test('setup: a tiny image folder and two runs (gca-hng and none)', { skip }, asy
 
 test('the report opens offline from a file, renders every view with data, and logs no error', { skip }, async () => {
   const page = await (browser as Browser).newPage({ viewport: { width: 1280, height: 2000 } });
-  const w = watch(page);
+  const w = watchPage(page);
   await page.goto(pathToFileURL(report).href, { waitUntil: 'load' });
   assert.deepEqual(
     w.requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:')),
@@ -223,7 +208,7 @@ test('serve shows the same views on localhost and picks up new log lines', { ski
     assert.equal(await getStatus(url, `evil.example:${port}`), 403, 'requests for other host names are refused');
     assert.equal(await getStatus(`${url}nothing`, `127.0.0.1:${port}`), 404);
     const page = await (browser as Browser).newPage({ viewport: { width: 1280, height: 1600 } });
-    const w = watch(page);
+    const w = watchPage(page);
     await page.goto(url, { waitUntil: 'load' });
     // The maps and galleries are computed in the background; the page shows them when ready.
     await page.waitForFunction((n) => document.querySelectorAll('#section-umap circle.pt').length === n, 2 * TEST_IMAGES, { timeout: 60_000 });

@@ -6,14 +6,13 @@
 // is logged as an error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import sharp from 'sharp';
 import { createSearchService, type SearchService } from '../src/search/service.ts';
-import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip } from './helpers/chromium.ts';
-import { makeImageFolder } from './helpers/image_folder.ts';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip, watchPage } from './helpers/chromium.ts';
+import { colourFolder, meanColour } from './helpers/colour_folder.ts';
 import { MemoryIndex, distance } from './helpers/memory_index.ts';
 
 const skip = chromiumSkip;
@@ -21,16 +20,13 @@ const skip = chromiumSkip;
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-search-page-'));
 const CLASSES = ['circle', 'square', 'star'];
 const DIM = 3;
-const paths: string[] = [];
-const labels: string[] = [];
-let vectors = new Float32Array(0);
+let paths: string[] = [];
+let labels: string[] = [];
+let vectors: Float32Array = new Float32Array(0);
 let browser: Browser | undefined;
 const services: SearchService[] = [];
 
-async function embedImage(bytes: Buffer): Promise<Float32Array> {
-  const stats = await sharp(bytes).removeAlpha().stats();
-  return Float32Array.from(stats.channels.slice(0, 3).map((c) => c.mean / 255));
-}
+const embedImage = meanColour;
 
 /** Ids of the k nearest stored rows to row `of` (itself excluded when asked), by Euclidean distance. */
 function nearest(query: Float32Array, k: number, exclude: number | null): number[] {
@@ -47,21 +43,6 @@ async function serve(opts: Omit<Parameters<typeof createSearchService>[0], 'inde
   services.push(svc);
   const addr = await svc.listen(0, '127.0.0.1');
   return `http://127.0.0.1:${addr.port}/`;
-}
-
-interface Watch {
-  requests: string[];
-  errors: string[];
-}
-
-function watch(page: Page): Watch {
-  const w: Watch = { requests: [], errors: [] };
-  page.on('request', (r) => w.requests.push(r.url()));
-  page.on('console', (m) => {
-    if (m.type() === 'error') w.errors.push(m.text());
-  });
-  page.on('pageerror', (e) => w.errors.push(e.message));
-  return w;
 }
 
 /** The result cards as the page shows them. */
@@ -81,15 +62,7 @@ function cards(page: Page): Promise<Array<{ id: number; label: string; distance:
 
 before(async () => {
   if (skip) return;
-  await makeImageFolder(tmp, 'train', CLASSES, 5, 11);
-  for (const c of CLASSES)
-    for (const f of readdirSync(join(tmp, 'train', c)).sort()) {
-      paths.push(`train/${c}/${f}`);
-      labels.push(c);
-    }
-  const rows = await Promise.all(paths.map(async (p) => embedImage(await sharp(join(tmp, p)).toBuffer())));
-  vectors = new Float32Array(rows.length * DIM);
-  rows.forEach((r, i) => vectors.set(r, i * DIM));
+  ({ paths, labels, vectors } = await colourFolder(tmp, CLASSES, 5, 11));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 });
 
@@ -102,7 +75,7 @@ after(async () => {
 test('upload an image, see its neighbours, click one to search from it', { skip }, async () => {
   const url = await serve({ embedImage, imagesRoot: tmp });
   const page = await (browser as Browser).newPage();
-  const w = watch(page);
+  const w = watchPage(page);
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]');
   assert.match((await page.textContent('#info')) ?? '', /15 items · 3-d · l2 · exact/);
@@ -167,7 +140,7 @@ test('upload an image, see its neighbours, click one to search from it', { skip 
 test('an index without a model or images: no drop zone, search by id, cards without thumbnails', { skip }, async () => {
   const url = await serve({});
   const page = await (browser as Browser).newPage();
-  const w = watch(page);
+  const w = watchPage(page);
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]');
   assert.equal(await page.isVisible('#drop'), false);

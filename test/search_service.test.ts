@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,25 +16,21 @@ import { createSearchService, type SearchService } from '../src/search/service.t
 import { loadTest } from '../src/search/load_test.ts';
 import type { SearchHit, SearchIndex } from '../src/search/types.ts';
 import { ROOT, hardneg } from './helpers/cli.ts';
-import { makeImageFolder } from './helpers/image_folder.ts';
+import { colourFolder, meanColour } from './helpers/colour_folder.ts';
 import { MemoryIndex } from './helpers/memory_index.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardneg-service-'));
 const CLASSES = ['a', 'b', 'c'];
 const PER_CLASS = 4;
 const DIM = 3;
-const paths: string[] = [];
-const labels: string[] = [];
-let vectors = new Float32Array(0);
+let paths: string[] = [];
+let labels: string[] = [];
+let vectors: Float32Array = new Float32Array(0);
 let index: MemoryIndex;
 let service: SearchService;
 let base = '';
 
-/** The test's model: an image's mean colour in [0, 1]. */
-async function embedImage(bytes: Buffer): Promise<Float32Array> {
-  const stats = await sharp(bytes).removeAlpha().stats();
-  return Float32Array.from(stats.channels.slice(0, 3).map((c) => c.mean / 255));
-}
+const embedImage = meanColour;
 
 /** The k nearest items by Euclidean distance, computed in float64 from the stored rows. */
 function bruteForce(query: ArrayLike<number>, k: number, keep: (id: number) => boolean = () => true): Array<{ id: number; distance: number }> {
@@ -129,15 +125,7 @@ async function startService(idx: SearchIndex, opts: Partial<Parameters<typeof cr
 }
 
 before(async () => {
-  await makeImageFolder(tmp, 'train', CLASSES, PER_CLASS, 5);
-  for (const c of CLASSES)
-    for (const f of readdirSync(join(tmp, 'train', c)).sort()) {
-      paths.push(`train/${c}/${f}`);
-      labels.push(c);
-    }
-  const rows = await Promise.all(paths.map(async (p) => embedImage(await sharp(join(tmp, p)).toBuffer())));
-  vectors = new Float32Array(rows.length * DIM);
-  rows.forEach((r, i) => vectors.set(r, i * DIM));
+  ({ paths, labels, vectors } = await colourFolder(tmp, CLASSES, PER_CLASS, 5));
   index = new MemoryIndex({ vectors, dim: DIM, labels, paths, imagesRoot: tmp });
   ({ svc: service, url: base } = await startService(index, { embedImage, imagesRoot: tmp }));
 });

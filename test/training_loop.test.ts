@@ -18,7 +18,8 @@ import { googlenet } from '../src/models/googlenet.ts';
 import { resnet50 } from '../src/models/resnet50.ts';
 import type { StateDict } from '../src/models/state_dict.ts';
 import { batchNormShapes, batchNormState, initTorchvision, type TorchvisionBackbone } from '../src/models/torchvision.ts';
-import { BalancedBatchSampler, type SamplerState } from '../src/samplers/balanced_batch_sampler.ts';
+import { BalancedBatchSampler } from '../src/samplers/balanced_batch_sampler.ts';
+import { asBatchSampler } from '../src/train/datasets.ts';
 import { parseConfig } from '../src/train/config.ts';
 import { type BnAffinePolicy, freezePlan, frozenAt } from '../src/train/freezing.ts';
 import { runTraining } from '../src/train/trainer.ts';
@@ -222,15 +223,7 @@ async function tinyRun(
     train,
     test: imageSplit(3, 3, 2),
     backbone: tinyResNetLike(opts.bnFreeze ?? config.solver.bnFreeze, snapshots),
-    sampler: (seed) => {
-      const s = new BalancedBatchSampler(train.labels, { P: 2, K: 2, seed });
-      return {
-        nextBatch: () => Array.from(s.nextBatch()),
-        batchesPerEpoch: () => s.batchesPerEpoch(),
-        state: () => s.state(),
-        restore: (st) => s.restore(st as SamplerState),
-      };
-    },
+    sampler: (seed) => asBatchSampler(new BalancedBatchSampler(train.labels, { P: 2, K: 2, seed })),
     resume: false,
     onEvaluation: (r) => evaluated.push(r.epoch),
   });

@@ -3,10 +3,8 @@
 import { UserError } from '../errors.ts';
 import type { Backbone } from '../models/backbone.ts';
 import type { StateDict } from '../models/state_dict.ts';
-import { VERSION } from '../version.ts';
-import { checkOpset, DEFAULT_OPSET, INPUT, type MetricModelExportOptions, tensorInfo } from './onnx_common.ts';
+import { checkOpset, DEFAULT_OPSET, encodeImageModel, INPUT, type MetricModelExportOptions } from './onnx_common.ts';
 import { OnnxGraph } from './onnx_graph.ts';
-import { encodeModel, type ModelMsg } from './onnx_proto.ts';
 
 /** The backbone-only model's output name (exportBackboneFeatures). */
 export const FEATURES_OUTPUT = 'features';
@@ -29,20 +27,13 @@ export function exportBackboneFeatures(
   const g = new OnnxGraph();
   // The backbone names its own output; an Identity gives it the fixed name callers read.
   const out = g.node('Identity', [backbone.exportOnnx(sd, g, INPUT, { height: H, width: W, opset })], {}, [FEATURES_OUTPUT]);
-  const model: ModelMsg = {
-    ir_version: 8,
-    opset_import: [{ domain: '', version: opset }],
-    producer_name: 'hardneg',
-    producer_version: VERSION,
-    doc_string: opts.doc ?? `hardneg ${backbone.name} features: float32 [n, ${C}, ${H}, ${W}] NCHW → [n, ${backbone.features}]`,
-    graph: {
-      name: 'hardneg_features',
-      node: g.nodes,
-      initializer: g.initializers,
-      input: [tensorInfo(INPUT, [{ dim_param: 'n' }, { dim_value: C }, { dim_value: H }, { dim_value: W }])],
-      output: [tensorInfo(out, [{ dim_param: 'n' }, { dim_value: backbone.features }])],
-    },
-    metadata_props: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
-  };
-  return encodeModel(model);
+  return encodeImageModel(g, {
+    graphName: 'hardneg_features',
+    output: out,
+    width: backbone.features,
+    inputShape: [C, H, W],
+    opset,
+    doc: opts.doc ?? `hardneg ${backbone.name} features: float32 [n, ${C}, ${H}, ${W}] NCHW → [n, ${backbone.features}]`,
+    ...(opts.metadata ? { metadata: opts.metadata } : {}),
+  });
 }

@@ -14,7 +14,7 @@ import { HEAD_BN, HEAD_LINEAR } from '../models/embedding_head.ts';
 import type { MetricModel } from '../models/metric_model.ts';
 import type { StateDict } from '../models/state_dict.ts';
 import { VERSION } from '../version.ts';
-import { checkOpset, DEFAULT_OPSET, INPUT, type MetricModelExportOptions, MIN_OPSET, OUTPUT, tensorInfo } from './onnx_common.ts';
+import { checkOpset, DEFAULT_OPSET, encodeImageModel, INPUT, type MetricModelExportOptions, MIN_OPSET, OUTPUT, tensorInfo } from './onnx_common.ts';
 import { OnnxGraph } from './onnx_graph.ts';
 import { decodeModel, type Dim, encodeModel, type GraphMsg, type ModelMsg } from './onnx_proto.ts';
 
@@ -116,22 +116,15 @@ export function exportMetricModel(m: MetricModel, [C, H, W]: [number, number, nu
   const g = new OnnxGraph();
   const out = writeHead(m.sd, g, backbone.exportOnnx(m.sd, g, INPUT, { height: H, width: W, opset }), m.normalize);
   const D = m.sd.get(`${HEAD_LINEAR}.weight`).shape[0] as number;
-  const model: ModelMsg = {
-    ir_version: 8,
-    opset_import: [{ domain: '', version: opset }],
-    producer_name: 'hardneg',
-    producer_version: VERSION,
-    doc_string: opts.doc ?? `hardneg ${backbone.name} embedding model: float32 [n, ${C}, ${H}, ${W}] NCHW → [n, ${D}]`,
-    graph: {
-      name: 'hardneg_embedder',
-      node: g.nodes,
-      initializer: g.initializers,
-      input: [tensorInfo(INPUT, [{ dim_param: 'n' }, { dim_value: C }, { dim_value: H }, { dim_value: W }])],
-      output: [tensorInfo(out, [{ dim_param: 'n' }, { dim_value: D }])],
-    },
-    metadata_props: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
-  };
-  return encodeModel(model);
+  return encodeImageModel(g, {
+    graphName: 'hardneg_embedder',
+    output: out,
+    width: D,
+    inputShape: [C, H, W],
+    opset,
+    doc: opts.doc ?? `hardneg ${backbone.name} embedding model: float32 [n, ${C}, ${H}, ${W}] NCHW → [n, ${D}]`,
+    ...(opts.metadata ? { metadata: opts.metadata } : {}),
+  });
 }
 
 function exportFrozen(e: Embedder, opts: ExportOptions, normalize: boolean): ExportResult {

@@ -1,7 +1,10 @@
 // What the ONNX writers share: the opsets they are written for, the model's input and output
-// names, the options of a model built in memory, and the declaration of a float tensor.
+// names, the options of a model built in memory, the declaration of a float tensor, and the
+// model around a graph that takes an image batch.
 import { UserError } from '../errors.ts';
-import { type Dim, ONNX_FLOAT, type ValueInfoMsg } from './onnx_proto.ts';
+import { VERSION } from '../version.ts';
+import type { OnnxGraph } from './onnx_graph.ts';
+import { type Dim, encodeModel, ONNX_FLOAT, type ValueInfoMsg } from './onnx_proto.ts';
 
 export const DEFAULT_OPSET = 17;
 export const MIN_OPSET = 13;
@@ -24,4 +27,38 @@ export function tensorInfo(name: string, dims: Dim[]): ValueInfoMsg {
 export function checkOpset(opset: number): void {
   if (!Number.isInteger(opset) || opset < MIN_OPSET || opset > MAX_OPSET)
     throw new UserError(`--opset ${opset}: expected an integer from ${MIN_OPSET} to ${MAX_OPSET}`);
+}
+
+/**
+ * The bytes of the model around `g`: float32 [n, C, H, W] NCHW images of a fixed side in as
+ * INPUT, [n, width] out as `output`, a dynamic batch axis n.
+ */
+export function encodeImageModel(
+  g: OnnxGraph,
+  o: {
+    graphName: string;
+    output: string;
+    width: number;
+    inputShape: readonly [number, number, number];
+    opset: number;
+    doc: string;
+    metadata?: Record<string, string>;
+  },
+): Uint8Array {
+  const [C, H, W] = o.inputShape;
+  return encodeModel({
+    ir_version: 8,
+    opset_import: [{ domain: '', version: o.opset }],
+    producer_name: 'hardneg',
+    producer_version: VERSION,
+    doc_string: o.doc,
+    graph: {
+      name: o.graphName,
+      node: g.nodes,
+      initializer: g.initializers,
+      input: [tensorInfo(INPUT, [{ dim_param: 'n' }, { dim_value: C }, { dim_value: H }, { dim_value: W }])],
+      output: [tensorInfo(o.output, [{ dim_param: 'n' }, { dim_value: o.width }])],
+    },
+    metadata_props: Object.entries(o.metadata ?? {}).map(([key, value]) => ({ key, value })),
+  });
 }

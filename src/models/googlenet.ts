@@ -14,10 +14,10 @@ import { batchNorm2d } from '../nn/batch_norm2d.ts';
 import { conv2d } from '../nn/conv2d_general.ts';
 import { globalAvgPool, maxPool2d } from '../nn/pooling.ts';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.ts';
-import { isBuffer, type StateDict } from './state_dict.ts';
+import type { StateDict } from './state_dict.ts';
 import { batchNorm as onnxBatchNorm, convNoBias, globalPool, maxPool as onnxMaxPool } from '../export/onnx_layers.ts';
 import type { OnnxGraph } from '../export/onnx_graph.ts';
-import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes, type TorchvisionBackbone } from './torchvision.ts';
+import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes, perSampleWhenBnFrozen, type TorchvisionBackbone } from './torchvision.ts';
 
 export const GOOGLENET_PREFIX = 'feature_extractor.backbone.';
 const BN_EPS = 1e-3;
@@ -110,13 +110,7 @@ export function googlenet(options: GoogLeNetOptions = {}): TorchvisionBackbone {
     parameterShapes: () => shapes.map(([n, s]) => [n, [...s]]),
     batchNormAffineNames: () => shapes.filter(([n]) => /\.bn\.(weight|bias)$/.test(n)).map(([n]) => P + n),
     // BatchNorm frozen is the only batch coupling of the training forward (no dropout: torchvision's sits in the fc, not kept).
-    perSampleParameters: () =>
-      bnFreeze
-        ? shapes
-            .map(([n]) => n)
-            .filter((n) => !isBuffer(n))
-            .map((n) => P + n)
-        : null,
+    perSampleParameters: () => perSampleWhenBnFrozen(bnFreeze, P, shapes),
     init(sd: StateDict, rng: Random) {
       initTorchvision(sd, P, shapes, rng, 'googlenet');
     },

@@ -52,16 +52,22 @@ export function embed(m: MetricModel, images: tf.Tensor4D, training: boolean, op
  * backbone (BatchNorm frozen, no dropout), and only when n exceeds the chunk size.
  */
 export function backboneChunked(m: MetricModel, n: number, training: boolean): boolean {
-  const params = m.backbone.perSampleParameters?.() ?? null;
-  return training && params !== null && n > (m.backboneChunk ?? DEFAULT_BACKBONE_CHUNK);
+  return chunkedParameters(m, n, training) !== null;
+}
+
+/** The per-sample backbone's parameters when a training forward of n images is chunked, else null. */
+function chunkedParameters(m: MetricModel, n: number, training: boolean): string[] | null {
+  if (!training || n <= (m.backboneChunk ?? DEFAULT_BACKBONE_CHUNK)) return null;
+  return m.backbone.perSampleParameters?.() ?? null;
 }
 
 /** backbone(images), in chunks where backboneChunked says so (the gradient is the full batch's, up to summation order). */
 export function backboneFeatures(m: MetricModel, images: tf.Tensor4D, training: boolean, options: EmbedOptions = {}): tf.Tensor2D {
-  if (!backboneChunked(m, images.shape[0], training)) return m.backbone.forward(m.sd, images, training);
+  const params = chunkedParameters(m, images.shape[0], training);
+  if (params === null) return m.backbone.forward(m.sd, images, training);
   // Only weights that can learn are inputs of the chunked op: a buffer or a frozen parameter
   // would cost a gradient nobody reads.
-  const names = (m.backbone.perSampleParameters?.() ?? []).filter((n) => m.sd.get(n).trainable && !options.frozen?.has(n));
+  const names = params.filter((n) => m.sd.get(n).trainable && !options.frozen?.has(n));
   return chunkedBackbone(
     (x) => m.backbone.forward(m.sd, x, true),
     images,

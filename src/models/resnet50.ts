@@ -12,9 +12,9 @@ import { batchNorm2d } from '../nn/batch_norm2d.ts';
 import { checkpoint } from '../nn/checkpoint.ts';
 import { conv2d } from '../nn/conv2d_general.ts';
 import { globalAvgPool, globalMaxPool, maxPool2d } from '../nn/pooling.ts';
-import { isBuffer, type StateDict } from './state_dict.ts';
+import type { StateDict } from './state_dict.ts';
 import { batchNorm as onnxBatchNorm, convNoBias, globalPool, maxPool as onnxMaxPool } from '../export/onnx_layers.ts';
-import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes, type TorchvisionBackbone } from './torchvision.ts';
+import { batchNormShapes, batchNormState, initTorchvision, type ParameterShapes, perSampleWhenBnFrozen, type TorchvisionBackbone } from './torchvision.ts';
 
 export const RESNET50_PREFIX = 'feature_extractor.backbone.model.';
 const LAYERS: ReadonlyArray<[blocks: number, planes: number, stride: number]> = [
@@ -123,13 +123,7 @@ export function resnet50(options: ResNet50Options = {}): TorchvisionBackbone {
     parameterShapes: () => shapes.map(([n, s]) => [n, [...s]]),
     batchNormAffineNames: () => shapes.filter(([n, s]) => s.length === 1 && /(^|\.)(bn\d|downsample\.1)\.(weight|bias)$/.test(n)).map(([n]) => P + n),
     // BatchNorm frozen is the only batch coupling of the training forward (there is no dropout).
-    perSampleParameters: () =>
-      bnFreeze
-        ? shapes
-            .map(([n]) => n)
-            .filter((n) => !isBuffer(n))
-            .map((n) => P + n)
-        : null,
+    perSampleParameters: () => perSampleWhenBnFrozen(bnFreeze, P, shapes),
     init(sd: StateDict, rng: Random) {
       initTorchvision(sd, P, shapes, rng, 'kaiming-fan-out');
     },

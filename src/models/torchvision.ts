@@ -14,7 +14,7 @@ import type { HostTensor } from '../io/host_tensor.ts';
 import { readStateDict } from '../io/state_dict_file.ts';
 import type { BatchNormState } from '../nn/batch_norm.ts';
 import type { Backbone } from './backbone.ts';
-import type { StateDict } from './state_dict.ts';
+import { isBuffer, type StateDict } from './state_dict.ts';
 
 export type ParameterShapes = Array<[name: string, shape: number[]]>;
 
@@ -53,6 +53,14 @@ export function batchNormState(sd: StateDict, name: string): BatchNormState {
     runningVar: sd.get(`${name}.running_var`),
     onTrack: () => sd.increment(`${name}.num_batches_tracked`),
   };
+}
+
+/**
+ * Backbone.perSampleParameters of a CNN whose only batch coupling in training is BatchNorm: with
+ * BatchNorm frozen, the full names of its parameters (no buffers); in training mode, null.
+ */
+export function perSampleWhenBnFrozen(bnFreeze: boolean, prefix: string, shapes: ParameterShapes): string[] | null {
+  return bnFreeze ? shapes.filter(([n]) => !isBuffer(n)).map(([n]) => prefix + n) : null;
 }
 
 /**

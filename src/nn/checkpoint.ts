@@ -57,16 +57,23 @@ export function lazyGradOp(
   });
 }
 
-function recomputeGradients(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
-  // A gradient computed inside another one's backward pass replaces the engine's active tape and
-  // clears it when done; the outer pass still needs its tape for its own clean-up, so restore it.
+/**
+ * Runs `fn`, a gradient computation, inside another one's backward pass: a gradient computation
+ * replaces the engine's active tape and clears it when done, but the outer pass still needs its
+ * tape for its own clean-up, so it is restored afterwards.
+ */
+export function withinBackward<T>(fn: () => T): T {
   const e = engine();
   const outerTape = e.state.activeTape;
   try {
-    return tf.tidy(() => tf.grads((...args: tf.Tensor[]) => fn(...args))(xs, dy));
+    return fn();
   } finally {
     e.state.activeTape = outerTape;
   }
+}
+
+function recomputeGradients(fn: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
+  return withinBackward(() => tf.tidy(() => tf.grads((...args: tf.Tensor[]) => fn(...args))(xs, dy)));
 }
 
 export function checkpoint(fn: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): tf.Tensor {

@@ -19,22 +19,10 @@
 // chunk, twice counting the recomputation) — a different function. Backbones say whether they
 // qualify (Backbone.perSampleParameters).
 import * as tf from '@tensorflow/tfjs';
+import { lazyGradOp, withinBackward } from './checkpoint.ts';
 
 /** Images per chunk when the configuration does not say (model.backboneChunk): ResNet-50's step at 16 images fits the wasm heap with room. */
 export const DEFAULT_BACKBONE_CHUNK = 16;
-
-type Thunks = Record<string, () => tf.Tensor>;
-
-interface EngineInternals {
-  state: { activeTape: unknown };
-  runKernelFunc(params: {
-    forwardFunc: (backend: unknown, save: tf.GradSaveFunc) => tf.Tensor;
-    backwardsFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => Thunks;
-    inputs: Record<string, tf.Tensor>;
-  }): tf.Tensor;
-}
-
-const engine = () => tf.engine() as unknown as EngineInternals;
 
 /**
  * Chunk sizes for n images, at most `chunk` each, as even as possible (81 by 16: 6 chunks of 14
@@ -69,29 +57,24 @@ export function chunkedBackbone(
   const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
   const slice = (x: tf.Tensor4D, i: number) => tf.slice(x, [starts[i] as number, 0, 0, 0], [sizes[i] as number, -1, -1, -1]);
 
-  const inputs = Object.fromEntries([images, ...params].map((t, i) => [String(i), t]));
-  return engine().runKernelFunc({
+  return lazyGradOp(
+    [images, ...params],
     // Inside an op's forward the engine records nothing: each chunk's activations are freed as
     // soon as its features exist.
-    forwardFunc: (_backend, save) => {
+    (save) => {
       save([images]);
       const parts = sizes.map((_, i) => tf.tidy(() => forward(slice(images, i))));
       const features = tf.concat(parts);
       tf.dispose(parts);
       return features;
     },
-    backwardsFunc: (dy, saved) => {
+    (dy, saved) => {
       const x = saved[0] as tf.Tensor4D;
-      const grads = chunkGradients(forward, x, params, dy as tf.Tensor2D, sizes, starts, slice);
       // Computed here, outside the thunks: the caller's gradient pass disposes those it does not use.
-      const thunks: Thunks = { '0': () => tf.zerosLike(x) };
-      params.forEach((_, i) => {
-        thunks[String(i + 1)] = () => grads[i] as tf.Tensor;
-      });
-      return thunks;
+      const grads = withinBackward(() => chunkGradients(forward, x, params, dy as tf.Tensor2D, sizes, starts, slice));
+      return [() => tf.zerosLike(x), ...grads.map((g) => () => g)];
     },
-    inputs,
-  }) as tf.Tensor2D;
+  ) as tf.Tensor2D;
 }
 
 /** Σ over chunks of vjp(forward on the chunk, dy's rows of the chunk) w.r.t. each param. */
@@ -104,29 +87,21 @@ function chunkGradients(
   starts: readonly number[],
   slice: (x: tf.Tensor4D, i: number) => tf.Tensor,
 ): tf.Tensor[] {
-  // A gradient computed inside another one's backward pass replaces the engine's active tape and
-  // clears it when done; the outer pass still needs its tape for its own clean-up, so restore it.
-  const e = engine();
-  const outerTape = e.state.activeTape;
   let sums: tf.Tensor[] | null = null;
-  try {
-    sizes.forEach((size, i) => {
-      const g = tf.tidy(() => {
-        const x = slice(images, i) as tf.Tensor4D;
-        const dyChunk = tf.slice(dy, [starts[i] as number, 0], [size, -1]);
-        // The params are the tensors forward reads, so tf.grads finds them on this chunk's tape.
-        return tf.grads(() => forward(x))([...params], dyChunk);
-      });
-      if (sums === null) {
-        sums = g;
-        return;
-      }
-      const prev: tf.Tensor[] = sums;
-      sums = prev.map((s, k) => tf.add(s, g[k] as tf.Tensor));
-      tf.dispose([...prev, ...g]);
+  sizes.forEach((size, i) => {
+    const g = tf.tidy(() => {
+      const x = slice(images, i) as tf.Tensor4D;
+      const dyChunk = tf.slice(dy, [starts[i] as number, 0], [size, -1]);
+      // The params are the tensors forward reads, so tf.grads finds them on this chunk's tape.
+      return tf.grads(() => forward(x))([...params], dyChunk);
     });
-  } finally {
-    e.state.activeTape = outerTape;
-  }
+    if (sums === null) {
+      sums = g;
+      return;
+    }
+    const prev: tf.Tensor[] = sums;
+    sums = prev.map((s, k) => tf.add(s, g[k] as tf.Tensor));
+    tf.dispose([...prev, ...g]);
+  });
   return sums ?? [];
 }

@@ -10,6 +10,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import busboy from 'busboy';
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
+import { hostAllowed } from '../http_host.ts';
 import { searchPage } from './page.ts';
 import type { SearchHit, SearchIndex, SearchItem } from './types.ts';
 
@@ -64,7 +65,6 @@ export interface SearchResponse {
   query?: SearchItem;
 }
 
-const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 const ITEM_IMAGE = /^\/api\/items\/(\d{1,15})\/image$/;
 const ITEM = /^\/api\/items\/(\d{1,15})$/;
 
@@ -249,7 +249,8 @@ export function createSearchService(opts: SearchServiceOptions): SearchService {
   // Concurrent requests for a thumbnail that is not cached yet share one resize.
   const thumbsInFlight = new Map<number, Promise<Buffer>>();
   const page = searchPage();
-  let loopbackOnly = false;
+  // The address listen() bound (the Host check applies on loopback only); none before it.
+  let boundHost = '';
   let closing = false;
 
   const info = {
@@ -462,10 +463,7 @@ export function createSearchService(opts: SearchServiceOptions): SearchService {
   };
 
   const server = createServer((req, res) => {
-    if (loopbackOnly) {
-      const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
-      if (!LOOPBACK_ADDRESSES.has(hostHeader)) return sendError(req, res, new HttpError(403, 'this server answers requests for localhost only', true));
-    }
+    if (!hostAllowed(boundHost, req.headers.host)) return sendError(req, res, new HttpError(403, 'this server answers requests for localhost only', true));
     route(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) return sendError(req, res, err);
       process.stderr.write(`hardneg serve: ${(err as Error).stack ?? String(err)}\n`);
@@ -480,7 +478,7 @@ export function createSearchService(opts: SearchServiceOptions): SearchService {
   return {
     server,
     listen(port, host) {
-      loopbackOnly = LOOPBACK_ADDRESSES.has(host.toLowerCase());
+      boundHost = host;
       return new Promise((resolveListen, reject) => {
         const onError = (err: Error) => reject(err);
         server.once('error', onError);

@@ -175,6 +175,16 @@ async function frozenFeatureData(c: TrainConfig, ds: Dataset, warn: (message: st
   };
 }
 
+/** The class-balanced sampler as the trainer takes it. */
+export function asBatchSampler(s: BalancedBatchSampler): BatchSampler {
+  return {
+    nextBatch: () => Array.from(s.nextBatch()),
+    batchesPerEpoch: () => s.batchesPerEpoch(),
+    state: () => s.state(),
+    restore: (st) => s.restore(st as SamplerState),
+  };
+}
+
 export async function openTrainingData(c: TrainConfig, warn: (message: string) => void): Promise<TrainingData> {
   const spec = backboneSpec(c.model.backbone);
   const paper = spec.input !== 'small-images';
@@ -188,12 +198,7 @@ export async function openTrainingData(c: TrainConfig, warn: (message: string) =
       onWarning: warn,
       classNames: ds.train.classNames,
     });
-    return {
-      nextBatch: () => Array.from(s.nextBatch()),
-      batchesPerEpoch: () => s.batchesPerEpoch(),
-      state: () => s.state(),
-      restore: (st) => s.restore(st as SamplerState),
-    };
+    return asBatchSampler(s);
   };
   if (spec.input === 'small-images') {
     return { train: asImageSplit(ds.train), test: asImageSplit(ds.test), backbone: spec.create({ channels: ds.train.imageShape[2] }), sampler };

@@ -12,6 +12,7 @@ import type { Command } from '../command.ts';
 import type { SearchEngine, SearchIndex } from '../../search/types.ts';
 import { createSearchService } from '../../search/service.ts';
 import { UserError } from '../../errors.ts';
+import { hostAllowed, isLoopback, listenError, serverUrl } from '../../http_host.ts';
 import { renderPage, sectionHash } from '../../report/html_page.ts';
 import { ReportModel } from '../../report/report_model.ts';
 import type { Section } from '../../report/views.ts';
@@ -54,8 +55,6 @@ index options:
                     lancedb  the LanceDB table as built (its ANN index where it has one)
                     auto     memory for a local index of at most 512 MB of vectors, else lancedb
                   searches with "where" always go to LanceDB`;
-
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 interface Rendered {
   version: string;
@@ -113,9 +112,7 @@ export const command: Command = {
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {
       void (async () => {
         const url = new URL(req.url ?? '/', 'http://localhost');
-        const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '');
-        if (LOOPBACK.has(host) && !LOOPBACK.has(hostHeader))
-          return send(res, 403, 'text/plain', 'forbidden: this server answers requests for localhost only\n');
+        if (!hostAllowed(host, req.headers.host)) return send(res, 403, 'text/plain', 'forbidden: this server answers requests for localhost only\n');
         if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
         try {
           if (url.pathname === '/' || url.pathname === '/index.html') {
@@ -147,19 +144,13 @@ export const command: Command = {
     });
 
     await new Promise<void>((resolveListen, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EADDRINUSE')
-          reject(new UserError(`--port ${port}: address ${host}:${port} is already in use (choose another --port, or 0 for a free one)`));
-        else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') reject(new UserError(`--host ${host}: cannot bind to this address (${err.code})`));
-        else reject(err);
-      });
+      server.once('error', (err) => reject(listenError(err, host, port)));
       server.listen(port, host, () => resolveListen());
     });
     const address = server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
-    const shownHost = host.includes(':') ? `[${host}]` : host;
-    console.log(`serving ${model.runs.length} run${model.runs.length > 1 ? 's' : ''} (${names}) at http://${shownHost}:${actualPort}/ (Ctrl-C to stop)`);
-    if (!LOOPBACK.has(host)) process.stderr.write(`warning: --host ${host} is not this machine only: whoever can reach it can read these runs\n`);
+    console.log(`serving ${model.runs.length} run${model.runs.length > 1 ? 's' : ''} (${names}) at ${serverUrl(host, actualPort)} (Ctrl-C to stop)`);
+    if (!isLoopback(host)) process.stderr.write(`warning: --host ${host} is not this machine only: whoever can reach it can read these runs\n`);
     // The first reading (neighbour search and UMAP map of each run) starts now; the first page waits for it.
     update().catch((err: unknown) => process.stderr.write(`hardneg serve: ${(err as Error).message}\n`));
 
@@ -287,18 +278,14 @@ export async function serveIndex(index: SearchIndex, opts: ServeIndexOptions): P
   try {
     address = await service.listen(port, host);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new UserError(`--port ${port}: address ${host}:${port} is already in use (choose another --port, or 0 for a free one)`);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UserError(`--host ${host}: cannot bind to this address (${code})`);
-    throw err;
+    throw listenError(err, host, port);
   }
   const m = index.manifest;
-  const shownHost = host.includes(':') ? `[${host}]` : host;
   console.log(
     `serving the index ${resolve(index.dir)} (${m.count} items, ${m.dim}-d, ${m.metric}, ${m.kind}, answered from ${index.engine === 'memory' ? 'memory' : 'LanceDB'}${opts.embedImage ? ', image queries' : ', no image queries'}) ` +
-      `at http://${shownHost}:${address.port}/ (Ctrl-C to stop)`,
+      `at ${serverUrl(host, address.port)} (Ctrl-C to stop)`,
   );
-  if (!LOOPBACK.has(host))
+  if (!isLoopback(host))
     process.stderr.write(`warning: --host ${host} is not this machine only: whoever can reach it can search this index and see its images\n`);
   await new Promise<void>((done) => {
     let stopping = false;
