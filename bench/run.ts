@@ -9,7 +9,8 @@
 //   evaluate-100k                      Recall@1,2,4,8 + MAP@R of 100,000 × 512 embeddings (bench/evaluate.ts)
 //   pipeline                           training image pipeline, images/s (bench/pipeline.ts)
 //   search-100k                        search index of 100,000 × 128 vectors: build seconds, ANN
-//                                      recall@10, search latency at concurrency 1 and 32 (bench/search.ts)
+//                                      recall@10, latency at concurrency 1 and 32 in process and over
+//                                      HTTP (serve --index), memory and LanceDB engines (bench/search.ts)
 //   finetune-{resnet50,googlenet,dino-vits16}
 //                                      one fine-tuning step of the backbone + embedding head at --batch N
 //                                      images of 224 px (default 16; bench/finetune.ts), followed by

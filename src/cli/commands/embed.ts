@@ -1,12 +1,11 @@
 // `hardneg embed`: a trained run's embeddings of a folder of images or of an already transformed
 // NCHW batch (src/inference/embed_job.ts over src/inference/embedder.ts).
 import { existsSync, statSync } from 'node:fs';
-import { parseFlags } from '../args.ts';
+import { parseFlags, readNpyFlag } from '../args.ts';
 import type { Command } from '../command.ts';
 import { helpOption } from '../format.ts';
 import { ProgressBar } from '../progress.ts';
 import { UserError } from '../../errors.ts';
-import { NpyError, readNpy } from '../../io/npy.ts';
 import { sameFile } from '../../io/paths.ts';
 import { numberFlag } from '../../values.ts';
 import { isRunDir } from '../../train/run_dir.ts';
@@ -60,14 +59,7 @@ export function parseShard(text: string | undefined): Shard | null {
 }
 
 function readInput(path: string, shape: [number, number, number]): { data: Float32Array; n: number } {
-  if (!existsSync(path)) throw new UserError(`--input ${path}: file not found`);
-  let t;
-  try {
-    t = readNpy(path);
-  } catch (err) {
-    if (err instanceof NpyError) throw new UserError(`--input ${err.message}`);
-    throw err;
-  }
+  const t = readNpyFlag('input', path);
   const [C, H, W] = shape;
   const want = `float32 [N, ${C}, ${H}, ${W}] (NCHW, the run's evaluation transform)`;
   if (t.dtype !== 'F32' || t.shape.length !== 4 || t.shape[1] !== C || t.shape[2] !== H || t.shape[3] !== W)

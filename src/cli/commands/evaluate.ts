@@ -1,11 +1,9 @@
 // `hardneg evaluate`: retrieval metrics (Recall@k, MAP@R, R-Precision, NMI) of saved embeddings.
-import { existsSync } from 'node:fs';
 import type { parseArgs } from 'node:util';
-import { parseFlags } from '../args.ts';
+import { parseFlags, readNpyFlag } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UserError } from '../../errors.ts';
-import { NpyError, readNpy } from '../../io/npy.ts';
-import { toNumbers, type HostTensor } from '../../io/host_tensor.ts';
+import { toNumbers } from '../../io/host_tensor.ts';
 import { embeddings, type Embeddings } from '../../metrics/embeddings.ts';
 import { evaluateRetrieval, type RetrievalMetrics, type Semantics } from '../../metrics/retrieval.ts';
 import { evaluateInShop, INSHOP_KS } from '../../metrics/inshop.ts';
@@ -48,18 +46,8 @@ const OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-function readTensor(flag: string, path: string): HostTensor {
-  if (!existsSync(path)) throw new UserError(`--${flag} ${path}: file not found`);
-  try {
-    return readNpy(path);
-  } catch (err) {
-    if (err instanceof NpyError) throw new UserError(`--${flag} ${err.message}`);
-    throw err;
-  }
-}
-
 function loadEmbeddings(flag: string, path: string): Embeddings {
-  const t = readTensor(flag, path);
+  const t = readNpyFlag(flag, path);
   if (t.dtype !== 'F32' && t.dtype !== 'F64') throw new UserError(`--${flag} ${path}: expected float32 or float64 embeddings, got ${t.dtype}`);
   const [rows, dim] = t.shape;
   if (t.shape.length !== 2 || rows === undefined || dim === undefined || rows < 1 || dim < 1) {
@@ -73,7 +61,7 @@ function loadEmbeddings(flag: string, path: string): Embeddings {
 }
 
 function loadLabels(flag: string, path: string, rows: number, embeddingsFlag: string): number[] {
-  const t = readTensor(flag, path);
+  const t = readNpyFlag(flag, path);
   if (t.shape.length !== 1 && !(t.shape.length === 2 && t.shape[1] === 1)) {
     throw new UserError(`--${flag} ${path}: expected a 1-D array of labels, got shape [${t.shape.join(', ')}]`);
   }

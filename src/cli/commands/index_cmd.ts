@@ -3,12 +3,11 @@
 // LanceDB is loaded only here and in `search`, so other commands work without its native module.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseFlags } from '../args.ts';
+import { parseFlags, readNpyFlag } from '../args.ts';
 import type { Command } from '../command.ts';
 import { helpOption } from '../format.ts';
 import { ProgressBar } from '../progress.ts';
 import { UserError } from '../../errors.ts';
-import { NpyError, readNpy } from '../../io/npy.ts';
 import { IMAGE_EXTENSIONS } from '../../data/image_folder.ts';
 import { EMBEDDINGS_FORMAT, type EmbeddingsSidecar, labelOf, listImages, sidecarPath } from '../../inference/embed_job.ts';
 import { isRunDir } from '../../train/run_dir.ts';
@@ -68,16 +67,6 @@ interface Input {
   imagesRoot: string | null;
 }
 
-function npy(flag: string, path: string) {
-  if (!existsSync(path) || statSync(path).isDirectory()) throw new UserError(`--${flag} ${path}: file not found`);
-  try {
-    return readNpy(path);
-  } catch (err) {
-    if (err instanceof NpyError) throw new UserError(`--${flag} ${err.message}`);
-    throw err;
-  }
-}
-
 function readJson(flag: string, path: string): unknown {
   if (!existsSync(path) || statSync(path).isDirectory()) throw new UserError(`--${flag} ${path}: file not found`);
   try {
@@ -91,7 +80,7 @@ const isSidecar = (x: unknown): x is EmbeddingsSidecar => typeof x === 'object' 
 
 /** --embeddings with its labels and paths, all checked before anything is written. */
 function readEmbeddings(v: { embeddings: string; labels?: string; paths?: string }): Input {
-  const t = npy('embeddings', v.embeddings);
+  const t = readNpyFlag('embeddings', v.embeddings);
   if ((t.dtype !== 'F32' && t.dtype !== 'F64') || t.shape.length !== 2 || (t.shape[0] as number) < 1)
     throw new UserError(`--embeddings ${v.embeddings}: expected float32 [N, D] with N ≥ 1, got ${t.dtype} [${t.shape.join(', ')}]`);
   const [n, dim] = t.shape as [number, number];
@@ -123,7 +112,7 @@ function readEmbeddings(v: { embeddings: string; labels?: string; paths?: string
     }
   }
   if (v.labels !== undefined) {
-    const l = npy('labels', v.labels);
+    const l = readNpyFlag('labels', v.labels);
     if (l.shape.length !== 1 || l.shape[0] !== n || !['I64', 'I32', 'U8', 'F32', 'F64'].includes(l.dtype))
       throw new UserError(`--labels ${v.labels}: expected [${n}] integers, got ${l.dtype} [${l.shape.join(', ')}]`);
     input.labels = Array.from(l.data as ArrayLike<number | bigint>, (x) => String(x));

@@ -1,11 +1,10 @@
 // `hardneg search`: the nearest neighbours in an index of 'hardneg index build' of query vectors,
 // of an image (embedded with the index's model), or of an indexed item.
 import { existsSync, statSync } from 'node:fs';
-import { parseFlags } from '../args.ts';
+import { parseFlags, readNpyFlag } from '../args.ts';
 import type { Command } from '../command.ts';
 import { helpOption } from '../format.ts';
 import { UserError } from '../../errors.ts';
-import { NpyError, readNpy } from '../../io/npy.ts';
 import { numberFlag } from '../../values.ts';
 import type { SearchHit, SearchIndex } from '../../search/types.ts';
 
@@ -34,14 +33,7 @@ const OPTIONS = {
 } as const;
 
 function readQueries(path: string, dim: number): Float32Array {
-  if (!existsSync(path) || statSync(path).isDirectory()) throw new UserError(`--vector ${path}: file not found`);
-  let t;
-  try {
-    t = readNpy(path);
-  } catch (err) {
-    if (err instanceof NpyError) throw new UserError(`--vector ${err.message}`);
-    throw err;
-  }
+  const t = readNpyFlag('vector', path);
   const width = t.shape[t.shape.length - 1];
   if ((t.dtype !== 'F32' && t.dtype !== 'F64') || t.shape.length < 1 || t.shape.length > 2 || width !== dim || t.data.length === 0)
     throw new UserError(`--vector ${path}: expected float32 [${dim}] or [Q, ${dim}] (the index's width), got ${t.dtype} [${t.shape.join(', ')}]`);
